@@ -1,0 +1,157 @@
+//! What the broker tells the outside world: apply reports, statistics, client listings and
+//! diagnostic events. These types are the console's whole view of the broker.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use thiserror::Error;
+
+use crate::config::ConfigError;
+use crate::mqtt::{PacketType, ProtocolVersion, QoS};
+
+/// What an apply changed, one line per component.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApplyReport {
+    pub changes: Vec<ApplyChange>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplyChange {
+    /// The component, for example "TCP listener 0.0.0.0:1883" or "diagnostics".
+    pub subject: String,
+    pub action: ChangeAction,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeAction {
+    Started,
+    Stopped,
+    Restarted,
+    Updated,
+    /// Saved in the configuration but not in effect until the feature behind it lands.
+    StoredNotActive,
+}
+
+impl std::fmt::Display for ApplyChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let action = match self.action {
+            ChangeAction::Started => "started",
+            ChangeAction::Stopped => "stopped",
+            ChangeAction::Restarted => "restarted",
+            ChangeAction::Updated => "updated",
+            ChangeAction::StoredNotActive => "stored, not active yet",
+        };
+        write!(f, "{}: {}", self.subject, action)
+    }
+}
+
+/// Why an apply was refused. A refused apply leaves the running broker as it was.
+#[derive(Debug, Error)]
+pub enum ApplyError {
+    #[error(transparent)]
+    Invalid(#[from] ConfigError),
+    #[error("cannot listen on {address} for the {listener} listener: {source}")]
+    Bind {
+        listener: ListenerKind,
+        address: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the broker has stopped")]
+    Stopped,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ListenerKind {
+    Tcp,
+    Tls,
+    WebSocket,
+    SecureWebSocket,
+}
+
+impl std::fmt::Display for ListenerKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ListenerKind::Tcp => "TCP",
+            ListenerKind::Tls => "TLS",
+            ListenerKind::WebSocket => "WebSocket",
+            ListenerKind::SecureWebSocket => "secure WebSocket",
+        })
+    }
+}
+
+/// One endpoint the broker listens on right now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerInfo {
+    pub kind: ListenerKind,
+    /// The bound address (with the real port when the config asked for port 0).
+    pub address: SocketAddr,
+}
+
+/// The figures of the Status tab, read without blocking the broker.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StatsSnapshot {
+    /// Whether the broker service is enabled and listening.
+    pub running: bool,
+    pub uptime: Duration,
+    pub clients: u64,
+    /// Sessions, including those of disconnected clients.
+    pub sessions: u64,
+    pub subscriptions: u64,
+    pub messages_received: u64,
+    pub messages_sent: u64,
+    pub messages_retained: u64,
+    /// Messages dropped because a session's queue was full or they expired.
+    pub messages_dropped: u64,
+    pub bytes_received: u64,
+    pub bytes_sent: u64,
+    /// Per-second rates over the last second.
+    pub messages_received_per_sec: f64,
+    pub messages_sent_per_sec: f64,
+    /// Storage sizes in bytes (zero with the memory store).
+    pub retained_storage_bytes: u64,
+    pub queued_storage_bytes: u64,
+    pub session_storage_bytes: u64,
+    pub listeners: Vec<ListenerInfo>,
+}
+
+/// One connected client, for the console's Clients view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientInfo {
+    pub client_id: Arc<str>,
+    pub address: SocketAddr,
+    pub listener: ListenerKind,
+    pub protocol: ProtocolVersion,
+    pub username: Option<String>,
+    pub keep_alive_secs: u16,
+    pub subscriptions: usize,
+    pub inflight: usize,
+    pub queued: usize,
+    pub connected_since: SystemTime,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// From the client to the broker.
+    In,
+    /// From the broker to the client.
+    Out,
+}
+
+/// One MQTT packet seen on a connection, for the diagnostics log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiagEvent {
+    pub time: SystemTime,
+    pub client_id: Arc<str>,
+    pub direction: Direction,
+    pub packet_type: PacketType,
+    pub topic: Option<Arc<str>>,
+    pub qos: Option<QoS>,
+    pub packet_id: Option<u16>,
+    /// Encoded size of the whole packet in bytes.
+    pub size: usize,
+    /// The first bytes of a PUBLISH payload.
+    pub payload_preview: Option<Bytes>,
+}

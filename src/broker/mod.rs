@@ -1,0 +1,7 @@
+//! The broker: a tokio actor system behind [`BrokerHandle`].
+
+mod api;
+mod handle;
+
+pub use api::*;
+pub use handle::{BrokerHandle, DiagnosticsReceiver};

@@ -1,0 +1,1 @@
+//! The administration console: a ratatui terminal UI over a [`crate::broker::BrokerHandle`].

@@ -1,0 +1,16 @@
+//! roost: an MQTT 3.1.1 / 5.0 broker with its administration console built in.
+//!
+//! The crate is split into rooms with one job each:
+//! - [`mqtt`]: the wire protocol only (packets, properties, reason codes, encode/decode; no I/O);
+//! - [`config`]: the RON configuration, its validation and its diff;
+//! - [`broker`]: the tokio actor system behind [`broker::BrokerHandle`];
+//! - [`store`]: the `Store` trait that session state and retained messages go through;
+//! - [`console`]: the ratatui administration console.
+#![forbid(unsafe_code)]
+
+pub mod broker;
+pub mod config;
+pub mod console;
+pub mod mqtt;
+pub mod pki;
+pub mod store;

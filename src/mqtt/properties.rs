@@ -1,0 +1,80 @@
+//! MQTT 5.0 properties (§2.2.2.2), one optional field per property identifier.
+//!
+//! Every packet type uses the same struct; the codec refuses a property that is not allowed
+//! in the packet it appears in, and a property that appears twice where only one is allowed
+//! (both are malformed packets / protocol errors).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+/// Property identifiers (MQTT 5.0 §2.2.2.2, table 2-4).
+pub mod id {
+    pub const PAYLOAD_FORMAT_INDICATOR: u8 = 0x01;
+    pub const MESSAGE_EXPIRY_INTERVAL: u8 = 0x02;
+    pub const CONTENT_TYPE: u8 = 0x03;
+    pub const RESPONSE_TOPIC: u8 = 0x08;
+    pub const CORRELATION_DATA: u8 = 0x09;
+    pub const SUBSCRIPTION_IDENTIFIER: u8 = 0x0B;
+    pub const SESSION_EXPIRY_INTERVAL: u8 = 0x11;
+    pub const ASSIGNED_CLIENT_IDENTIFIER: u8 = 0x12;
+    pub const SERVER_KEEP_ALIVE: u8 = 0x13;
+    pub const AUTHENTICATION_METHOD: u8 = 0x15;
+    pub const AUTHENTICATION_DATA: u8 = 0x16;
+    pub const REQUEST_PROBLEM_INFORMATION: u8 = 0x17;
+    pub const WILL_DELAY_INTERVAL: u8 = 0x18;
+    pub const REQUEST_RESPONSE_INFORMATION: u8 = 0x19;
+    pub const RESPONSE_INFORMATION: u8 = 0x1A;
+    pub const SERVER_REFERENCE: u8 = 0x1C;
+    pub const REASON_STRING: u8 = 0x1F;
+    pub const RECEIVE_MAXIMUM: u8 = 0x21;
+    pub const TOPIC_ALIAS_MAXIMUM: u8 = 0x22;
+    pub const TOPIC_ALIAS: u8 = 0x23;
+    pub const MAXIMUM_QOS: u8 = 0x24;
+    pub const RETAIN_AVAILABLE: u8 = 0x25;
+    pub const USER_PROPERTY: u8 = 0x26;
+    pub const MAXIMUM_PACKET_SIZE: u8 = 0x27;
+    pub const WILDCARD_SUBSCRIPTION_AVAILABLE: u8 = 0x28;
+    pub const SUBSCRIPTION_IDENTIFIER_AVAILABLE: u8 = 0x29;
+    pub const SHARED_SUBSCRIPTION_AVAILABLE: u8 = 0x2A;
+}
+
+/// The properties of one packet. All absent by default; an empty set encodes as length 0.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Properties {
+    pub payload_format_indicator: Option<u8>,
+    pub message_expiry_interval: Option<u32>,
+    pub content_type: Option<String>,
+    pub response_topic: Option<Arc<str>>,
+    pub correlation_data: Option<Bytes>,
+    /// Several in a PUBLISH sent by the server, at most one in SUBSCRIBE. Values 1..=268_435_455.
+    pub subscription_identifiers: Vec<u32>,
+    pub session_expiry_interval: Option<u32>,
+    pub assigned_client_identifier: Option<String>,
+    pub server_keep_alive: Option<u16>,
+    pub authentication_method: Option<String>,
+    pub authentication_data: Option<Bytes>,
+    pub request_problem_information: Option<u8>,
+    pub will_delay_interval: Option<u32>,
+    pub request_response_information: Option<u8>,
+    pub response_information: Option<String>,
+    pub server_reference: Option<String>,
+    pub reason_string: Option<String>,
+    pub receive_maximum: Option<u16>,
+    pub topic_alias_maximum: Option<u16>,
+    pub topic_alias: Option<u16>,
+    pub maximum_qos: Option<u8>,
+    pub retain_available: Option<u8>,
+    /// Order is preserved and the same name may appear more than once (MQTT-3.3.2-18).
+    pub user_properties: Vec<(String, String)>,
+    pub maximum_packet_size: Option<u32>,
+    pub wildcard_subscription_available: Option<u8>,
+    pub subscription_identifier_available: Option<u8>,
+    pub shared_subscription_available: Option<u8>,
+}
+
+impl Properties {
+    pub fn is_empty(&self) -> bool {
+        *self == Properties::default()
+    }
+}

@@ -1,0 +1,1 @@
+//! Where session state and retained messages live: the `Store` trait and its implementations.
