@@ -168,6 +168,21 @@ impl App {
         scopes
     }
 
+    /// Whether a command does something useful right now; the command bar shows only those.
+    pub fn offers(&self, command: Command) -> bool {
+        let kind = self.selected_field().map(Field::kind);
+        match command {
+            Command::Edit => kind == Some(FieldKind::Text),
+            Command::Toggle if self.node == Node::ClientCertificates => {
+                !self.pending.certificates.clients.is_empty()
+            }
+            Command::Toggle => matches!(kind, Some(FieldKind::Checkbox | FieldKind::Choice)),
+            Command::Disconnect => !self.clients.is_empty(),
+            Command::Revert => self.has_pending_changes(),
+            _ => true,
+        }
+    }
+
     /// Rows of the current node's list, for cursor bounds.
     fn row_count(&self) -> usize {
         match self.node {

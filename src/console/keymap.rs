@@ -75,6 +75,20 @@ pub struct Binding {
     pub command: Command,
     /// Shown in the command bar (the help popup shows every binding).
     pub in_bar: bool,
+    /// Shorter text for the command bar, when the description is too specific.
+    pub bar_text: Option<&'static str>,
+}
+
+impl Binding {
+    /// The text after the key in the command bar.
+    pub fn bar_description(&self) -> &'static str {
+        self.bar_text.unwrap_or(self.description)
+    }
+
+    const fn bar_as(mut self, text: &'static str) -> Binding {
+        self.bar_text = Some(text);
+        self
+    }
 }
 
 const NONE: KeyModifiers = KeyModifiers::NONE;
@@ -95,6 +109,7 @@ const fn bind(
         description,
         command,
         in_bar,
+        bar_text: None,
     }
 }
 
@@ -167,9 +182,9 @@ pub const BINDINGS: &[Binding] = &[
         true,
     ),
     // The focused pane.
-    bind(S::Tree, UP, "↑↓/jk", "select node", C::Up, true),
+    bind(S::Tree, UP, "↑↓/jk", "previous node", C::Up, true).bar_as("move"),
     bind(S::Tree, DOWN, "↓/j", "next node", C::Down, false),
-    bind(S::Tree, TOP, "g/G", "first/last node", C::Top, false),
+    bind(S::Tree, TOP, "g/G", "first node", C::Top, false),
     bind(S::Tree, BOTTOM, "G", "last node", C::Bottom, false),
     bind(
         S::Tree,
@@ -179,9 +194,9 @@ pub const BINDINGS: &[Binding] = &[
         C::Right,
         true,
     ),
-    bind(S::Form, UP, "↑↓/jk", "select field", C::Up, true),
+    bind(S::Form, UP, "↑↓/jk", "previous field", C::Up, true).bar_as("move"),
     bind(S::Form, DOWN, "↓/j", "next field", C::Down, false),
-    bind(S::Form, TOP, "g/G", "first/last field", C::Top, false),
+    bind(S::Form, TOP, "g/G", "first field", C::Top, false),
     bind(S::Form, BOTTOM, "G", "last field", C::Bottom, false),
     bind(S::Form, &[(K::Enter, NONE)], "Enter", "edit", C::Edit, true),
     bind(
@@ -208,10 +223,10 @@ pub const BINDINGS: &[Binding] = &[
         C::Left,
         false,
     ),
-    bind(S::List, UP, "↑↓/jk", "select", C::Up, true),
-    bind(S::List, DOWN, "↓/j", "next", C::Down, false),
-    bind(S::List, TOP, "g/G", "first/last", C::Top, false),
-    bind(S::List, BOTTOM, "G", "last", C::Bottom, false),
+    bind(S::List, UP, "↑↓/jk", "previous row", C::Up, true).bar_as("move"),
+    bind(S::List, DOWN, "↓/j", "next row", C::Down, false),
+    bind(S::List, TOP, "g/G", "first row", C::Top, false),
+    bind(S::List, BOTTOM, "G", "last row", C::Bottom, false),
     bind(
         S::List,
         &[(K::Left, NONE), (K::Char('h'), NONE)],
@@ -224,10 +239,11 @@ pub const BINDINGS: &[Binding] = &[
         S::Clients,
         &[(K::Char('x'), NONE), (K::Delete, NONE)],
         "x",
-        "disconnect client",
+        "disconnect the selected client",
         C::Disconnect,
         true,
-    ),
+    )
+    .bar_as("disconnect"),
     bind(
         S::CertificateList,
         &[(K::Char(' '), NONE)],
@@ -281,10 +297,11 @@ pub const BINDINGS: &[Binding] = &[
         S::Global,
         &[(K::Tab, NONE)],
         "Tab",
-        "switch pane",
+        "switch between tree and pane",
         C::NextPane,
         true,
-    ),
+    )
+    .bar_as("pane"),
     bind(
         S::Global,
         &[(K::BackTab, SHIFT), (K::BackTab, NONE)],

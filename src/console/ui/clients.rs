@@ -34,36 +34,51 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     }
     let [table_area, details_area] =
         Layout::vertical([Constraint::Min(2), Constraint::Length(3)]).areas(inner);
-    let header = Row::new([
-        "Client ID",
-        "Address",
-        "Proto",
-        "Subs",
-        "Infl",
-        "Queue",
-        "Since",
-    ])
-    .style(theme.block_title(false));
+    // Narrow terminals drop the columns that the details line repeats.
+    let wide = table_area.width >= 72;
+    let header: Vec<&str> = if wide {
+        vec![
+            "Client ID",
+            "Address",
+            "Proto",
+            "Subs",
+            "Infl",
+            "Queue",
+            "Since",
+        ]
+    } else {
+        vec!["Client ID", "Address", "Proto", "Subs"]
+    };
+    let header = Row::new(header).style(theme.block_title(false));
     let rows = app.clients.iter().map(|client| {
-        Row::new(vec![
+        let mut cells = vec![
             client.client_id.to_string(),
             client.address.to_string(),
             client.protocol.to_string(),
             format!("{:>4}", client.subscriptions),
-            format!("{:>4}", client.inflight),
-            format!("{:>5}", client.queued),
-            time_of_day(client.connected_since, false),
-        ])
+        ];
+        if wide {
+            cells.extend([
+                format!("{:>4}", client.inflight),
+                format!("{:>5}", client.queued),
+                time_of_day(client.connected_since, false),
+            ]);
+        }
+        Row::new(cells)
     });
-    let widths = [
+    let mut widths = vec![
         Constraint::Min(10),
         Constraint::Length(21),
         Constraint::Length(5),
         Constraint::Length(4),
-        Constraint::Length(4),
-        Constraint::Length(5),
-        Constraint::Length(8),
     ];
+    if wide {
+        widths.extend([
+            Constraint::Length(4),
+            Constraint::Length(5),
+            Constraint::Length(8),
+        ]);
+    }
     let focused = app.focus == Focus::Pane && app.popup.is_none();
     let table = Table::new(rows, widths)
         .header(header)

@@ -28,7 +28,7 @@ use super::app::App;
 use super::node::Node;
 
 /// Width of the tree column.
-pub const TREE_WIDTH: u16 = 26;
+pub const TREE_WIDTH: u16 = 28;
 
 /// The screen regions, computed the same way for drawing and for mouse hits.
 #[derive(Debug, Clone, Copy)]
@@ -39,11 +39,12 @@ pub struct Regions {
     pub command_bar: Rect,
 }
 
-pub fn layout(area: Rect) -> Regions {
+/// The regions of `area`, with `bar_height` lines for the command bar.
+pub fn layout(area: Rect, bar_height: u16) -> Regions {
     let [title, body, command_bar] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Min(3),
-        Constraint::Length(1),
+        Constraint::Length(bar_height),
     ])
     .areas(area);
     let [tree, pane] =
@@ -58,7 +59,8 @@ pub fn layout(area: Rect) -> Regions {
 
 /// The tree row under a mouse click, if any.
 pub fn tree_row_at(area: Rect, column: u16, row: u16) -> Option<usize> {
-    let tree = layout(area).tree;
+    // The tree's rows do not depend on the command bar's height.
+    let tree = layout(area, 1).tree;
     let inner = tree.inner(ratatui::layout::Margin::new(1, 1));
     let inside = column >= inner.x
         && column < inner.x + inner.width
@@ -69,7 +71,8 @@ pub fn tree_row_at(area: Rect, column: u16, row: u16) -> Option<usize> {
 }
 
 pub fn draw(frame: &mut Frame, app: &App) {
-    let regions = layout(frame.area());
+    let bar_height = command_bar::height(app, frame.area().width);
+    let regions = layout(frame.area(), bar_height);
     frame.render_widget(
         ratatui::widgets::Block::new().style(app.theme.base()),
         frame.area(),

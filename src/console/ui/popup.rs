@@ -148,7 +148,7 @@ fn keys_hint(app: &App, scope: Scope) -> Vec<Span<'static>> {
     for binding in keymap::bar_bindings(&[scope]) {
         spans.push(Span::styled(binding.label, theme.command_key()));
         spans.push(Span::styled(
-            format!(" {} ", binding.description),
+            format!(" {} ", binding.bar_description()),
             theme.command_text(),
         ));
     }

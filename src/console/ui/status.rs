@@ -29,15 +29,55 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let block = pane_block(app, "Status");
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let [top, charts] = Layout::vertical([Constraint::Length(12), Constraint::Min(0)]).areas(inner);
-    let [figures, side] = Layout::horizontal([
-        Constraint::Length(LABEL_WIDTH as u16 + 14),
+    let figures_width = LABEL_WIDTH as u16 + 12;
+    // Beside the figures when there is room, else on one line below them.
+    let wide = inner.width >= figures_width + 24;
+    let [top, summary, charts] = Layout::vertical([
+        Constraint::Length(12),
+        Constraint::Length(if wide { 0 } else { 1 }),
         Constraint::Min(0),
     ])
-    .areas(top);
+    .areas(inner);
+    let [figures, side] =
+        Layout::horizontal([Constraint::Length(figures_width), Constraint::Min(0)]).areas(top);
     draw_figures(frame, figures, app);
-    draw_listeners_and_rates(frame, side, app);
+    if wide {
+        draw_listeners_and_rates(frame, side, app);
+    } else {
+        draw_summary_line(frame, summary, app);
+    }
     draw_charts(frame, charts, app);
+}
+
+/// Rates and listeners on one line, for narrow terminals.
+fn draw_summary_line(frame: &mut Frame, area: Rect, app: &App) {
+    let theme = &app.theme;
+    let s = &app.dashboard.latest;
+    let mut spans = vec![
+        Span::styled(
+            format!("in {:.0}/s", s.messages_received_per_sec),
+            Style::new().fg(theme.sparkline_in),
+        ),
+        Span::styled(" · ", theme.dim()),
+        Span::styled(
+            format!("out {:.0}/s", s.messages_sent_per_sec),
+            Style::new().fg(theme.sparkline_out),
+        ),
+        Span::styled(" · ", theme.dim()),
+    ];
+    if s.listeners.is_empty() {
+        spans.push(Span::styled("no listeners", theme.dim()));
+    }
+    for (index, listener) in s.listeners.iter().enumerate() {
+        if index > 0 {
+            spans.push(Span::styled(", ", theme.dim()));
+        }
+        spans.push(Span::styled(
+            format!("{} {}", listener.kind, listener.address),
+            theme.value(),
+        ));
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
 /// Every figure of the specification's Status tab.

@@ -38,7 +38,9 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let list = List::new(items)
         .block(titled_block(theme, "Settings", focused))
         .style(theme.base())
-        .highlight_style(theme.selection(focused));
+        .highlight_style(theme.selection(focused))
+        .highlight_symbol("› ")
+        .highlight_spacing(ratatui::widgets::HighlightSpacing::Always);
     let mut state = ListState::default().with_selected(Some(app.node.index()));
     frame.render_stateful_widget(list, area, &mut state);
 }
