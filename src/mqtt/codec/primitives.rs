@@ -85,40 +85,38 @@ impl Reader {
         self.take(len)
     }
 
-    fn str_bytes(&mut self) -> DecodeResult<Bytes> {
+    /// Reads a UTF-8 Encoded String (MQTT 5.0 §1.5.4, MQTT 3.1.1 §1.5.3), validates it once
+    /// and hands it to `convert` for the one allocation the caller wants.
+    fn with_str<T>(&mut self, convert: impl FnOnce(&str) -> T) -> DecodeResult<T> {
         let len = self.u16()? as usize;
-        let raw = self.take(len)?;
-        validate_utf8(&raw)?;
-        Ok(raw)
+        self.need(len)?;
+        let value = validate_utf8(&self.buf[..len]).map(convert)?;
+        self.buf.advance(len);
+        Ok(value)
     }
 
-    /// UTF-8 Encoded String (MQTT 5.0 §1.5.4, MQTT 3.1.1 §1.5.3).
     pub(super) fn string(&mut self) -> DecodeResult<String> {
-        let raw = self.str_bytes()?;
-        // validate_utf8 has checked the bytes; this cannot fail but costs nothing to handle.
-        String::from_utf8(raw.to_vec()).map_err(|_| DecodeError::Malformed("invalid UTF-8"))
+        self.with_str(|text| String::from(text))
     }
 
-    /// A UTF-8 Encoded String in one shared allocation (topic names).
+    /// A string in one shared allocation (topic names).
     pub(super) fn arc_str(&mut self) -> DecodeResult<Arc<str>> {
-        let raw = self.str_bytes()?;
-        std::str::from_utf8(&raw)
-            .map(Arc::from)
-            .map_err(|_| DecodeError::Malformed("invalid UTF-8"))
+        self.with_str(|text| Arc::from(text))
     }
 }
 
 /// Checks the rules on UTF-8 Encoded Strings. U+FEFF is an ordinary character and is kept
 /// (MQTT-1.5.4-3 / MQTT-1.5.3-3).
-fn validate_utf8(raw: &[u8]) -> DecodeResult<()> {
+fn validate_utf8(raw: &[u8]) -> DecodeResult<&str> {
     // Ill-formed UTF-8, including encoded surrogates U+D800..U+DFFF, is malformed
     // (MQTT-1.5.3-1 in 3.1.1, MQTT-1.5.4-1 in 5.0). `from_utf8` rejects exactly these.
-    std::str::from_utf8(raw).map_err(|_| DecodeError::Malformed("string is not valid UTF-8"))?;
+    let text = std::str::from_utf8(raw)
+        .map_err(|_| DecodeError::Malformed("string is not valid UTF-8"))?;
     // U+0000 must not appear (MQTT-1.5.3-2 in 3.1.1, MQTT-1.5.4-2 in 5.0).
     if raw.contains(&0) {
         return Err(DecodeError::Malformed("string contains U+0000"));
     }
-    Ok(())
+    Ok(text)
 }
 
 /// Parses a Variable Byte Integer from the front of `buf`.
