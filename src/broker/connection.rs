@@ -182,7 +182,11 @@ pub async fn run<S: ByteStream>(
         connack: negotiated.connack.clone(),
         reply,
     };
-    let session = if router.send(RouterMsg::Connect(Box::new(request))).await.is_ok() {
+    let session = if router
+        .send(RouterMsg::Connect(Box::new(request)))
+        .await
+        .is_ok()
+    {
         session.await.ok()
     } else {
         None
@@ -407,12 +411,16 @@ impl<R: ByteStream> Reader<R> {
     async fn run(&mut self, closed: &CancellationToken) -> Ending {
         // Keep alive: 1.5 times the interval without a packet closes the connection
         // (MQTT-3.1.2-24); v5 clients get DISCONNECT 0x8D first.
-        let grace = (self.keep_alive > 0)
-            .then(|| Duration::from_millis(u64::from(self.keep_alive) * 1500));
+        let grace =
+            (self.keep_alive > 0).then(|| Duration::from_millis(u64::from(self.keep_alive) * 1500));
         let mut deadline = grace.map(|g| Instant::now() + g);
         loop {
             loop {
-                match decode(&mut self.buffer, Some(self.version), self.limits.max_packet_size) {
+                match decode(
+                    &mut self.buffer,
+                    Some(self.version),
+                    self.limits.max_packet_size,
+                ) {
                     Ok(Some(packet)) => {
                         deadline = grace.map(|g| Instant::now() + g);
                         if let Step::End(ending) = self.handle(packet).await {
@@ -461,13 +469,15 @@ impl<R: ByteStream> Reader<R> {
         }
         match packet {
             Packet::PingReq => {
-                let _ = self.sender.send(Outbound::Packet(Packet::PingResp));
+                let _ = self
+                    .sender
+                    .send(Outbound::Packet(Box::new(Packet::PingResp)));
                 Step::Continue
             }
             Packet::Publish(publish) => match self.resolve_topic(publish) {
                 Ok(publish) => {
                     Metrics::add(&self.shared.metrics.messages_received, 1);
-                    self.to_router(Packet::Publish(publish)).await
+                    self.forward(Packet::Publish(publish)).await
                 }
                 Err(reason) => protocol_error(reason),
             },
@@ -477,7 +487,7 @@ impl<R: ByteStream> Reader<R> {
             | Packet::PubRel(_)
             | Packet::PubComp(_)
             | Packet::Subscribe(_)
-            | Packet::Unsubscribe(_) => self.to_router(packet).await,
+            | Packet::Unsubscribe(_) => self.forward(packet).await,
             // A second CONNECT is a protocol error (MQTT-3.1.0-2); server-to-client packets
             // and AUTH (no enhanced authentication is offered) are too.
             Packet::Connect(_)
@@ -489,7 +499,7 @@ impl<R: ByteStream> Reader<R> {
         }
     }
 
-    async fn to_router(&mut self, packet: Packet) -> Step {
+    async fn forward(&mut self, packet: Packet) -> Step {
         let message = RouterMsg::FromClient {
             session: self.session,
             connection_id: self.connection_id,
@@ -589,7 +599,7 @@ impl<W: ByteStream> Writer<W> {
             while let Some(item) = next.take() {
                 self.pending.fetch_sub(1, Relaxed);
                 match item {
-                    Outbound::Packet(packet) => self.encode_packet(packet, &mut batch),
+                    Outbound::Packet(packet) => self.encode_packet(*packet, &mut batch),
                     Outbound::Publish(delivery) => self.encode_delivery(delivery, &mut batch).await,
                     Outbound::Close(reason) => {
                         closing = Some(reason);

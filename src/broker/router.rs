@@ -15,7 +15,9 @@ use super::session::{
     Connected, ConnectionInfo, ConnectionLink, Inflight, Outbound, Queued, Session,
 };
 use super::shared::Shared;
-use super::subscriptions::{FilterRef, Match, SessionKey, Subscription, SubscriptionTree, filter_matches};
+use super::subscriptions::{
+    FilterRef, Match, SessionKey, Subscription, SubscriptionTree, filter_matches,
+};
 use super::sys;
 use crate::config::Limits;
 use crate::mqtt::{
@@ -46,6 +48,9 @@ pub struct ConnectRequest {
     pub reply: oneshot::Sender<SessionKey>,
 }
 
+// PUBLISH travels by value: boxing it would cost an allocation per message, and the
+// channel's slots are allocated once in blocks.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum RouterMsg {
     Connect(Box<ConnectRequest>),
@@ -203,7 +208,7 @@ impl Router {
                 packet,
             } => {
                 if self.is_current(session, connection_id) {
-                    self.from_client(session, packet).await;
+                    self.client_packet(session, packet).await;
                 }
             }
             RouterMsg::ConnectionLost {
@@ -299,9 +304,13 @@ impl Router {
                 // Session takeover (MQTT-3.1.4-3): the old connection is closed with 0x8E.
                 if self.sessions.get(&key).is_some_and(Session::is_connected) {
                     let will_survives = !request.clean_start
-                        && self.sessions.get(&key).and_then(|s| s.will.as_ref()).is_some_and(
-                            |will| will.properties.will_delay_interval.unwrap_or(0) > 0,
-                        );
+                        && self
+                            .sessions
+                            .get(&key)
+                            .and_then(|s| s.will.as_ref())
+                            .is_some_and(|will| {
+                                will.properties.will_delay_interval.unwrap_or(0) > 0
+                            });
                     // The old will goes out unless the session is resumed before its will
                     // delay has run (MQTT-3.1.3-9); a resumed session cancels it.
                     self.close_connection(key, Some(ReasonCode::SessionTakenOver), !will_survives)
@@ -357,10 +366,16 @@ impl Router {
             for inflight in &session.inflight {
                 if inflight.released {
                     session.send_packet(Packet::PubRel(PubResponse::success(inflight.packet_id)));
-                } else if inflight.queued.message.is_expired(now) && inflight.queued.qos == QoS::AtLeastOnce {
+                } else if inflight.queued.message.is_expired(now)
+                    && inflight.queued.qos == QoS::AtLeastOnce
+                {
                     expired.push(inflight.packet_id);
                 } else if let Some(link) = session.link() {
-                    link.send(Outbound::Publish(delivery(&inflight.queued, Some(inflight.packet_id), true)));
+                    link.send(Outbound::Publish(delivery(
+                        &inflight.queued,
+                        Some(inflight.packet_id),
+                        true,
+                    )));
                 }
             }
             for packet_id in expired {
@@ -422,7 +437,11 @@ impl Router {
             self.publish_will(will).await;
         }
         self.schedule_expiry(key, now);
-        if self.sessions.get(&key).is_some_and(|s| s.expiry_secs == Some(0)) {
+        if self
+            .sessions
+            .get(&key)
+            .is_some_and(|s| s.expiry_secs == Some(0))
+        {
             self.end_session(key).await;
         }
         self.update_gauges();
@@ -507,7 +526,7 @@ impl Router {
 
     // ----- packets from clients ----------------------------------------------------------
 
-    async fn from_client(&mut self, key: SessionKey, packet: Packet) {
+    async fn client_packet(&mut self, key: SessionKey, packet: Packet) {
         match packet {
             Packet::Publish(publish) => self.client_publish(key, publish).await,
             Packet::PubAck(ack) => self.complete_outbound(key, ack.packet_id).await,
@@ -639,9 +658,13 @@ impl Router {
                 .map(|m| m.subscription.options.qos)
                 .max()
                 .unwrap_or(QoS::AtMostOnce);
-            let retain_as_published = group.iter().any(|m| m.subscription.options.retain_as_published);
-            let subscription_ids: Vec<u32> =
-                group.iter().filter_map(|m| m.subscription.identifier).collect();
+            let retain_as_published = group
+                .iter()
+                .any(|m| m.subscription.options.retain_as_published);
+            let subscription_ids: Vec<u32> = group
+                .iter()
+                .filter_map(|m| m.subscription.identifier)
+                .collect();
             let queued = Queued {
                 sequence: 0,
                 message: message.clone(),
@@ -683,7 +706,9 @@ impl Router {
             }
             return;
         }
-        if session.queue.len() >= max_queued && !(session.is_connected() && session.queue.is_empty() && session.has_window()) {
+        if session.queue.len() >= max_queued
+            && !(session.is_connected() && session.queue.is_empty() && session.has_window())
+        {
             Metrics::add(&self.shared.metrics.messages_dropped, 1);
             return;
         }
@@ -741,7 +766,11 @@ impl Router {
         let Some(session) = self.sessions.get_mut(&key) else {
             return;
         };
-        let Some(position) = session.inflight.iter().position(|i| i.packet_id == packet_id) else {
+        let Some(position) = session
+            .inflight
+            .iter()
+            .position(|i| i.packet_id == packet_id)
+        else {
             return;
         };
         let Some(done) = session.inflight.remove(position) else {
@@ -749,7 +778,10 @@ impl Router {
         };
         if session.is_persistent() {
             let client_id = session.client_id.clone();
-            let _ = self.store.remove_message(&client_id, done.queued.sequence).await;
+            let _ = self
+                .store
+                .remove_message(&client_id, done.queued.sequence)
+                .await;
         }
         self.pump(key).await;
     }
@@ -843,7 +875,11 @@ impl Router {
     }
 
     async fn subscribe(&mut self, key: SessionKey, subscribe: Subscribe) {
-        let identifier = subscribe.properties.subscription_identifiers.first().copied();
+        let identifier = subscribe
+            .properties
+            .subscription_identifiers
+            .first()
+            .copied();
         let now = Instant::now();
         // No Local on a shared subscription is a protocol error (MQTT-3.8.3-4).
         if subscribe
@@ -871,7 +907,9 @@ impl Router {
                 identifier,
             };
             let existed = self.tree.insert(&request.filter, key, subscription);
-            session.subscriptions.insert(request.filter.clone(), subscription);
+            session
+                .subscriptions
+                .insert(request.filter.clone(), subscription);
             reasons.push(match request.options.qos {
                 QoS::AtMostOnce => ReasonCode::Success,
                 QoS::AtLeastOnce => ReasonCode::GrantedQoS1,
@@ -994,7 +1032,8 @@ impl Router {
                 payload: value.into(),
             };
             let message = Arc::new(Message::new(publish, now));
-            self.retained.insert(message.publish.topic.clone(), message.clone());
+            self.retained
+                .insert(message.publish.topic.clone(), message.clone());
             self.route(&message, None).await;
         }
         self.update_gauges();

@@ -17,7 +17,7 @@ use crate::mqtt::{Packet, ProtocolVersion, QoS, ReasonCode, Will};
 /// What the router (or the reader half of a connection) asks a connection's writer to send.
 #[derive(Debug)]
 pub enum Outbound {
-    Packet(Packet),
+    Packet(Box<Packet>),
     Publish(Delivery),
     /// Send DISCONNECT with this reason (MQTT 5.0 only), then close the connection.
     Close(Option<ReasonCode>),
@@ -176,7 +176,7 @@ impl Session {
     /// Sends a control packet to the attached connection, if any.
     pub fn send_packet(&self, packet: Packet) {
         if let Some(link) = self.link() {
-            link.send(Outbound::Packet(packet));
+            link.send(Outbound::Packet(Box::new(packet)));
         }
     }
 }

@@ -85,6 +85,7 @@ impl SubscriptionTree {
         self.count
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.count == 0
     }
@@ -372,7 +373,11 @@ mod tests {
             picks.push(out[0].session);
         }
         assert_eq!(picks, vec![1, 3, 1, 3]);
-        assert_eq!(tree.pick_other_member("$share/g/a/+", 1, |_| true).map(|m| m.0), Some(2));
+        assert_eq!(
+            tree.pick_other_member("$share/g/a/+", 1, |_| true)
+                .map(|m| m.0),
+            Some(2)
+        );
         assert!(tree.remove("$share/g/a/+", 1));
         assert_eq!(tree.len(), 2);
     }

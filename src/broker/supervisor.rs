@@ -12,9 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::api::{
-    ApplyChange, ApplyError, ApplyReport, ChangeAction, ListenerInfo, ListenerKind,
-};
+use super::api::{ApplyChange, ApplyError, ApplyReport, ChangeAction, ListenerInfo, ListenerKind};
 use super::diagnostics;
 use super::listener::{self, socket_address};
 use super::router::RouterMsg;
@@ -100,7 +98,11 @@ impl Supervisor {
         // 1. Bind what is new before touching anything that runs.
         let mut wanted = Vec::new();
         if config.broker.enabled && config.broker.tcp.enabled {
-            wanted.push((ListenerKind::Tcp, config.broker.tcp.bind.clone(), config.broker.tcp.port));
+            wanted.push((
+                ListenerKind::Tcp,
+                config.broker.tcp.bind.clone(),
+                config.broker.tcp.port,
+            ));
         }
         let mut bound = Vec::new();
         for (kind, bind, port) in &wanted {
@@ -114,18 +116,25 @@ impl Supervisor {
             let address = socket_address(bind, *port).ok_or_else(|| {
                 ConfigError::new("broker.tcp.bind", format!("{bind:?} is not an IP address"))
             })?;
-            let socket = TcpListener::bind(address).await.map_err(|source| ApplyError::Bind {
-                listener: *kind,
-                address: address.to_string(),
-                source,
-            })?;
+            let socket = TcpListener::bind(address)
+                .await
+                .map_err(|source| ApplyError::Bind {
+                    listener: *kind,
+                    address: address.to_string(),
+                    source,
+                })?;
             bound.push((*kind, bind.clone(), *port, socket));
         }
 
         // 2. Commit: the new config, then listeners.
         let config_arc = Arc::new(config.clone());
         self.shared.set_config(config_arc.clone());
-        if self.router.send(RouterMsg::Configure(config_arc)).await.is_err() {
+        if self
+            .router
+            .send(RouterMsg::Configure(config_arc))
+            .await
+            .is_err()
+        {
             return Err(ApplyError::Stopped);
         }
         let mut kept = Vec::new();
@@ -230,7 +239,10 @@ impl Supervisor {
         // 5. Settings whose features land later: kept in the config, not in effect yet.
         let later = [
             ("TLS", config.broker.tls != previous.broker.tls),
-            ("WebSockets", config.broker.websockets != previous.broker.websockets),
+            (
+                "WebSockets",
+                config.broker.websockets != previous.broker.websockets,
+            ),
             (
                 "require client credentials",
                 config.broker.require_credentials != previous.broker.require_credentials,
@@ -321,7 +333,10 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
         ));
     }
     if config.limits.max_inflight == 0 {
-        return Err(ConfigError::new("limits.max_inflight", "must be at least 1"));
+        return Err(ConfigError::new(
+            "limits.max_inflight",
+            "must be at least 1",
+        ));
     }
     if config.limits.max_packet_size < 64 {
         return Err(ConfigError::new(
