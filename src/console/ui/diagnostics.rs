@@ -223,14 +223,14 @@ struct Widths {
 
 impl Widths {
     fn for_width(width: u16) -> Widths {
-        if width >= 90 {
+        let mut widths = if width >= 90 {
             Widths {
                 millis: true,
                 time: 12,
                 client: 16,
                 dir: 3,
                 kind: 11,
-                topic: 24,
+                topic: 0,
             }
         } else {
             Widths {
@@ -239,8 +239,14 @@ impl Widths {
                 client: 10,
                 dir: 1,
                 kind: 7,
-                topic: 9,
+                topic: 0,
             }
-        }
+        };
+        // Time, client, direction, type; then QoS (3), size (6) and their separators.
+        let fixed = widths.time + widths.client + widths.dir + widths.kind + 4 + 3 + 1 + 6 + 2 + 1;
+        let left = usize::from(width).saturating_sub(fixed);
+        // The topic and the payload preview share what is left.
+        widths.topic = (left / 2).clamp(9, 40);
+        widths
     }
 }
