@@ -59,7 +59,14 @@ pub async fn run(options: ConsoleOptions) -> Result<(), ConsoleError> {
         )));
     }
 
-    let mut terminal = ratatui::try_init().map_err(ConsoleError::Terminal)?;
+    let mut terminal = match ratatui::try_init() {
+        Ok(terminal) => terminal,
+        Err(err) => {
+            ratatui::restore();
+            broker.shutdown().await;
+            return Err(ConsoleError::Terminal(err));
+        }
+    };
     let _ = execute!(stdout(), EnableMouseCapture);
     let result = event_loop(&mut terminal, &mut app, &broker).await;
     let _ = execute!(stdout(), DisableMouseCapture);

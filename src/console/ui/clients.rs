@@ -35,7 +35,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let [table_area, details_area] =
         Layout::vertical([Constraint::Min(2), Constraint::Length(3)]).areas(inner);
     // Narrow terminals drop the columns that the details line repeats.
-    let wide = table_area.width >= 72;
+    let wide = table_area.width >= 64;
     let header: Vec<&str> = if wide {
         vec![
             "Client ID",

@@ -227,7 +227,7 @@ impl Widths {
             Widths {
                 millis: true,
                 time: 12,
-                client: 16,
+                client: 0,
                 dir: 3,
                 kind: 11,
                 topic: 0,
@@ -236,17 +236,18 @@ impl Widths {
             Widths {
                 millis: false,
                 time: 8,
-                client: 10,
+                client: 0,
                 dir: 1,
                 kind: 7,
                 topic: 0,
             }
         };
-        // Time, client, direction, type; then QoS (3), size (6) and their separators.
-        let fixed = widths.time + widths.client + widths.dir + widths.kind + 4 + 3 + 1 + 6 + 2 + 1;
+        // Time, direction and type; QoS (3) and size (6); the separators.
+        let fixed = widths.time + widths.dir + widths.kind + 3 + 6 + 8;
         let left = usize::from(width).saturating_sub(fixed);
-        // The topic and the payload preview share what is left.
-        widths.topic = (left / 2).clamp(9, 40);
+        // Client id, topic and payload preview share what is left.
+        widths.client = (left / 3).clamp(10, 23);
+        widths.topic = (left.saturating_sub(widths.client) / 2).clamp(9, 40);
         widths
     }
 }

@@ -97,3 +97,19 @@ fn draw_pane(frame: &mut Frame, area: Rect, app: &App) {
         Node::Clients => clients::draw(frame, area, app),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clicks_map_to_tree_rows() {
+        let area = Rect::new(0, 0, 80, 24);
+        // Row 0 is the title bar, row 1 the tree's top border: the first node is on row 2.
+        assert_eq!(tree_row_at(area, 3, 2), Some(0));
+        assert_eq!(tree_row_at(area, 3, 2 + 7), Some(Node::Status.index()));
+        assert_eq!(tree_row_at(area, 3, 1), None, "border");
+        assert_eq!(tree_row_at(area, 50, 2), None, "pane, not tree");
+        assert_eq!(tree_row_at(area, 3, 20), None, "below the last node");
+    }
+}

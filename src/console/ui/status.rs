@@ -221,12 +221,17 @@ fn draw_chart(
     let width = usize::from(area.width);
     let data = Dashboard::window(samples, width);
     let max = data.iter().copied().max().unwrap_or(0);
-    let minutes = width.div_ceil(60);
+    // One bar per second.
+    let span = if width >= 120 {
+        format!("{} min", width / 60)
+    } else {
+        format!("{width} s")
+    };
     let block = Block::new()
         .borders(Borders::TOP)
         .border_style(app.theme.border(false))
         .title(Span::styled(
-            format!(" {title} (last {minutes} min, peak {max}) "),
+            format!(" {title} (last {span}, peak {max}) "),
             app.theme.label(),
         ));
     let sparkline = Sparkline::default()
