@@ -368,9 +368,26 @@ fn disconnecting_a_client_asks_for_confirmation() {
         Some(Effect::Disconnect("b-sensor".to_string()))
     );
     assert_eq!(app.popup, None);
+    app.update(Action::Disconnected {
+        client_id: "b-sensor".to_string(),
+        found: true,
+    });
+    assert!(app.notice.as_ref().unwrap().text.contains("b-sensor"));
     // A shorter list keeps the cursor in range.
     app.update(Action::Clients(vec![client("a-sensor")]));
     assert_eq!(app.cursor(), 0);
+}
+
+#[test]
+fn the_selected_client_stays_selected_when_the_list_changes() {
+    let mut app = app();
+    app.update(Action::Clients(vec![client("b"), client("c")]));
+    app.update(Action::SelectNode(Node::Clients.index()));
+    press(&mut app, KeyCode::Tab);
+    ch(&mut app, 'j');
+    assert_eq!(&*app.clients[app.cursor()].client_id, "c");
+    app.update(Action::Clients(vec![client("c"), client("a"), client("b")]));
+    assert_eq!(&*app.clients[app.cursor()].client_id, "c");
 }
 
 #[test]

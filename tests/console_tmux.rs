@@ -19,6 +19,8 @@ const TIMEOUT: Duration = Duration::from_secs(15);
 /// A tmux session running roost, killed when dropped (also when the test fails).
 struct Session {
     name: String,
+    /// roost's log, shown when a wait times out.
+    log: std::path::PathBuf,
 }
 
 impl Session {
@@ -28,8 +30,9 @@ impl Session {
             .unwrap()
             .subsec_nanos();
         let name = format!("roost-e2e-{}-{nanos}", std::process::id());
+        // After roost exits, the shell prints its exit status on the restored screen.
         let command = format!(
-            "exec {} --config {}",
+            "{} --config {}; echo roost-exit-status=$?; sleep 600",
             env!("CARGO_BIN_EXE_roost"),
             config.display()
         );
@@ -40,10 +43,8 @@ impl Session {
             .status()
             .expect("tmux must be installed to run this test");
         assert!(status.success(), "tmux new-session failed");
-        let session = Session { name };
-        // Keep the pane after roost exits so that its exit status can be read.
-        session.tmux(&["set-option", "-t", &session.name, "remain-on-exit", "on"]);
-        session
+        let log = config.with_file_name("roost.log");
+        Session { name, log }
     }
 
     fn tmux(&self, args: &[&str]) -> String {
@@ -72,7 +73,8 @@ impl Session {
                 return screen;
             }
             if start.elapsed() > TIMEOUT {
-                panic!("timed out waiting for {what}; screen:\n{screen}");
+                let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+                panic!("timed out waiting for {what}; screen:\n{screen}\nroost.log:\n{log}");
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -82,22 +84,25 @@ impl Session {
         self.wait_for(text, |screen| screen.contains(text))
     }
 
-    fn pane_dead_status(&self) -> Option<String> {
-        let out = self.tmux(&[
-            "display-message",
-            "-p",
-            "-t",
-            &self.name,
-            "#{pane_dead} #{pane_dead_status}",
-        ]);
-        let mut parts = out.split_whitespace();
-        (parts.next() == Some("1")).then(|| parts.next().unwrap_or("").to_string())
+    /// Waits for roost to exit and returns its exit status.
+    fn wait_for_exit(&self) -> String {
+        let screen = self.wait_for("roost to exit", |s| s.contains("roost-exit-status="));
+        let status = screen
+            .split("roost-exit-status=")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or("");
+        status.to_string()
     }
 
-    fn pane_pid(&self) -> String {
-        self.tmux(&["display-message", "-p", "-t", &self.name, "#{pane_pid}"])
-            .trim()
-            .to_string()
+    /// The process id of roost, a child of the pane's shell.
+    fn roost_pid(&self) -> String {
+        let shell = self.tmux(&["display-message", "-p", "-t", &self.name, "#{pane_pid}"]);
+        let output = Command::new("pgrep")
+            .args(["-P", shell.trim(), "roost"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
     }
 }
 
@@ -196,13 +201,20 @@ async fn operator_enables_the_broker_and_watches_a_client() {
     });
     assert!(screen.contains("e2e-sensor"), "{screen}");
 
+    // Clients: the client is listed; x and a confirmation disconnect it.
+    session.keys(&["BTab", "G", "Tab"]);
+    session.wait_for_text("Connected Clients (1)");
+    session.keys(&["x"]);
+    session.wait_for_text("Disconnect client \"e2e-sensor\"?");
+    session.keys(&["y"]);
+    session.wait_for_text("disconnected e2e-sensor");
+    session.wait_for_text("No clients connected.");
+
     // Quit: the diagnostics switch is a pending change, so roost asks first.
     session.keys(&["q"]);
     session.wait_for_text("Quit roost?");
     session.keys(&["y"]);
-    let status = session.wait_for("roost to exit", |_| session.pane_dead_status().is_some());
-    let _ = status;
-    assert_eq!(session.pane_dead_status().as_deref(), Some("0"));
+    assert_eq!(session.wait_for_exit(), "0", "roost exits with status 0");
     poller.abort();
 }
 
@@ -213,12 +225,11 @@ fn sigterm_stops_the_console_cleanly() {
     let port = free_port();
     let session = Session::start(&config_path);
     enable_broker_on(&session, port);
-    let pid = session.pane_pid();
-    assert!(!pid.is_empty());
+    let pid = session.roost_pid();
+    assert!(!pid.is_empty(), "roost is running");
     let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     assert!(status.success());
-    session.wait_for("roost to exit", |_| session.pane_dead_status().is_some());
-    assert_eq!(session.pane_dead_status().as_deref(), Some("0"));
+    assert_eq!(session.wait_for_exit(), "0", "SIGTERM is a clean exit");
     // The listener is closed: nothing accepts on the port any more.
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
 }

@@ -19,6 +19,11 @@ pub enum Action {
     ApplyFinished(Result<ApplyReport, String>),
     /// Whether the applied configuration could be written to the file.
     Saved(Result<(), String>),
+    /// The outcome of an `Effect::Disconnect`: whether the client was still connected.
+    Disconnected {
+        client_id: String,
+        found: bool,
+    },
     Stats(StatsSnapshot),
     Clients(Vec<ClientInfo>),
     Diag(Arc<DiagEvent>),

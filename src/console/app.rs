@@ -227,11 +227,21 @@ impl App {
                 None
             }
             Action::Clients(clients) => {
-                self.clients = clients;
-                self.clients.sort_by(|a, b| a.client_id.cmp(&b.client_id));
-                let last = self.clients.len().saturating_sub(1);
-                let cursor = &mut self.cursor[Node::Clients.index()];
-                *cursor = (*cursor).min(last);
+                self.set_clients(clients);
+                None
+            }
+            Action::Disconnected { client_id, found } => {
+                self.notice = Some(if found {
+                    Notice {
+                        text: format!("disconnected {client_id}"),
+                        is_error: false,
+                    }
+                } else {
+                    Notice {
+                        text: format!("{client_id} was no longer connected"),
+                        is_error: true,
+                    }
+                });
                 None
             }
             Action::Diag(event) => {
@@ -247,6 +257,21 @@ impl App {
                 Some(Effect::Quit)
             }
         }
+    }
+
+    /// Replaces the client list, keeping the same client selected when it is still there.
+    fn set_clients(&mut self, mut clients: Vec<ClientInfo>) {
+        clients.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+        let index = Node::Clients.index();
+        let selected = self
+            .clients
+            .get(self.cursor[index])
+            .map(|c| c.client_id.clone());
+        let position = selected.and_then(|id| clients.iter().position(|c| c.client_id == id));
+        self.cursor[index] = position
+            .unwrap_or(self.cursor[index])
+            .min(clients.len().saturating_sub(1));
+        self.clients = clients;
     }
 
     fn on_key(&mut self, key: KeyEvent) -> Option<Effect> {

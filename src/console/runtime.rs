@@ -199,6 +199,7 @@ fn execute(
             tokio::spawn(async move {
                 let found = broker.disconnect_client(&client_id).await;
                 info!(client_id, found, "disconnect requested from the console");
+                let _ = actions.send(Action::Disconnected { client_id, found });
                 let _ = actions.send(Action::Clients(broker.clients().await));
             });
         }
