@@ -406,3 +406,18 @@ fn stats_feed_the_rate_history() {
         vec![1, 2, 3]
     );
 }
+
+#[test]
+fn a_refusal_naming_a_field_selects_it() {
+    let mut app = app();
+    assert!(matches!(ch(&mut app, 'a'), Some(Effect::Apply(_))));
+    app.update(Action::ApplyFinished(Err(
+        "limits.max_inflight: 0 is outside 1..=65535".to_string(),
+    )));
+    assert_eq!(app.node, Node::Limits);
+    assert_eq!(
+        app.selected_field(),
+        Some(roost::console::fields::Field::MaxInflight)
+    );
+    assert_eq!(app.focus, Focus::Pane);
+}

@@ -481,16 +481,33 @@ impl App {
                 self.diagnostics_live = self.applied.diagnostics.log_messages;
                 self.notice = None;
             }
-            Err(_) => {
+            Err(reason) => {
                 // Refused: the broker runs as before and the pending edits stay for fixing.
                 self.notice = Some(Notice {
                     text: "apply refused; pending changes kept".to_string(),
                     is_error: true,
                 });
+                self.select_field_named_in(reason);
             }
         }
         self.popup = Some(Popup::ApplyResult(result));
         None
+    }
+
+    /// A refusal that names a field (`broker.tcp.port: ...`) selects that field, so that the
+    /// operator lands on what to fix once the report is closed.
+    fn select_field_named_in(&mut self, reason: &str) {
+        let Some((path, _)) = reason.split_once(':') else {
+            return;
+        };
+        for node in Node::ALL {
+            if let Some(row) = node.fields().iter().position(|f| f.path() == path.trim()) {
+                self.node = node;
+                self.cursor[node.index()] = row;
+                self.focus = Focus::Pane;
+                return;
+            }
+        }
     }
 
     fn revert(&mut self) -> Option<Effect> {

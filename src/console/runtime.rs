@@ -68,6 +68,12 @@ pub async fn run(options: ConsoleOptions) -> Result<(), ConsoleError> {
         }
     };
     let _ = execute!(stdout(), EnableMouseCapture);
+    // ratatui's hook restores the screen on panic; mouse reporting must be switched off too.
+    let restore_screen = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let _ = execute!(stdout(), DisableMouseCapture);
+        restore_screen(info);
+    }));
     let result = event_loop(&mut terminal, &mut app, &broker).await;
     let _ = execute!(stdout(), DisableMouseCapture);
     ratatui::restore();
