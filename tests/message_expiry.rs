@@ -68,7 +68,7 @@ async fn forwarded_expiry_is_the_time_left() {
         .properties
         .message_expiry_interval
         .expect("expiry forwarded");
-    assert!(left <= 9 && left >= 8, "{left}");
+    assert!((8..=9).contains(&left), "{left}");
 }
 
 #[tokio::test]
