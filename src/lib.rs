@@ -11,6 +11,7 @@
 pub mod broker;
 pub mod config;
 pub mod console;
+pub mod headless;
 pub mod mqtt;
 pub mod pki;
 pub mod store;

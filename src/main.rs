@@ -1,1 +1,142 @@
-fn main() {}
+//! The `roost` command: the console with the broker attached, or one of the subcommands.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use roost::config::{Config, StorageMode, default_config_text};
+use roost::headless::{ServeOverrides, headless_config, serve};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "roost",
+    version,
+    about = "MQTT broker with its administration console built in"
+)]
+struct Cli {
+    /// Configuration file (created with defaults if missing).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Console theme: dark, light, high-contrast, or a theme file.
+    #[arg(long, value_name = "NAME")]
+    theme: Option<String>,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the broker headless (no console) until SIGINT or SIGTERM.
+    Serve {
+        /// Listen for MQTT over TCP on this address, overriding the file.
+        #[arg(long, value_name = "ADDR:PORT")]
+        tcp: Option<SocketAddr>,
+        /// Listen for MQTT over WebSockets on this address, overriding the file.
+        #[arg(long, value_name = "ADDR:PORT")]
+        ws: Option<SocketAddr>,
+        /// Directory for the disk store, keys and certificates.
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// Storage for sessions and messages: memory, disk-buffered, disk-unbuffered or
+        /// disk-fault-tolerant.
+        #[arg(long, value_name = "MODE", value_parser = parse_storage_mode)]
+        persistence: Option<StorageMode>,
+    },
+    /// Work with configuration files.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print a complete, commented default configuration.
+    Init,
+    /// Check a configuration file and report the first invalid field.
+    Check,
+}
+
+fn parse_storage_mode(text: &str) -> Result<StorageMode, String> {
+    StorageMode::from_cli_name(text).ok_or_else(|| {
+        let names: Vec<_> = StorageMode::ALL.iter().map(|m| m.cli_name()).collect();
+        format!("expected one of {}", names.join(", "))
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("roost: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Some(Command::Config {
+            command: ConfigCommand::Init,
+        }) => {
+            print!("{}", default_config_text());
+            Ok(())
+        }
+        Some(Command::Config {
+            command: ConfigCommand::Check,
+        }) => {
+            let path = cli.config.unwrap_or_else(|| PathBuf::from("roost.ron"));
+            Config::load(&path)?;
+            println!("{}: valid", path.display());
+            Ok(())
+        }
+        Some(Command::Serve {
+            tcp,
+            ws,
+            data_dir,
+            persistence,
+        }) => {
+            init_logging_to_stderr();
+            let overrides = ServeOverrides {
+                tcp,
+                ws,
+                data_dir,
+                persistence,
+            };
+            let config = headless_config(cli.config.as_deref(), &overrides)?;
+            runtime()?.block_on(serve(config))?;
+            Ok(())
+        }
+        None => {
+            let options = roost::console::ConsoleOptions {
+                config_path: cli.config.unwrap_or_else(|| PathBuf::from("roost.ron")),
+                theme: cli.theme,
+            };
+            runtime()?.block_on(roost::console::run(options))?;
+            Ok(())
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")
+}
+
+/// Headless logs go to stderr; `RUST_LOG` sets the filter (default `info`).
+fn init_logging_to_stderr() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}

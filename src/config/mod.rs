@@ -1,7 +1,15 @@
 //! The RON configuration: types, loading and saving, validation, and the diff between two configs.
 
+mod diff;
 mod error;
+mod file;
 mod model;
+mod template;
+mod validate;
 
+pub use diff::{FieldChange, diff};
 pub use error::ConfigError;
+pub use file::ConfigFileError;
 pub use model::*;
+pub use template::default_config_text;
+pub use validate::{validate_bind_address, validate_number, validate_port, validate_ws_path};
