@@ -40,6 +40,9 @@ const WRITE_BATCH: usize = 64 * 1024;
 const READ_CHUNK: usize = 8 * 1024;
 /// How long a closing connection waits for its writer to flush the last packets.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// A batch that cannot be written in this time means a peer that stopped reading: the
+/// connection is closed rather than held open forever.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Keeps `open_connections` honest however the task ends.
 struct OpenConnection<'a>(&'a Shared);
@@ -229,7 +232,14 @@ pub async fn run<S: ByteStream>(
         })
         .await;
     drop(sender);
-    let _ = tokio::time::timeout(CLOSE_GRACE, writer_task).await;
+    let abort = writer_task.abort_handle();
+    if tokio::time::timeout(CLOSE_GRACE, writer_task)
+        .await
+        .is_err()
+    {
+        // The peer is not reading: give up on the last packets and close the socket.
+        abort.abort();
+    }
     tracing::debug!(client_id = %client_id, "connection closed");
 }
 
@@ -630,10 +640,13 @@ impl<W: ByteStream> Writer<W> {
         if batch.is_empty() {
             return Ok(());
         }
-        let result = self.out.write_all(batch).await;
+        let result = tokio::time::timeout(WRITE_TIMEOUT, self.out.write_all(batch)).await;
         Metrics::add(&self.shared.metrics.bytes_sent, batch.len() as u64);
         batch.clear();
-        result
+        match result {
+            Ok(written) => written,
+            Err(_elapsed) => Err(std::io::ErrorKind::TimedOut.into()),
+        }
     }
 
     fn encode_packet(&mut self, mut packet: Packet, batch: &mut BytesMut) {

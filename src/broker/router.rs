@@ -137,7 +137,8 @@ impl Router {
         let mut second = tokio::time::interval(Duration::from_secs(1));
         second.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut rates = RateMeter::new(&self.shared.metrics);
-        let mut last_sys = Instant::now();
+        // The first tick after $SYS is switched on publishes at once.
+        let mut last_sys: Option<Instant> = None;
         loop {
             let next_timer = self.timers.first().map(|t| t.0);
             tokio::select! {
@@ -149,9 +150,9 @@ impl Router {
                 _ = second.tick() => {
                     rates.update(&self.shared.metrics);
                     if let Some(interval) = self.sys_interval
-                        && last_sys.elapsed() + Duration::from_millis(50) >= interval
+                        && last_sys.is_none_or(|at| at.elapsed() + Duration::from_millis(50) >= interval)
                     {
-                        last_sys = Instant::now();
+                        last_sys = Some(Instant::now());
                         self.publish_sys().await;
                     }
                 }
