@@ -85,8 +85,8 @@ pub async fn run<S: ByteStream>(
         read_connect(&mut reader, &mut buffer, limits.max_packet_size, &shared),
     )
     .await;
-    let connect = match first {
-        Ok(Ok(connect)) => connect,
+    let (connect, connect_size) = match first {
+        Ok(Ok(read)) => read,
         Ok(Err(ConnectFailure::Unsupported)) => {
             // The client's level is unknown to us, so answer in 3.1.1 form: return code 0x01
             // Unacceptable protocol version, then close (MQTT-3.1.2-2).
@@ -131,13 +131,14 @@ pub async fn run<S: ByteStream>(
             &client_id,
             Direction::In,
             &Packet::Connect(Box::new(connect.clone())),
-            0,
+            connect_size,
         );
     }
 
     let connection_id = shared.next_connection_id();
     let (sender, receiver) = mpsc::unbounded_channel();
     let pending = Arc::new(AtomicUsize::new(0));
+    let unacknowledged_qos1 = Arc::new(AtomicUsize::new(0));
     let link = ConnectionLink {
         connection_id,
         sender: sender.clone(),
@@ -155,6 +156,7 @@ pub async fn run<S: ByteStream>(
             alias_max: negotiated.client_topic_alias_max,
             aliases: HashMap::new(),
             problem_information: negotiated.request_problem_information,
+            unacknowledged_qos1: unacknowledged_qos1.clone(),
             shared: shared.clone(),
             client_id: client_id.clone(),
             router: router.clone(),
@@ -210,6 +212,7 @@ pub async fn run<S: ByteStream>(
         keep_alive: negotiated.keep_alive,
         connect_expiry: negotiated.requested_expiry,
         aliases: HashMap::new(),
+        unacknowledged_qos1,
         shared: shared.clone(),
         client_id: client_id.clone(),
         router: router.clone(),
@@ -282,10 +285,11 @@ async fn read_connect<R: AsyncRead + Unpin>(
     buffer: &mut BytesMut,
     max_packet_size: u32,
     shared: &Shared,
-) -> Result<Connect, ConnectFailure> {
+) -> Result<(Connect, usize), ConnectFailure> {
     loop {
+        let available = buffer.len();
         match decode(buffer, None, max_packet_size) {
-            Ok(Some(Packet::Connect(connect))) => return Ok(*connect),
+            Ok(Some(Packet::Connect(connect))) => return Ok((*connect, available - buffer.len())),
             Ok(Some(_)) => return Err(ConnectFailure::Closed),
             Ok(None) => {}
             Err(DecodeError::UnsupportedProtocolVersion(_)) => {
@@ -395,6 +399,8 @@ struct Reader<R> {
     connect_expiry: u32,
     /// Inbound topic aliases (MQTT 5.0 §3.3.2.3.4), at most `limits.max_topic_aliases`.
     aliases: HashMap<u16, Arc<str>>,
+    /// Inbound QoS 1 PUBLISH whose PUBACK the writer has not sent yet (shared with it).
+    unacknowledged_qos1: Arc<AtomicUsize>,
     shared: Arc<Shared>,
     client_id: Arc<str>,
     router: mpsc::Sender<RouterMsg>,
@@ -426,6 +432,7 @@ impl<R: ByteStream> Reader<R> {
         let mut deadline = grace.map(|g| Instant::now() + g);
         loop {
             loop {
+                let available = self.buffer.len();
                 match decode(
                     &mut self.buffer,
                     Some(self.version),
@@ -433,7 +440,8 @@ impl<R: ByteStream> Reader<R> {
                 ) {
                     Ok(Some(packet)) => {
                         deadline = grace.map(|g| Instant::now() + g);
-                        if let Step::End(ending) = self.handle(packet).await {
+                        let size = available - self.buffer.len();
+                        if let Step::End(ending) = self.handle(packet, size).await {
                             return ending;
                         }
                     }
@@ -471,11 +479,11 @@ impl<R: ByteStream> Reader<R> {
         }
     }
 
-    async fn handle(&mut self, packet: Packet) -> Step {
+    async fn handle(&mut self, packet: Packet, size: usize) -> Step {
         if self.shared.diagnostics.is_on() {
             self.shared
                 .diagnostics
-                .record(&self.client_id, Direction::In, &packet, 0);
+                .record(&self.client_id, Direction::In, &packet, size);
         }
         match packet {
             Packet::PingReq => {
@@ -486,6 +494,16 @@ impl<R: ByteStream> Reader<R> {
             }
             Packet::Publish(publish) => match self.resolve_topic(publish) {
                 Ok(publish) => {
+                    if publish.qos == QoS::AtLeastOnce {
+                        let unacknowledged = self.unacknowledged_qos1.fetch_add(1, Relaxed) + 1;
+                        // More QoS 1 messages without PUBACK than our Receive Maximum: 0x93
+                        // (MQTT 5.0 §3.3.4; QoS 2 is counted by the router).
+                        if self.version.is_v5()
+                            && unacknowledged > usize::from(self.limits.max_inflight)
+                        {
+                            return protocol_error(ReasonCode::ReceiveMaximumExceeded);
+                        }
+                    }
                     Metrics::add(&self.shared.metrics.messages_received, 1);
                     self.forward(Packet::Publish(publish)).await
                 }
@@ -585,6 +603,7 @@ struct Writer<W> {
     aliases: HashMap<Arc<str>, u16>,
     /// Request Problem Information (MQTT-3.1.2-29).
     problem_information: bool,
+    unacknowledged_qos1: Arc<AtomicUsize>,
     shared: Arc<Shared>,
     client_id: Arc<str>,
     router: mpsc::Sender<RouterMsg>,
@@ -650,6 +669,11 @@ impl<W: ByteStream> Writer<W> {
     }
 
     fn encode_packet(&mut self, mut packet: Packet, batch: &mut BytesMut) {
+        if matches!(packet, Packet::PubAck(_)) {
+            let _ = self
+                .unacknowledged_qos1
+                .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1));
+        }
         if !self.problem_information {
             strip_problem_information(&mut packet);
         }

@@ -297,7 +297,6 @@ impl Router {
     // ----- CONNECT, takeover, disconnection, session end --------------------------------
 
     async fn connect(&mut self, request: ConnectRequest) {
-        let now = Instant::now();
         let existing = self.by_client_id.get(&request.client_id).copied();
         let mut session_present = false;
         let key = match existing {
@@ -361,26 +360,24 @@ impl Router {
             }
         }
         // Resume: unacknowledged PUBLISH again with DUP, PUBREL again (MQTT-4.4.0-1), in the
-        // original order (MQTT-4.6.0-1..-4), then the queue.
-        if let Some(session) = self.sessions.get_mut(&key) {
-            let mut expired = Vec::new();
+        // original order (MQTT-4.6.0-1..-4), then the queue. Onward delivery of these has
+        // started, so they are resent even if their expiry has passed since (MQTT-3.3.2-5
+        // only drops copies whose delivery has not started).
+        if let Some(session) = self.sessions.get(&key)
+            && let Some(link) = session.link()
+        {
             for inflight in &session.inflight {
                 if inflight.released {
-                    session.send_packet(Packet::PubRel(PubResponse::success(inflight.packet_id)));
-                } else if inflight.queued.message.is_expired(now)
-                    && inflight.queued.qos == QoS::AtLeastOnce
-                {
-                    expired.push(inflight.packet_id);
-                } else if let Some(link) = session.link() {
+                    link.send(Outbound::Packet(Box::new(Packet::PubRel(
+                        PubResponse::success(inflight.packet_id),
+                    ))));
+                } else {
                     link.send(Outbound::Publish(delivery(
                         &inflight.queued,
                         Some(inflight.packet_id),
                         true,
                     )));
                 }
-            }
-            for packet_id in expired {
-                session.inflight.retain(|i| i.packet_id != packet_id);
             }
         }
         self.pump(key).await;
