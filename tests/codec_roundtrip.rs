@@ -610,15 +610,35 @@ proptest! {
     /// Mutating one byte of a valid packet never panics either (reaches deeper code paths).
     #[test]
     fn decoding_mutated_packets_never_panics(
-        packet in any_packet(V5),
+        (version, packet) in prop_oneof![
+            any_packet(V4).prop_map(|p| (V4, p)),
+            any_packet(V5).prop_map(|p| (V5, p)),
+        ],
         position in any::<prop::sample::Index>(),
         value in any::<u8>(),
     ) {
-        let mut bytes = encoded(&packet, V5);
+        let mut bytes = encoded(&packet, version);
         let at = position.index(bytes.len());
         bytes[at] = value;
         let result: Result<Option<Packet>, DecodeError> =
-            decode(&mut bytes, decode_version(&packet, V5), u32::MAX);
+            decode(&mut bytes, decode_version(&packet, version), u32::MAX);
         let _ = result;
+    }
+
+    /// Several packets back to back in one buffer come out one by one, in order.
+    #[test]
+    fn a_stream_of_packets_decodes_in_order(packets in vec(any_packet(V5), 1..6)) {
+        let packets: Vec<Packet> = packets
+            .into_iter()
+            .filter(|p| !matches!(p, Packet::Connect(_)))
+            .collect();
+        let mut stream = BytesMut::new();
+        for packet in &packets {
+            stream.extend_from_slice(&encoded(packet, V5));
+        }
+        for packet in packets {
+            prop_assert_eq!(decode(&mut stream, Some(V5), u32::MAX), Ok(Some(packet)));
+        }
+        prop_assert_eq!(decode(&mut stream, Some(V5), u32::MAX), Ok(None));
     }
 }

@@ -80,7 +80,8 @@ pub(super) fn decode_connect(mut r: Reader) -> DecodeResult<Connect> {
             Properties::default()
         };
         let topic = r.arc_str()?;
-        // MQTT-3.1.3-11 / §3.1.3.3: the will topic is a topic name (no wildcards, not empty).
+        // MQTT 3.1.1 §3.1.3.2 / MQTT 5.0 §3.1.3.3: the will topic is a topic name (no
+        // wildcards, not empty, MQTT-4.7.3-1).
         if !is_valid_topic_name(&topic) {
             return Err(DecodeError::TopicNameInvalid("invalid will topic"));
         }
@@ -180,7 +181,7 @@ impl Body for ConnectBody<'_> {
 
 pub(super) fn decode_connack(mut r: Reader, version: ProtocolVersion) -> DecodeResult<ConnAck> {
     let ack_flags = r.u8()?;
-    // MQTT 3.1.1 §3.2.2.1 / MQTT-3.2.2-1 (5.0): bits 7-1 are reserved and must be 0.
+    // MQTT 3.1.1 §3.2.2.1 / MQTT 5.0 §3.2.2.1: bits 7-1 are reserved and must be 0.
     if ack_flags & 0xFE != 0 {
         return Err(DecodeError::Malformed("reserved CONNACK flags set"));
     }
@@ -303,6 +304,55 @@ mod tests {
         assert_eq!(c.protocol, ProtocolVersion::V5);
         assert_eq!(c.properties.session_expiry_interval, Some(10));
         assert_eq!(c.client_id, "");
+    }
+
+    #[test]
+    fn v5_connect_with_will_properties_bytes() {
+        let mut bytes = vec![0x10, 0];
+        // Protocol name, level 5, flags: user name, will retain, will QoS 2, will, clean start.
+        bytes.extend_from_slice(&[
+            0,
+            4,
+            b'M',
+            b'Q',
+            b'T',
+            b'T',
+            5,
+            0x80 | 0x20 | 0x10 | 0x04 | 0x02,
+        ]);
+        bytes.extend_from_slice(&[0, 30]); // keep alive
+        bytes.extend_from_slice(&[3, 0x21, 0, 5]); // receive maximum 5
+        bytes.extend_from_slice(&[0, 2, b'i', b'd']); // client id
+        bytes.extend_from_slice(&[5, 0x18, 0, 0, 0, 9]); // will delay interval 9
+        bytes.extend_from_slice(&[0, 1, b'w']); // will topic
+        bytes.extend_from_slice(&[0, 0]); // empty will payload
+        bytes.extend_from_slice(&[0, 1, b'u']); // user name
+        bytes[1] = (bytes.len() - 2) as u8;
+        let Packet::Connect(c) = decode_all(&bytes, None).unwrap() else {
+            panic!("not a CONNECT")
+        };
+        assert_eq!(c.properties.receive_maximum, Some(5));
+        let will = c.will.as_ref().unwrap();
+        assert_eq!((will.qos, will.retain), (QoS::ExactlyOnce, true));
+        assert_eq!(will.properties.will_delay_interval, Some(9));
+        assert_eq!(c.username.as_deref(), Some("u"));
+        assert_eq!(c.password, None);
+        let mut out = BytesMut::new();
+        encode(&Packet::Connect(c), ProtocolVersion::V5, u32::MAX, &mut out).unwrap();
+        assert_eq!(&out[..], &bytes[..]);
+    }
+
+    #[test]
+    fn will_delay_interval_outside_the_will_is_malformed() {
+        // MQTT 5.0 §2.2.2.2: Will Delay Interval belongs to the will properties only.
+        let mut bytes = vec![0x10, 0];
+        bytes.extend_from_slice(&[0, 4, b'M', b'Q', b'T', b'T', 5, 0x02, 0, 30]);
+        bytes.extend_from_slice(&[5, 0x18, 0, 0, 0, 9, 0, 0]);
+        bytes[1] = (bytes.len() - 2) as u8;
+        assert!(matches!(
+            decode_all(&bytes, None),
+            Err(DecodeError::Malformed(_))
+        ));
     }
 
     #[test]
@@ -474,7 +524,7 @@ mod tests {
 
     #[test]
     fn connack_reserved_flags_and_codes() {
-        // MQTT-3.2.2-1 (5.0) / §3.2.2.1 (3.1.1): reserved acknowledge flags.
+        // §3.2.2.1 (3.1.1 and 5.0): reserved acknowledge flags.
         assert!(matches!(
             decode_all(&[0x20, 2, 0x02, 0], Some(ProtocolVersion::V3_1_1)),
             Err(DecodeError::Malformed(_))

@@ -308,10 +308,12 @@ fn encode_body<B: Body>(
             drop_optional = true;
             continue;
         }
-        // MQTT-3.1.2-25: a packet larger than the receiver's maximum is not sent.
+        // MQTT-3.1.2-25: a packet larger than the receiver's maximum is not sent. The
+        // protocol itself bounds a packet at a 4-byte remaining length plus its header.
+        const LARGEST_PACKET: u32 = 1 + 4 + MAX_REMAINING_LENGTH as u32;
         return Err(EncodeError::TooLarge {
             size: total,
-            max: max_packet_size.min(MAX_REMAINING_LENGTH as u32 + 5),
+            max: max_packet_size.min(LARGEST_PACKET),
         });
     }
 }

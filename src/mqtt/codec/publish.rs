@@ -235,6 +235,33 @@ mod tests {
     }
 
     #[test]
+    fn bad_strings_in_topic_are_malformed() {
+        // MQTT-1.5.3-2: U+0000 in the topic name.
+        assert!(matches!(
+            decode_one(&[0x30, 0x04, 0, 2, b'a', 0], V4),
+            Err(DecodeError::Malformed(_))
+        ));
+        // MQTT-1.5.3-1: a lone continuation byte is not UTF-8.
+        assert!(matches!(
+            decode_one(&[0x30, 0x03, 0, 1, 0x80], V5),
+            Err(DecodeError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn publish_too_short_for_its_topic_is_malformed() {
+        assert!(matches!(
+            decode_one(&[0x30, 0x03, 0, 5, b'a'], V4),
+            Err(DecodeError::Malformed(_))
+        ));
+        // QoS 1 without room for the packet identifier.
+        assert!(matches!(
+            decode_one(&[0x32, 0x04, 0, 1, b'a', 0], V4),
+            Err(DecodeError::Malformed(_))
+        ));
+    }
+
+    #[test]
     fn payload_is_a_slice_of_the_input() {
         let bytes = [0x30, 0x07, 0, 1, b't', b'a', b'b', b'c', b'd'];
         let mut buf = BytesMut::from(&bytes[..]);
