@@ -21,6 +21,8 @@ struct Session {
     name: String,
     /// roost's log, shown when a wait times out.
     log: std::path::PathBuf,
+    /// Where roost's process id is written.
+    pid_file: std::path::PathBuf,
 }
 
 impl Session {
@@ -31,8 +33,11 @@ impl Session {
             .subsec_nanos();
         let name = format!("roost-e2e-{}-{nanos}", std::process::id());
         // After roost exits, the shell prints its exit status on the restored screen.
+        // The inner shell records its pid and becomes roost (exec), so the pid is roost's.
+        let pid_file = config.with_file_name("roost.pid");
         let command = format!(
-            "{} --config {}; echo roost-exit-status=$?; sleep 600",
+            "sh -c 'echo $$ > {}; exec {} --config {}'; echo roost-exit-status=$?; sleep 600",
+            pid_file.display(),
             env!("CARGO_BIN_EXE_roost"),
             config.display()
         );
@@ -44,7 +49,11 @@ impl Session {
             .expect("tmux must be installed to run this test");
         assert!(status.success(), "tmux new-session failed");
         let log = config.with_file_name("roost.log");
-        Session { name, log }
+        Session {
+            name,
+            log,
+            pid_file,
+        }
     }
 
     fn tmux(&self, args: &[&str]) -> String {
@@ -95,14 +104,12 @@ impl Session {
         status.to_string()
     }
 
-    /// The process id of roost, a child of the pane's shell.
+    /// The process id of roost.
     fn roost_pid(&self) -> String {
-        let shell = self.tmux(&["display-message", "-p", "-t", &self.name, "#{pane_pid}"]);
-        let output = Command::new("pgrep")
-            .args(["-P", shell.trim(), "roost"])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&output.stdout).trim().to_string()
+        std::fs::read_to_string(&self.pid_file)
+            .unwrap_or_default()
+            .trim()
+            .to_string()
     }
 }
 
@@ -220,6 +227,15 @@ async fn operator_enables_the_broker_and_watches_a_client() {
 
 #[test]
 fn sigterm_stops_the_console_cleanly() {
+    stops_cleanly_on("TERM");
+}
+
+#[test]
+fn sighup_stops_the_console_cleanly() {
+    stops_cleanly_on("HUP");
+}
+
+fn stops_cleanly_on(signal: &str) {
     let dir = tempfile::tempdir().unwrap();
     let config_path = dir.path().join("roost.ron");
     let port = free_port();
@@ -227,9 +243,12 @@ fn sigterm_stops_the_console_cleanly() {
     enable_broker_on(&session, port);
     let pid = session.roost_pid();
     assert!(!pid.is_empty(), "roost is running");
-    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let status = Command::new("sh")
+        .args(["-c", &format!("kill -{signal} {pid}")])
+        .status()
+        .unwrap();
     assert!(status.success());
-    assert_eq!(session.wait_for_exit(), "0", "SIGTERM is a clean exit");
+    assert_eq!(session.wait_for_exit(), "0", "SIG{signal} is a clean exit");
     // The listener is closed: nothing accepts on the port any more.
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
 }
