@@ -148,6 +148,11 @@ impl App {
         if self.editing.is_some() {
             return vec![Scope::Editing];
         }
+        self.component_scopes()
+    }
+
+    /// The scopes of the focused component and the global ones, whatever popup is open.
+    pub fn component_scopes(&self) -> Vec<Scope> {
         let mut scopes = match self.focus {
             Focus::Tree => vec![Scope::Tree],
             Focus::Pane => match self.node {

@@ -45,7 +45,7 @@ pub fn draw_fields(frame: &mut Frame, area: Rect, app: &App, node: Node) {
         .enumerate()
         .skip(first)
         .take(rows)
-        .map(|(index, field)| field_line(app, *field, index == selected))
+        .map(|(index, field)| field_line(app, *field, index == selected, list_area.width))
         .collect();
     frame.render_widget(Paragraph::new(lines), list_area);
     if let Some(field) = fields.get(selected) {
@@ -54,7 +54,7 @@ pub fn draw_fields(frame: &mut Frame, area: Rect, app: &App, node: Node) {
     draw_cursor(frame, list_area, app, first, selected);
 }
 
-fn field_line(app: &App, field: Field, selected: bool) -> Line<'static> {
+fn field_line(app: &App, field: Field, selected: bool, width: u16) -> Line<'static> {
     let theme = &app.theme;
     let dirty = app.is_dirty(field);
     let focused = app.focus == Focus::Pane && app.popup.is_none();
@@ -86,8 +86,11 @@ fn field_line(app: &App, field: Field, selected: bool) -> Line<'static> {
             }
         }
     };
-    let line = Line::from(vec![marker, label, value]);
+    let mut line = Line::from(vec![marker, label, value]);
     if selected && editing.is_none() {
+        // The highlight spans the whole row.
+        let fill = usize::from(width).saturating_sub(line.width());
+        line.push_span(Span::raw(" ".repeat(fill)));
         line.style(theme.selection(focused))
     } else {
         line

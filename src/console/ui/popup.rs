@@ -192,15 +192,21 @@ pub fn help_lines(app: &App) -> Vec<Line<'static>> {
         Scope::Dismiss,
         Scope::Help,
     ];
+    // The component behind the popup: its sections are marked.
+    let behind = app.component_scopes();
     let mut lines = Vec::new();
     for scope in ORDER {
         if !lines.is_empty() {
             lines.push(Line::from(""));
         }
-        lines.push(Line::styled(
+        let mut title = vec![Span::styled(
             scope.title().to_string(),
             theme.block_title(true),
-        ));
+        )];
+        if behind.contains(&scope) {
+            title.push(Span::styled("  (where you are)", theme.dim()));
+        }
+        lines.push(Line::from(title));
         for binding in BINDINGS.iter().filter(|b| b.scope == scope) {
             lines.push(Line::from(vec![
                 Span::styled(format!("  {:<12}", key_names(binding)), theme.command_key()),
