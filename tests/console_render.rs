@@ -19,6 +19,7 @@ use roost::broker::{
 };
 use roost::config::{ClientCertificate, ClientCertificateStatus, Config, User};
 use roost::console::app::Popup;
+use roost::console::files::FileState;
 use roost::console::node::Node;
 use roost::console::theme::Theme;
 use roost::console::{Action, App, ui};
@@ -149,6 +150,20 @@ fn app() -> App {
     for event in diag_events() {
         app.update(Action::Diag(event));
     }
+    let pem = |certificates, private_key| FileState::Pem {
+        bytes: 1302,
+        certificates,
+        private_key,
+    };
+    app.update(Action::Files(
+        [
+            (PathBuf::from("roost-data/ca.pem"), pem(1, false)),
+            (PathBuf::from("roost-data/ca.key"), pem(0, true)),
+            (PathBuf::from("roost-data/server.pem"), FileState::Missing),
+        ]
+        .into_iter()
+        .collect(),
+    ));
     app
 }
 

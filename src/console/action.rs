@@ -29,6 +29,8 @@ pub enum Action {
     Diag(Arc<DiagEvent>),
     /// The diagnostics channel overflowed and this many events were lost.
     DiagLagged(u64),
+    /// What is on disk behind the configured certificate paths.
+    Files(std::collections::BTreeMap<std::path::PathBuf, super::files::FileState>),
     /// SIGTERM or SIGHUP: leave without asking.
     Terminate,
 }

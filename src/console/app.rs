@@ -1,6 +1,7 @@
 //! The console's state and its one entry point, [`App::update`]: an action in, maybe an
 //! effect out. Drawing only reads this state.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use ratatui::crossterm::event::{Event, KeyEvent};
@@ -14,6 +15,7 @@ use super::action::{Action, Effect};
 use super::dashboard::Dashboard;
 use super::diag_log::DiagLog;
 use super::fields::{Field, FieldKind};
+use super::files::FileState;
 use super::keymap::{self, Command, Scope};
 use super::node::Node;
 use super::theme::Theme;
@@ -76,6 +78,8 @@ pub struct App {
     pub dashboard: Dashboard,
     pub clients: Vec<ClientInfo>,
     pub log: DiagLog,
+    /// Certificate and key files as last inspected.
+    pub files: BTreeMap<PathBuf, FileState>,
     /// Whether diagnostics are switched on in the broker right now.
     pub diagnostics_live: bool,
     pub theme: Theme,
@@ -99,6 +103,7 @@ impl App {
             dashboard: Dashboard::default(),
             clients: Vec::new(),
             log: DiagLog::default(),
+            files: BTreeMap::new(),
             theme,
             should_quit: false,
         }
@@ -255,6 +260,10 @@ impl App {
             }
             Action::DiagLagged(lost) => {
                 self.log.lost += lost;
+                None
+            }
+            Action::Files(files) => {
+                self.files = files;
                 None
             }
             Action::Terminate => {

@@ -14,6 +14,7 @@ pub mod diag_log;
 mod diff;
 mod error;
 pub mod fields;
+pub mod files;
 pub mod keymap;
 mod logging;
 pub mod node;

@@ -26,7 +26,7 @@ use crate::config::Config;
 use super::action::{Action, Effect};
 use super::app::{App, Popup};
 use super::error::ConsoleError;
-use super::{logging, theme::Theme, ui};
+use super::{files, logging, theme::Theme, ui};
 
 /// What `roost` (no subcommand) needs to start the console.
 #[derive(Debug, Clone)]
@@ -128,6 +128,11 @@ async fn event_loop(
                         let _ = tx.send(Action::Clients(broker.clients().await));
                     }));
                 }
+                let config = app.pending.clone();
+                let tx = action_tx.clone();
+                tokio::task::spawn_blocking(move || {
+                    let _ = tx.send(Action::Files(files::inspect_all(&config)));
+                });
                 Action::Stats(broker.stats())
             }
             received = diagnostics.recv(), if diagnostics_open => match received {

@@ -5,6 +5,7 @@
 //! │   CA certificate (PEM)         ca.pem          │  form (paths)
 //! │   CA private key (PEM)         (none)          │
 //! │ Status: configured, can issue certificates     │  summary
+//! │   ca.pem: 1 certificate (1302 bytes)           │  what is on disk
 //! │ TLS settings are stored, not active yet.       │
 //! └────────────────────────────────────────────────┘
 //! ┌ Client Certificates ──────────────────────────┐
@@ -14,11 +15,12 @@
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::text::Line;
+use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Row, Table, TableState, Wrap};
 
 use crate::config::ClientCertificateStatus;
 use crate::console::app::{App, Focus};
+use crate::console::files::FileState;
 use crate::console::node::Node;
 
 use super::form;
@@ -51,11 +53,24 @@ pub fn draw_certificate(frame: &mut Frame, area: Rect, app: &App) {
         (Some(_), Some(_), _) => "configured, with private key".to_string(),
         (Some(_), None, _) => "configured, private key missing (TLS needs it)".to_string(),
     };
-    let lines = vec![
-        Line::from(format!("Status: {status}")).style(theme.value()),
-        Line::from(""),
-        Line::styled(NOT_ACTIVE, theme.warning()),
-    ];
+    let mut lines = vec![Line::from(format!("Status: {status}")).style(theme.value())];
+    for path in [cert, key].into_iter().flatten() {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| path.display().to_string());
+        let (text, style) = match app.files.get(path) {
+            Some(state @ FileState::Pem { .. }) => (state.to_string(), theme.ok()),
+            Some(state) => (state.to_string(), theme.danger()),
+            None => ("not checked yet".to_string(), theme.dim()),
+        };
+        lines.push(Line::from(vec![
+            Span::styled(format!("  {name}: "), theme.label()),
+            Span::styled(text, style),
+        ]));
+    }
+    lines.push(Line::from(""));
+    lines.push(Line::styled(NOT_ACTIVE, theme.warning()));
     frame.render_widget(
         Paragraph::new(lines).wrap(Wrap { trim: true }),
         summary_area,
