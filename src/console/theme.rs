@@ -48,6 +48,15 @@ macro_rules! theme_colours {
                 })
             }
 
+            /// Every colour reset: used only if a compiled-in theme failed to parse (a bug
+            /// the theme tests catch).
+            fn plain() -> Theme {
+                Theme {
+                    $($name: Color::Reset,)*
+                    no_color: true,
+                }
+            }
+
             /// The same theme with every colour reset (for `NO_COLOR`).
             pub fn without_colours(mut self) -> Theme {
                 $(self.$name = Color::Reset;)*
@@ -90,7 +99,7 @@ theme_colours!(
 
 impl Default for Theme {
     fn default() -> Self {
-        Theme::built_in("dark").unwrap_or_else(plain_theme)
+        Theme::built_in("dark").unwrap_or_else(Theme::plain)
     }
 }
 
@@ -258,41 +267,6 @@ impl Theme {
 
     pub fn popup_border(&self) -> Style {
         Style::new().fg(self.popup_border)
-    }
-}
-
-/// A theme of plain resets, used only if a compiled-in theme failed to parse (a bug the
-/// theme tests catch).
-fn plain_theme() -> Theme {
-    Theme {
-        text: Color::Reset,
-        text_dim: Color::Reset,
-        background: Color::Reset,
-        title_bar_bg: Color::Reset,
-        title_bar_fg: Color::Reset,
-        block_border: Color::Reset,
-        block_border_focused: Color::Reset,
-        block_title: Color::Reset,
-        block_title_focused: Color::Reset,
-        selection_bg: Color::Reset,
-        selection_fg: Color::Reset,
-        selection_unfocused_bg: Color::Reset,
-        dirty_marker: Color::Reset,
-        danger_fg: Color::Reset,
-        ok_fg: Color::Reset,
-        warning_fg: Color::Reset,
-        label_fg: Color::Reset,
-        value_fg: Color::Reset,
-        input_bg: Color::Reset,
-        input_fg: Color::Reset,
-        command_key_fg: Color::Reset,
-        command_text_fg: Color::Reset,
-        sparkline_in: Color::Reset,
-        sparkline_out: Color::Reset,
-        log_in_fg: Color::Reset,
-        log_out_fg: Color::Reset,
-        popup_border: Color::Reset,
-        no_color: true,
     }
 }
 
