@@ -421,3 +421,16 @@ fn a_refusal_naming_a_field_selects_it() {
     );
     assert_eq!(app.focus, Focus::Pane);
 }
+
+#[test]
+fn a_failed_save_is_reported() {
+    let mut app = app();
+    ch(&mut app, 'a');
+    app.update(Action::ApplyFinished(Ok(report())));
+    app.update(Action::Saved(Err("permission denied".to_string())));
+    let notice = app.notice.clone().unwrap();
+    assert!(notice.is_error);
+    assert!(notice.text.contains("NOT saved"), "{}", notice.text);
+    app.update(Action::Saved(Ok(())));
+    assert!(!app.notice.unwrap().is_error);
+}
