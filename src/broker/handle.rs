@@ -1,12 +1,17 @@
 //! The cloneable handle through which everything outside the broker talks to it.
-//! (Contract only: the implementation lands with the broker engine work.)
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::api::{ApplyError, ApplyReport, ClientInfo, DiagEvent, StatsSnapshot};
+use super::metrics::Metrics;
+use super::router::{ROUTER_CHANNEL_CAPACITY, Router, RouterMsg};
+use super::shared::Shared;
+use super::supervisor::{Supervisor, SupervisorMsg};
 use crate::config::Config;
+use crate::store::{MemoryStore, Store};
 
 /// Receives diagnostic events while diagnostics are switched on. Lagging receivers lose
 /// the oldest events rather than slowing the broker.
@@ -15,55 +20,124 @@ pub type DiagnosticsReceiver = broadcast::Receiver<Arc<DiagEvent>>;
 /// A cheap, cloneable reference to the running broker.
 #[derive(Clone, Debug)]
 pub struct BrokerHandle {
-    _private: (),
+    shared: Arc<Shared>,
+    supervisor: mpsc::Sender<SupervisorMsg>,
+    router: mpsc::Sender<RouterMsg>,
+}
+
+impl std::fmt::Debug for SupervisorMsg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SupervisorMsg::Apply { .. } => "Apply",
+            SupervisorMsg::Shutdown { .. } => "Shutdown",
+        })
+    }
 }
 
 impl BrokerHandle {
     /// Starts the broker's actors with nothing listening. Call [`BrokerHandle::apply`] with
     /// a config whose `broker.enabled` is set to open the listeners. Needs a tokio runtime.
     pub fn spawn() -> BrokerHandle {
-        unimplemented!("broker engine")
+        BrokerHandle::spawn_with_store(Arc::new(MemoryStore::new()))
+    }
+
+    /// As [`BrokerHandle::spawn`], with the given store (its contents are loaded first).
+    pub fn spawn_with_store(store: Arc<dyn Store>) -> BrokerHandle {
+        let shared = Arc::new(Shared::new());
+        let (router_tx, router_rx) = mpsc::channel(ROUTER_CHANNEL_CAPACITY);
+        let (supervisor_tx, supervisor_rx) = mpsc::channel(16);
+        tokio::spawn(Router::new(shared.clone(), store, router_rx).run());
+        tokio::spawn(Supervisor::new(shared.clone(), router_tx.clone(), supervisor_rx).run());
+        BrokerHandle {
+            shared,
+            supervisor: supervisor_tx,
+            router: router_tx,
+        }
     }
 
     /// Validates `config` and makes it the running configuration: listeners are started,
     /// stopped or restarted as needed. On error nothing changes.
     pub async fn apply(&self, config: Config) -> Result<ApplyReport, ApplyError> {
-        let _ = config;
-        unimplemented!("broker engine")
+        let (reply, result) = oneshot::channel();
+        self.supervisor
+            .send(SupervisorMsg::Apply {
+                config: Box::new(config),
+                reply,
+            })
+            .await
+            .map_err(|_| ApplyError::Stopped)?;
+        result.await.map_err(|_| ApplyError::Stopped)?
     }
 
     /// The current figures; never blocks on the broker's actors.
     pub fn stats(&self) -> StatsSnapshot {
-        unimplemented!("broker engine")
+        let m = &self.shared.metrics;
+        StatsSnapshot {
+            running: self.shared.running.load(Relaxed),
+            uptime: self.shared.started_at.elapsed(),
+            clients: Metrics::get(&m.clients_connected),
+            sessions: Metrics::get(&m.sessions),
+            subscriptions: Metrics::get(&m.subscriptions),
+            messages_received: Metrics::get(&m.messages_received),
+            messages_sent: Metrics::get(&m.messages_sent),
+            messages_retained: Metrics::get(&m.retained),
+            messages_dropped: Metrics::get(&m.messages_dropped),
+            bytes_received: Metrics::get(&m.bytes_received),
+            bytes_sent: Metrics::get(&m.bytes_sent),
+            messages_received_per_sec: Metrics::rate(&m.received_per_sec),
+            messages_sent_per_sec: Metrics::rate(&m.sent_per_sec),
+            retained_storage_bytes: 0,
+            queued_storage_bytes: 0,
+            session_storage_bytes: 0,
+            listeners: self.shared.listeners(),
+        }
     }
 
     /// The connected clients.
     pub async fn clients(&self) -> Vec<ClientInfo> {
-        unimplemented!("broker engine")
+        let (reply, result) = oneshot::channel();
+        if self.router.send(RouterMsg::Clients(reply)).await.is_err() {
+            return Vec::new();
+        }
+        result.await.unwrap_or_default()
     }
 
     /// Closes one client's connection (v5: DISCONNECT 0x98 Administrative action).
     /// Returns false when no such client is connected.
     pub async fn disconnect_client(&self, client_id: &str) -> bool {
-        let _ = client_id;
-        unimplemented!("broker engine")
+        let (reply, result) = oneshot::channel();
+        let message = RouterMsg::DisconnectClient {
+            client_id: client_id.to_string(),
+            reply,
+        };
+        if self.router.send(message).await.is_err() {
+            return false;
+        }
+        result.await.unwrap_or(false)
     }
 
     /// Switches the per-packet diagnostic events on or off, live. Off costs one relaxed
     /// atomic load per packet.
     pub fn set_diagnostics(&self, enabled: bool) {
-        let _ = enabled;
-        unimplemented!("broker engine")
+        self.shared.diagnostics.set_manual(enabled);
     }
 
     /// A new receiver of diagnostic events (only sent while diagnostics are on).
     pub fn subscribe_diagnostics(&self) -> DiagnosticsReceiver {
-        unimplemented!("broker engine")
+        self.shared.diagnostics.subscribe()
     }
 
     /// Closes every listener and connection (v5: DISCONNECT 0x8B Server shutting down)
     /// and waits until the actors have stopped.
     pub async fn shutdown(&self) {
-        unimplemented!("broker engine")
+        let (reply, done) = oneshot::channel();
+        if self
+            .supervisor
+            .send(SupervisorMsg::Shutdown { reply })
+            .await
+            .is_ok()
+        {
+            let _ = done.await;
+        }
     }
 }

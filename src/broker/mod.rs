@@ -1,7 +1,28 @@
 //! The broker: a tokio actor system behind [`BrokerHandle`].
+//!
+//! - the supervisor owns the applied config and the listeners ([`supervisor`]);
+//! - listeners accept sockets and start one connection task each ([`listener`]);
+//! - a connection reads packets and writes batches ([`connection`]);
+//! - the router owns sessions, subscriptions and retained messages ([`router`]);
+//! - metrics are atomics read by the handle ([`metrics`]), published as `$SYS` ([`sys`]).
 
 mod api;
+mod auth;
+mod connection;
+mod diagnostics;
 mod handle;
+mod listener;
+mod message;
+mod metrics;
+mod router;
+mod session;
+mod shared;
+mod subscriptions;
+mod supervisor;
+mod sys;
 
 pub use api::*;
+pub use connection::ByteStream;
 pub use handle::{BrokerHandle, DiagnosticsReceiver};
+pub use message::{Delivery, Message};
+pub use subscriptions::{Subscription, filter_matches};

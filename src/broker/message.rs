@@ -1,0 +1,63 @@
+//! An application message as the router holds it: one decoded PUBLISH shared by every
+//! subscriber, plus the instant it expires.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::mqtt::{Publish, QoS};
+
+/// One application message. Deliveries share it behind an `Arc`; what differs per
+/// subscriber travels in [`Delivery`].
+#[derive(Debug)]
+pub struct Message {
+    /// Topic, payload and properties as published (the topic alias already resolved).
+    pub publish: Publish,
+    /// When the Message Expiry Interval runs out (MQTT-3.3.2-5).
+    pub expires_at: Option<Instant>,
+}
+
+impl Message {
+    pub fn new(mut publish: Publish, now: Instant) -> Message {
+        // Aliases belong to one connection; each delivery chooses its own (MQTT-3.3.2-10).
+        publish.properties.topic_alias = None;
+        publish.packet_id = None;
+        publish.dup = false;
+        let expires_at = publish
+            .properties
+            .message_expiry_interval
+            .map(|secs| now + Duration::from_secs(u64::from(secs)));
+        Message {
+            publish,
+            expires_at,
+        }
+    }
+
+    pub fn topic(&self) -> &str {
+        &self.publish.topic
+    }
+
+    pub fn is_expired(&self, now: Instant) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
+
+    /// The Message Expiry Interval to forward: the time left, rounded up so that a message
+    /// still alive is never forwarded with 0 (MQTT-3.3.2-6).
+    pub fn remaining_expiry(&self, now: Instant) -> Option<u32> {
+        self.expires_at.map(|at| {
+            let left = at.saturating_duration_since(now);
+            let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+            u32::try_from(secs.max(1)).unwrap_or(u32::MAX)
+        })
+    }
+}
+
+/// One delivery of a message to one session.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub message: Arc<Message>,
+    pub qos: QoS,
+    pub packet_id: Option<u16>,
+    pub dup: bool,
+    pub retain: bool,
+    pub subscription_ids: Vec<u32>,
+}

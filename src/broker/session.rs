@@ -1,0 +1,182 @@
+//! One session as the router holds it (MQTT 5.0 §4.1): subscriptions, messages queued and in
+//! flight in both directions, the will, and the connection currently attached.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::time::{Instant, SystemTime};
+
+use tokio::sync::mpsc;
+
+use super::api::ListenerKind;
+use super::message::{Delivery, Message};
+use super::subscriptions::Subscription;
+use crate::mqtt::{Packet, ProtocolVersion, QoS, ReasonCode, Will};
+
+/// What the router (or the reader half of a connection) asks a connection's writer to send.
+#[derive(Debug)]
+pub enum Outbound {
+    Packet(Box<Packet>),
+    Publish(Delivery),
+    /// Send DISCONNECT with this reason (MQTT 5.0 only), then close the connection.
+    Close(Option<ReasonCode>),
+}
+
+/// The router's line to one connection's writer. The channel is unbounded, but every kind
+/// of item on it is bounded elsewhere: QoS 1/2 deliveries by the inflight window, QoS 0
+/// deliveries by `pending` (see [`ConnectionLink::try_send_qos0`]), control packets by the
+/// client's own requests (each answers one inbound packet, and inbound reading waits on the
+/// router's bounded channel).
+#[derive(Debug, Clone)]
+pub struct ConnectionLink {
+    pub connection_id: u64,
+    pub sender: mpsc::UnboundedSender<Outbound>,
+    /// Items sent and not yet taken by the writer.
+    pub pending: Arc<AtomicUsize>,
+}
+
+/// QoS 0 messages waiting for a slow connection's writer before further ones are dropped.
+pub const QOS0_PENDING_LIMIT: usize = 1024;
+
+impl ConnectionLink {
+    pub fn send(&self, item: Outbound) -> bool {
+        self.pending.fetch_add(1, Relaxed);
+        self.sender.send(item).is_ok()
+    }
+
+    /// Sends a QoS 0 delivery unless the writer is too far behind; false means dropped.
+    pub fn try_send_qos0(&self, delivery: Delivery) -> bool {
+        if self.pending.load(Relaxed) >= QOS0_PENDING_LIMIT {
+            return false;
+        }
+        self.send(Outbound::Publish(delivery))
+    }
+}
+
+/// Facts about the attached connection, for the console's client list.
+#[derive(Debug, Clone)]
+pub struct ConnectionInfo {
+    pub address: SocketAddr,
+    pub listener: ListenerKind,
+    pub username: Option<String>,
+    pub keep_alive_secs: u16,
+    pub connected_since: SystemTime,
+}
+
+#[derive(Debug)]
+pub struct Connected {
+    pub link: ConnectionLink,
+    pub info: ConnectionInfo,
+}
+
+/// A message waiting for (or in flight to) this session.
+#[derive(Debug, Clone)]
+pub struct Queued {
+    pub sequence: u64,
+    pub message: Arc<Message>,
+    pub qos: QoS,
+    pub retain: bool,
+    pub subscription_ids: Vec<u32>,
+    /// The shared subscription it was delivered through, if any.
+    pub share: Option<Arc<str>>,
+}
+
+#[derive(Debug)]
+pub struct Inflight {
+    pub packet_id: u16,
+    pub queued: Queued,
+    /// QoS 2: PUBREC received and PUBREL sent; waiting for PUBCOMP.
+    pub released: bool,
+}
+
+#[derive(Debug)]
+pub struct Session {
+    pub client_id: Arc<str>,
+    pub protocol: ProtocolVersion,
+    pub connection: Option<Connected>,
+    /// Seconds the session outlives its connection; `None` never expires.
+    pub expiry_secs: Option<u32>,
+    pub subscriptions: HashMap<String, Subscription>,
+    /// Outbound QoS 1/2 messages sent and not yet acknowledged, in send order.
+    pub inflight: VecDeque<Inflight>,
+    /// Outbound QoS 1/2 messages waiting for the inflight window or for the client.
+    pub queue: VecDeque<Queued>,
+    /// Inbound QoS 2 packet ids whose PUBREL has not arrived (method B: the message was
+    /// forwarded on PUBLISH; a re-sent PUBLISH with one of these ids is not forwarded again).
+    pub incoming_qos2: HashSet<u16>,
+    /// How many QoS 1/2 messages may be in flight to the client (its Receive Maximum,
+    /// capped by ours).
+    pub window: usize,
+    /// The client's Maximum Packet Size, if any (MQTT-3.1.2-25 is applied by the writer).
+    pub will: Option<Will>,
+    /// When a will whose delay is running goes out.
+    pub will_at: Option<Instant>,
+    /// When a disconnected session ends.
+    pub expires_at: Option<Instant>,
+    next_packet_id: u16,
+    next_sequence: u64,
+}
+
+impl Session {
+    pub fn new(client_id: Arc<str>, protocol: ProtocolVersion) -> Session {
+        Session {
+            client_id,
+            protocol,
+            connection: None,
+            expiry_secs: Some(0),
+            subscriptions: HashMap::new(),
+            inflight: VecDeque::new(),
+            queue: VecDeque::new(),
+            incoming_qos2: HashSet::new(),
+            window: 1,
+            will: None,
+            will_at: None,
+            expires_at: None,
+            next_packet_id: 1,
+            next_sequence: 1,
+        }
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.connection.is_some()
+    }
+
+    /// Whether the session outlives its connection, so its state goes through the store.
+    pub fn is_persistent(&self) -> bool {
+        self.expiry_secs != Some(0)
+    }
+
+    pub fn next_sequence(&mut self) -> u64 {
+        let sequence = self.next_sequence;
+        self.next_sequence += 1;
+        sequence
+    }
+
+    /// A packet id not used by any message in flight (MQTT-2.2.1-3 / MQTT-2.3.1-2).
+    pub fn allocate_packet_id(&mut self) -> Option<u16> {
+        for _ in 0..u16::MAX {
+            let candidate = self.next_packet_id;
+            self.next_packet_id = self.next_packet_id.checked_add(1).unwrap_or(1);
+            if !self.inflight.iter().any(|i| i.packet_id == candidate) {
+                return Some(candidate);
+            }
+        }
+        None
+    }
+
+    pub fn has_window(&self) -> bool {
+        self.inflight.len() < self.window
+    }
+
+    pub fn link(&self) -> Option<&ConnectionLink> {
+        self.connection.as_ref().map(|c| &c.link)
+    }
+
+    /// Sends a control packet to the attached connection, if any.
+    pub fn send_packet(&self, packet: Packet) {
+        if let Some(link) = self.link() {
+            link.send(Outbound::Packet(Box::new(packet)));
+        }
+    }
+}

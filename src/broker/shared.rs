@@ -1,0 +1,83 @@
+//! State shared by the supervisor, listeners, connections and the handle.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use super::api::ListenerInfo;
+use super::diagnostics::Diagnostics;
+use super::metrics::Metrics;
+use crate::config::Config;
+
+#[derive(Debug)]
+pub struct Shared {
+    pub metrics: Metrics,
+    pub diagnostics: Diagnostics,
+    /// The applied configuration; new connections read their limits from it.
+    config: RwLock<Arc<Config>>,
+    pub listeners: Mutex<Vec<ListenerInfo>>,
+    pub started_at: Instant,
+    pub running: AtomicBool,
+    next_connection_id: AtomicU64,
+    next_client_number: AtomicU64,
+}
+
+impl Shared {
+    pub fn new() -> Shared {
+        Shared {
+            metrics: Metrics::default(),
+            diagnostics: Diagnostics::default(),
+            config: RwLock::new(Arc::new(Config::default())),
+            listeners: Mutex::new(Vec::new()),
+            started_at: Instant::now(),
+            running: AtomicBool::new(false),
+            next_connection_id: AtomicU64::new(1),
+            next_client_number: AtomicU64::new(1),
+        }
+    }
+
+    pub fn config(&self) -> Arc<Config> {
+        self.config
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    pub fn set_config(&self, config: Arc<Config>) {
+        *self
+            .config
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = config;
+    }
+
+    pub fn listeners(&self) -> Vec<ListenerInfo> {
+        self.listeners
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    pub fn set_listeners(&self, listeners: Vec<ListenerInfo>) {
+        *self
+            .listeners
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = listeners;
+    }
+
+    pub fn next_connection_id(&self) -> u64 {
+        self.next_connection_id.fetch_add(1, Relaxed)
+    }
+
+    /// A client identifier for a client that sent an empty one (MQTT-3.1.3-6).
+    pub fn assign_client_id(&self) -> String {
+        let number = self.next_client_number.fetch_add(1, Relaxed);
+        let nanos = self.started_at.elapsed().as_nanos() as u64;
+        format!("roost-{:x}-{number}", nanos & 0xffff_ffff)
+    }
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Shared::new()
+    }
+}

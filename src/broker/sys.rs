@@ -1,0 +1,61 @@
+//! The `$SYS/broker/...` topics, named as Mosquitto names them so that operators' tools work.
+
+use super::metrics::Metrics;
+use super::shared::Shared;
+
+/// Topic and value of every `$SYS` topic, from the current counters.
+pub fn values(shared: &Shared) -> Vec<(String, String)> {
+    let m = &shared.metrics;
+    let count = |c| Metrics::get(c).to_string();
+    let connected = Metrics::get(&m.clients_connected);
+    let sessions = Metrics::get(&m.sessions);
+    vec![
+        (
+            "$SYS/broker/version".into(),
+            format!("roost {}", env!("CARGO_PKG_VERSION")),
+        ),
+        (
+            "$SYS/broker/uptime".into(),
+            format!("{} seconds", shared.started_at.elapsed().as_secs()),
+        ),
+        (
+            "$SYS/broker/clients/connected".into(),
+            connected.to_string(),
+        ),
+        (
+            "$SYS/broker/clients/disconnected".into(),
+            sessions.saturating_sub(connected).to_string(),
+        ),
+        ("$SYS/broker/clients/total".into(), sessions.to_string()),
+        (
+            "$SYS/broker/messages/received".into(),
+            count(&m.messages_received),
+        ),
+        ("$SYS/broker/messages/sent".into(), count(&m.messages_sent)),
+        (
+            "$SYS/broker/messages/dropped".into(),
+            count(&m.messages_dropped),
+        ),
+        (
+            "$SYS/broker/bytes/received".into(),
+            count(&m.bytes_received),
+        ),
+        ("$SYS/broker/bytes/sent".into(), count(&m.bytes_sent)),
+        (
+            "$SYS/broker/subscriptions/count".into(),
+            count(&m.subscriptions),
+        ),
+        (
+            "$SYS/broker/retained messages/count".into(),
+            count(&m.retained),
+        ),
+        (
+            "$SYS/broker/load/messages/received/1sec".into(),
+            format!("{:.2}", Metrics::rate(&m.received_per_sec)),
+        ),
+        (
+            "$SYS/broker/load/messages/sent/1sec".into(),
+            format!("{:.2}", Metrics::rate(&m.sent_per_sec)),
+        ),
+    ]
+}

@@ -1,0 +1,372 @@
+//! Shared test helpers: a broker on an ephemeral port, and a raw-socket MQTT client built on
+//! `roost::mqtt` for packet-level assertions.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use roost::broker::BrokerHandle;
+use roost::config::Config;
+use roost::mqtt::{
+    Connect, DecodeError, Packet, Properties, ProtocolVersion, PubResponse, Publish, QoS,
+    Subscribe, SubscribeFilter, SubscriptionOptions, Will, decode, encode,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+pub const WAIT: Duration = Duration::from_secs(3);
+
+pub struct TestBroker {
+    pub handle: BrokerHandle,
+    pub addr: SocketAddr,
+}
+
+/// A config listening on 127.0.0.1 with an ephemeral port and short intervals.
+pub fn test_config() -> Config {
+    let mut config = Config::default();
+    config.broker.enabled = true;
+    config.broker.tcp.enabled = true;
+    config.broker.tcp.bind = "127.0.0.1".into();
+    config.broker.tcp.port = 0;
+    config.broker.sys_interval_secs = 0;
+    config.limits.connect_timeout_secs = 2;
+    config
+}
+
+pub async fn start() -> TestBroker {
+    start_with(|_| {}).await
+}
+
+pub async fn start_with(change: impl FnOnce(&mut Config)) -> TestBroker {
+    let mut config = test_config();
+    change(&mut config);
+    let handle = BrokerHandle::spawn();
+    handle.apply(config).await.expect("apply");
+    let addr = handle.stats().listeners[0].address;
+    TestBroker { handle, addr }
+}
+
+impl TestBroker {
+    pub async fn raw(&self, version: ProtocolVersion) -> RawClient {
+        RawClient::open(self.addr, version).await
+    }
+
+    /// A raw client that has connected with `client_id` and clean start.
+    pub async fn connected(&self, version: ProtocolVersion, client_id: &str) -> RawClient {
+        let mut client = self.raw(version).await;
+        let connack = client.connect(connect(version, client_id)).await;
+        assert_eq!(connack.reason.code(), 0, "connack {connack:?}");
+        client
+    }
+}
+
+pub fn connect(version: ProtocolVersion, client_id: &str) -> Connect {
+    Connect {
+        protocol: version,
+        clean_start: true,
+        keep_alive: 30,
+        properties: Properties::default(),
+        client_id: client_id.into(),
+        will: None,
+        username: None,
+        password: None,
+    }
+}
+
+pub fn will(topic: &str, payload: &str, qos: QoS, retain: bool) -> Will {
+    Will {
+        topic: Arc::from(topic),
+        payload: Bytes::copy_from_slice(payload.as_bytes()),
+        qos,
+        retain,
+        properties: Properties::default(),
+    }
+}
+
+pub fn publish(topic: &str, payload: &str, qos: QoS, packet_id: Option<u16>) -> Publish {
+    Publish {
+        dup: false,
+        qos,
+        retain: false,
+        topic: Arc::from(topic),
+        packet_id,
+        properties: Properties::default(),
+        payload: Bytes::copy_from_slice(payload.as_bytes()),
+    }
+}
+
+pub fn subscribe(packet_id: u16, filter: &str, qos: QoS) -> Subscribe {
+    Subscribe {
+        packet_id,
+        properties: Properties::default(),
+        filters: vec![SubscribeFilter {
+            filter: filter.into(),
+            options: SubscriptionOptions {
+                qos,
+                ..SubscriptionOptions::default()
+            },
+        }],
+    }
+}
+
+/// A client that speaks MQTT through `roost::mqtt` and lets tests see every byte.
+pub struct RawClient {
+    pub stream: TcpStream,
+    pub version: ProtocolVersion,
+    buffer: BytesMut,
+}
+
+impl RawClient {
+    pub async fn open(addr: SocketAddr, version: ProtocolVersion) -> RawClient {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        stream.set_nodelay(true).unwrap();
+        RawClient {
+            stream,
+            version,
+            buffer: BytesMut::new(),
+        }
+    }
+
+    /// Sends CONNECT and returns the CONNACK.
+    pub async fn connect(&mut self, connect: Connect) -> roost::mqtt::ConnAck {
+        self.send(&Packet::Connect(Box::new(connect))).await;
+        match self.recv().await {
+            Some(Packet::ConnAck(connack)) => connack,
+            other => panic!("expected CONNACK, got {other:?}"),
+        }
+    }
+
+    pub async fn send(&mut self, packet: &Packet) {
+        let mut out = BytesMut::new();
+        encode(packet, self.version, u32::MAX, &mut out).expect("encode");
+        self.stream.write_all(&out).await.expect("write");
+    }
+
+    pub async fn send_bytes(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.expect("write");
+    }
+
+    pub async fn publish(&mut self, publish: Publish) {
+        self.send(&Packet::Publish(publish)).await;
+    }
+
+    pub async fn subscribe(&mut self, filter: &str, qos: QoS) -> Vec<roost::mqtt::ReasonCode> {
+        self.send(&Packet::Subscribe(subscribe(1, filter, qos)))
+            .await;
+        match self.recv().await {
+            Some(Packet::SubAck(suback)) => suback.reasons,
+            other => panic!("expected SUBACK, got {other:?}"),
+        }
+    }
+
+    pub async fn puback(&mut self, packet_id: u16) {
+        self.send(&Packet::PubAck(PubResponse::success(packet_id)))
+            .await;
+    }
+
+    /// The next packet, or `None` when the broker closed the connection. Panics after
+    /// [`WAIT`] without either.
+    pub async fn recv(&mut self) -> Option<Packet> {
+        self.recv_within(WAIT)
+            .await
+            .unwrap_or_else(|| panic!("no packet within {WAIT:?}"))
+    }
+
+    /// `Some(None)`: closed; `None`: nothing within `wait`.
+    pub async fn recv_within(&mut self, wait: Duration) -> Option<Option<Packet>> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match decode(&mut self.buffer, Some(self.version), u32::MAX) {
+                Ok(Some(packet)) => return Some(Some(packet)),
+                Ok(None) => {}
+                Err(error) => panic!("broker sent a bad packet: {error:?}"),
+            }
+            let read = tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.buffer));
+            match read.await {
+                Err(_) => return None,
+                Ok(Ok(0)) | Ok(Err(_)) => return Some(None),
+                Ok(Ok(_)) => {}
+            }
+        }
+    }
+
+    /// Asserts nothing arrives for `wait`.
+    pub async fn expect_silence(&mut self, wait: Duration) {
+        if let Some(packet) = self.recv_within(wait).await {
+            panic!("expected nothing, got {packet:?}");
+        }
+    }
+
+    /// The next PUBLISH (skipping nothing: anything else fails the test).
+    pub async fn recv_publish(&mut self) -> Publish {
+        match self.recv().await {
+            Some(Packet::Publish(publish)) => publish,
+            other => panic!("expected PUBLISH, got {other:?}"),
+        }
+    }
+
+    /// Reads until the broker closes; returns the DISCONNECT it sent first, if any.
+    pub async fn expect_disconnect(&mut self) -> Option<roost::mqtt::Disconnect> {
+        let mut disconnect = None;
+        loop {
+            match self.recv().await {
+                Some(Packet::Disconnect(d)) => disconnect = Some(d),
+                Some(_) => {}
+                None => return disconnect,
+            }
+        }
+    }
+}
+
+pub fn decode_error_reason(error: DecodeError) -> u8 {
+    error.reason_code().code()
+}
+
+/// Builds a rumqttc v3.1.1 client and spawns its event loop, forwarding incoming PUBLISH.
+pub mod v4 {
+    use super::*;
+    use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet as P};
+    use tokio::sync::mpsc;
+
+    pub fn options(addr: SocketAddr, id: &str) -> MqttOptions {
+        let mut options = MqttOptions::new(id, addr.ip().to_string(), addr.port());
+        options.set_keep_alive(Duration::from_secs(5));
+        options
+    }
+
+    pub struct Client {
+        pub client: AsyncClient,
+        pub publishes: mpsc::UnboundedReceiver<rumqttc::Publish>,
+        pub connack: rumqttc::ConnAck,
+        pub connacks: mpsc::UnboundedReceiver<rumqttc::ConnAck>,
+        pub task: tokio::task::JoinHandle<()>,
+    }
+
+    pub async fn spawn(options: MqttOptions) -> Client {
+        let (client, eventloop) = AsyncClient::new(options, 100);
+        let (ptx, publishes) = mpsc::unbounded_channel();
+        let (ctx, mut connacks) = mpsc::unbounded_channel();
+        let task = tokio::spawn(drive(eventloop, ptx, ctx));
+        let connack = tokio::time::timeout(WAIT, connacks.recv())
+            .await
+            .expect("connack in time")
+            .expect("connack");
+        Client {
+            client,
+            publishes,
+            connack,
+            connacks,
+            task,
+        }
+    }
+
+    async fn drive(
+        mut eventloop: EventLoop,
+        publishes: mpsc::UnboundedSender<rumqttc::Publish>,
+        connacks: mpsc::UnboundedSender<rumqttc::ConnAck>,
+    ) {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(P::Publish(p))) => {
+                    let _ = publishes.send(p);
+                }
+                Ok(Event::Incoming(P::ConnAck(c))) => {
+                    let _ = connacks.send(c);
+                }
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        }
+    }
+
+    impl Client {
+        pub async fn next_publish(&mut self) -> rumqttc::Publish {
+            tokio::time::timeout(WAIT, self.publishes.recv())
+                .await
+                .expect("publish in time")
+                .expect("event loop alive")
+        }
+
+        pub async fn no_publish(&mut self, wait: Duration) {
+            if let Ok(Some(p)) = tokio::time::timeout(wait, self.publishes.recv()).await {
+                panic!("unexpected publish {p:?}");
+            }
+        }
+    }
+}
+
+/// The same for rumqttc's MQTT 5 client.
+pub mod v5 {
+    use super::*;
+    use rumqttc::v5::mqttbytes::v5::Packet as P;
+    use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
+    use tokio::sync::mpsc;
+
+    pub use rumqttc::v5::mqttbytes::v5::{ConnAck, Publish};
+
+    pub fn options(addr: SocketAddr, id: &str) -> MqttOptions {
+        let mut options = MqttOptions::new(id, addr.ip().to_string(), addr.port());
+        options.set_keep_alive(Duration::from_secs(5));
+        options
+    }
+
+    pub struct Client {
+        pub client: AsyncClient,
+        pub publishes: mpsc::UnboundedReceiver<Publish>,
+        pub connack: ConnAck,
+        pub task: tokio::task::JoinHandle<()>,
+    }
+
+    pub async fn spawn(options: MqttOptions) -> Client {
+        let (client, eventloop) = AsyncClient::new(options, 100);
+        let (ptx, publishes) = mpsc::unbounded_channel();
+        let (ctx, mut connacks) = mpsc::unbounded_channel();
+        let task = tokio::spawn(drive(eventloop, ptx, ctx));
+        let connack = tokio::time::timeout(WAIT, connacks.recv())
+            .await
+            .expect("connack in time")
+            .expect("connack");
+        Client {
+            client,
+            publishes,
+            connack,
+            task,
+        }
+    }
+
+    async fn drive(
+        mut eventloop: EventLoop,
+        publishes: mpsc::UnboundedSender<Publish>,
+        connacks: mpsc::UnboundedSender<ConnAck>,
+    ) {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(P::Publish(p))) => {
+                    let _ = publishes.send(p);
+                }
+                Ok(Event::Incoming(P::ConnAck(c))) => {
+                    let _ = connacks.send(c);
+                }
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        }
+    }
+
+    impl Client {
+        pub async fn next_publish(&mut self) -> Publish {
+            tokio::time::timeout(WAIT, self.publishes.recv())
+                .await
+                .expect("publish in time")
+                .expect("event loop alive")
+        }
+
+        pub async fn no_publish(&mut self, wait: Duration) {
+            if let Ok(Some(p)) = tokio::time::timeout(wait, self.publishes.recv()).await {
+                panic!("unexpected publish {p:?}");
+            }
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! PUBLISH at QoS 0, 1 and 2 in both directions (MQTT 5.0 §4.3, §4.6, §4.9).
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use roost::mqtt::{Packet, ProtocolVersion, PubResponse, QoS, ReasonCode};
+
+#[tokio::test]
+async fn qos1_is_acknowledged_and_delivered_with_a_packet_id() {
+    let broker = start().await;
+    let mut sub = broker.connected(ProtocolVersion::V5, "sub").await;
+    sub.subscribe("t/1", QoS::AtLeastOnce).await;
+    let mut publisher = broker.connected(ProtocolVersion::V5, "pub").await;
+    publisher
+        .publish(publish("t/1", "one", QoS::AtLeastOnce, Some(7)))
+        .await;
+    match publisher.recv().await {
+        Some(Packet::PubAck(ack)) => {
+            assert_eq!(ack.packet_id, 7);
+            assert_eq!(ack.reason, ReasonCode::Success);
+        }
+        other => panic!("expected PUBACK, got {other:?}"),
+    }
+    let got = sub.recv_publish().await;
+    assert_eq!(got.qos, QoS::AtLeastOnce);
+    assert!(got.packet_id.is_some());
+    assert!(!got.dup);
+    assert_eq!(&got.payload[..], b"one");
+}
+
+#[tokio::test]
+async fn v5_puback_says_no_matching_subscribers() {
+    // MQTT 5.0 §3.4.2.1: 0x10 when nobody subscribed.
+    let broker = start().await;
+    let mut publisher = broker.connected(ProtocolVersion::V5, "lonely").await;
+    publisher
+        .publish(publish("nobody/here", "x", QoS::AtLeastOnce, Some(1)))
+        .await;
+    match publisher.recv().await {
+        Some(Packet::PubAck(ack)) => assert_eq!(ack.reason, ReasonCode::NoMatchingSubscribers),
+        other => panic!("expected PUBACK, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn qos2_inbound_is_forwarded_once_even_when_resent() {
+    // MQTT-4.3.3-9 (method B): the packet id is kept until PUBREL; a re-sent PUBLISH with
+    // DUP is acknowledged again but not delivered twice.
+    let broker = start().await;
+    let mut sub = broker.connected(ProtocolVersion::V3_1_1, "sub2").await;
+    sub.subscribe("q2", QoS::ExactlyOnce).await;
+    let mut publisher = broker.connected(ProtocolVersion::V3_1_1, "pub2").await;
+    let message = publish("q2", "exactly", QoS::ExactlyOnce, Some(42));
+    publisher.publish(message.clone()).await;
+    assert_eq!(
+        publisher.recv().await,
+        Some(Packet::PubRec(PubResponse::success(42)))
+    );
+    let mut again = message;
+    again.dup = true;
+    publisher.publish(again).await;
+    assert_eq!(
+        publisher.recv().await,
+        Some(Packet::PubRec(PubResponse::success(42)))
+    );
+    publisher
+        .send(&Packet::PubRel(PubResponse::success(42)))
+        .await;
+    assert_eq!(
+        publisher.recv().await,
+        Some(Packet::PubComp(PubResponse::success(42)))
+    );
+
+    // The subscriber: exactly one copy, through the QoS 2 outbound flow.
+    let got = sub.recv_publish().await;
+    assert_eq!(got.qos, QoS::ExactlyOnce);
+    let id = got.packet_id.unwrap();
+    sub.send(&Packet::PubRec(PubResponse::success(id))).await;
+    assert_eq!(
+        sub.recv().await,
+        Some(Packet::PubRel(PubResponse::success(id)))
+    );
+    sub.send(&Packet::PubComp(PubResponse::success(id))).await;
+    sub.expect_silence(Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
+async fn delivery_qos_is_the_minimum_of_publish_and_subscription() {
+    // MQTT 5.0 §3.8.4 / MQTT-3.8.4-8 (3.1.1: MQTT-3.8.4-6): the lower of the two QoS.
+    let broker = start().await;
+    let mut sub0 = broker.connected(ProtocolVersion::V5, "s0").await;
+    sub0.subscribe("down", QoS::AtMostOnce).await;
+    let mut sub2 = broker.connected(ProtocolVersion::V5, "s2").await;
+    sub2.subscribe("down", QoS::ExactlyOnce).await;
+    let mut publisher = broker.connected(ProtocolVersion::V5, "p").await;
+    publisher
+        .publish(publish("down", "a", QoS::AtLeastOnce, Some(1)))
+        .await;
+    let got0 = sub0.recv_publish().await;
+    assert_eq!(got0.qos, QoS::AtMostOnce);
+    assert_eq!(got0.packet_id, None);
+    let got2 = sub2.recv_publish().await;
+    assert_eq!(got2.qos, QoS::AtLeastOnce);
+}
+
+#[tokio::test]
+async fn messages_arrive_in_publish_order() {
+    // MQTT-4.6.0-2..-6: ordered per topic for QoS 1.
+    let broker = start().await;
+    let mut sub = broker
+        .connected(ProtocolVersion::V3_1_1, "ordered-sub")
+        .await;
+    sub.subscribe("order", QoS::AtLeastOnce).await;
+    let mut publisher = broker
+        .connected(ProtocolVersion::V3_1_1, "ordered-pub")
+        .await;
+    for i in 0..200u16 {
+        publisher
+            .publish(publish(
+                "order",
+                &i.to_string(),
+                QoS::AtLeastOnce,
+                Some(i + 1),
+            ))
+            .await;
+    }
+    for i in 0..200u16 {
+        let got = sub.recv_publish().await;
+        assert_eq!(got.payload, i.to_string().as_bytes());
+        sub.puback(got.packet_id.unwrap()).await;
+    }
+}
+
+#[tokio::test]
+async fn client_receive_maximum_limits_unacknowledged_deliveries() {
+    // MQTT-3.3.4-9: no more than the client's Receive Maximum in flight.
+    let broker = start().await;
+    let mut sub = broker.raw(ProtocolVersion::V5).await;
+    let mut request = connect(ProtocolVersion::V5, "slow");
+    request.properties.receive_maximum = Some(2);
+    sub.connect(request).await;
+    sub.subscribe("rm", QoS::AtLeastOnce).await;
+    let mut publisher = broker.connected(ProtocolVersion::V5, "fast").await;
+    for i in 1..=5u16 {
+        publisher
+            .publish(publish("rm", &i.to_string(), QoS::AtLeastOnce, Some(i)))
+            .await;
+    }
+    let first = sub.recv_publish().await;
+    let second = sub.recv_publish().await;
+    sub.expect_silence(Duration::from_millis(300)).await;
+    sub.puback(first.packet_id.unwrap()).await;
+    let third = sub.recv_publish().await;
+    assert_eq!(&third.payload[..], b"3");
+    sub.expect_silence(Duration::from_millis(200)).await;
+    sub.puback(second.packet_id.unwrap()).await;
+    sub.puback(third.packet_id.unwrap()).await;
+    assert_eq!(&sub.recv_publish().await.payload[..], b"4");
+    assert_eq!(&sub.recv_publish().await.payload[..], b"5");
+}
+
+#[tokio::test]
+async fn exceeding_our_receive_maximum_disconnects_with_0x93() {
+    // MQTT 5.0 §3.3.4 (MQTT-3.3.4-7 seen from the server): more unacknowledged QoS 2
+    // PUBLISH than our Receive Maximum is answered with DISCONNECT 0x93.
+    let broker = start_with(|c| c.limits.max_inflight = 2).await;
+    let mut client = broker.connected(ProtocolVersion::V5, "greedy").await;
+    for id in 1..=3u16 {
+        client
+            .publish(publish("x", "y", QoS::ExactlyOnce, Some(id)))
+            .await;
+    }
+    let disconnect = client.expect_disconnect().await.expect("DISCONNECT");
+    assert_eq!(disconnect.reason, ReasonCode::ReceiveMaximumExceeded);
+}
+
+#[tokio::test]
+async fn rumqttc_qos2_round_trip() {
+    let broker = start().await;
+    let mut sub = v5::spawn(v5::options(broker.addr, "r-sub")).await;
+    sub.client
+        .subscribe("exact/#", rumqttc::v5::mqttbytes::QoS::ExactlyOnce)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let publisher = v4::spawn(v4::options(broker.addr, "r-pub")).await;
+    for i in 0..10 {
+        publisher
+            .client
+            .publish(
+                format!("exact/{i}"),
+                rumqttc::QoS::ExactlyOnce,
+                false,
+                vec![i],
+            )
+            .await
+            .unwrap();
+    }
+    for i in 0..10u8 {
+        let got = sub.next_publish().await;
+        assert_eq!(got.payload[..], [i]);
+        assert_eq!(got.qos, rumqttc::v5::mqttbytes::QoS::ExactlyOnce);
+    }
+    sub.no_publish(Duration::from_millis(300)).await;
+}
