@@ -26,6 +26,21 @@ pub const KEEP_ALIVE_SECS: u16 = 30;
 /// How long a client may stay silent before it sends PINGREQ.
 pub const PING_EVERY: Duration = Duration::from_secs(10);
 const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one write may wait for the broker to take the bytes before the client gives up
+/// (a broker that stops reading must not hang the benchmark).
+pub const WRITE_STALL: Duration = Duration::from_secs(10);
+
+/// Writes all of `bytes`, or explains why it could not.
+pub async fn write_or_give_up(writer: &mut OwnedWriteHalf, bytes: &[u8]) -> Result<(), String> {
+    match tokio::time::timeout(WRITE_STALL, writer.write_all(bytes)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("write failed: {e}")),
+        Err(_) => Err(format!(
+            "the broker took no data for {} s",
+            WRITE_STALL.as_secs()
+        )),
+    }
+}
 
 /// A connected client, between CONNACK and the start of the run.
 #[derive(Debug)]
@@ -224,5 +239,46 @@ impl PublishTemplate {
             out[start + at..start + at + 2].copy_from_slice(&packet_id.to_be_bytes());
         }
         stamp.write(&mut out[start + self.payload_at..]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patched_templates_decode_as_the_publish_they_stand_for() {
+        for version in [ProtocolVersion::V3_1_1, ProtocolVersion::V5] {
+            for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
+                let template = PublishTemplate::new("bench/a/b", qos, 64, version).unwrap();
+                let mut out = BytesMut::new();
+                for (packet_id, sequence) in [(1u16, 0u64), (0xBEEF, 1), (65535, 2)] {
+                    let stamp = Stamp {
+                        run_id: 9,
+                        publisher: 3,
+                        sequence,
+                        sent_at_nanos: 1_000 + sequence,
+                    };
+                    template.append(&mut out, packet_id, &stamp);
+                }
+                assert_eq!(out.len(), 3 * template.len());
+                for (packet_id, sequence) in [(1u16, 0u64), (0xBEEF, 1), (65535, 2)] {
+                    let packet = mqtt::decode(&mut out, Some(version), MAX_INCOMING_PACKET)
+                        .unwrap()
+                        .unwrap();
+                    let Packet::Publish(publish) = packet else {
+                        panic!("{version} {qos:?}: not a PUBLISH: {packet:?}");
+                    };
+                    assert_eq!(&*publish.topic, "bench/a/b");
+                    assert_eq!(publish.qos, qos);
+                    assert_eq!(publish.payload.len(), 64);
+                    let expected_id = (qos != QoS::AtMostOnce).then_some(packet_id);
+                    assert_eq!(publish.packet_id, expected_id, "{version} {qos:?}");
+                    let stamp = Stamp::read(&publish.payload).unwrap();
+                    assert_eq!((stamp.publisher, stamp.sequence), (3, sequence));
+                }
+                assert!(out.is_empty());
+            }
+        }
     }
 }

@@ -9,7 +9,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::Notify;
 
-use super::client::{Connection, MAX_INCOMING_PACKET, PING_EVERY, PublishTemplate};
+use super::client::{
+    Connection, MAX_INCOMING_PACKET, PING_EVERY, PublishTemplate, write_or_give_up,
+};
 use super::schedule::{Schedule, StopRule, StoppedGuard};
 use super::stamp::Stamp;
 use crate::mqtt::{self, Disconnect, Packet, ProtocolVersion, PubResponse, QoS, ReasonCode};
@@ -178,10 +180,7 @@ pub async fn run_publisher(
                 encode(&Packet::PingReq, version, &mut out)?;
             }
             if !out.is_empty() {
-                writer
-                    .write_all(&out)
-                    .await
-                    .map_err(|e| format!("write failed: {e}"))?;
+                write_or_give_up(&mut writer, &out).await?;
                 last_write = now;
             }
             if allowance == 0 {
@@ -221,10 +220,7 @@ pub async fn run_publisher(
                     flow.free == window
                 };
                 if !out.is_empty() {
-                    writer
-                        .write_all(&out)
-                        .await
-                        .map_err(|e| format!("write failed: {e}"))?;
+                    write_or_give_up(&mut writer, &out).await?;
                 }
                 if done {
                     break;
@@ -242,7 +238,7 @@ pub async fn run_publisher(
             &mut out,
         )?;
         // The broker may already be gone; a failed goodbye changes no result.
-        let _ = writer.write_all(&out).await;
+        let _ = write_or_give_up(&mut writer, &out).await;
         let _ = writer.shutdown().await;
         Ok(())
     }

@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 
-use super::client::{Connection, MAX_INCOMING_PACKET, PING_EVERY};
+use super::client::{Connection, MAX_INCOMING_PACKET, PING_EVERY, write_or_give_up};
 use super::histogram::LatencyHistogram;
 use super::schedule::Schedule;
 use super::sequence::SequenceTracker;
@@ -162,8 +162,8 @@ pub async fn run_subscriber(
             }
             received.fetch_add(publishes, Ordering::Relaxed);
             if !out.is_empty() {
-                if let Err(e) = writer.write_all(&out).await {
-                    return Some(format!("write failed: {e}"));
+                if let Err(problem) = write_or_give_up(&mut writer, &out).await {
+                    return Some(problem);
                 }
                 out.clear();
             }
