@@ -22,9 +22,9 @@ pub struct ServeOverrides {
 pub enum ServeError {
     #[error(transparent)]
     ConfigFile(#[from] ConfigFileError),
-    #[error("invalid setting: {0}")]
+    #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("the broker could not start: {0}")]
+    #[error(transparent)]
     Apply(#[from] ApplyError),
     #[error("cannot wait for signals: {0}")]
     Signals(#[source] std::io::Error),

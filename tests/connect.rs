@@ -181,3 +181,34 @@ async fn rumqttc_v311_and_v5_clients_exchange_messages() {
     assert_eq!(&got5.payload[..], b"hello");
     let _ = QoS::AtMostOnce;
 }
+
+#[tokio::test]
+async fn mqtt_3_1_clients_are_served() {
+    // Protocol name "MQIsdp", level 3.
+    let broker = start().await;
+    let mut client = broker.raw(ProtocolVersion::V3_1).await;
+    let connack = client
+        .connect(connect(ProtocolVersion::V3_1, "old-timer"))
+        .await;
+    assert_eq!(connack.reason, ReasonCode::Success);
+    client.subscribe("legacy", QoS::AtLeastOnce).await;
+    client
+        .publish(publish("legacy", "still works", QoS::AtLeastOnce, Some(5)))
+        .await;
+    let mut got_publish = false;
+    let mut got_ack = false;
+    while !(got_publish && got_ack) {
+        match client.recv().await {
+            Some(Packet::Publish(p)) => {
+                assert_eq!(&p.payload[..], b"still works");
+                client.puback(p.packet_id.unwrap()).await;
+                got_publish = true;
+            }
+            Some(Packet::PubAck(ack)) => {
+                assert_eq!(ack.packet_id, 5);
+                got_ack = true;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

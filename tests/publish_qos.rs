@@ -205,3 +205,26 @@ async fn rumqttc_qos2_round_trip() {
     }
     sub.no_publish(Duration::from_millis(300)).await;
 }
+
+#[tokio::test]
+async fn a_v5_client_within_our_receive_maximum_is_never_cut_off() {
+    // The QoS 1 count falls as PUBACKs go out: a client that waits for them can publish
+    // any number of messages.
+    let broker = start_with(|c| c.limits.max_inflight = 2).await;
+    let mut client = broker.connected(ProtocolVersion::V5, "polite-qos1").await;
+    for round in 0..20u16 {
+        for id in 1..=2u16 {
+            client
+                .publish(publish(
+                    "polite",
+                    "x",
+                    QoS::AtLeastOnce,
+                    Some(round * 2 + id),
+                ))
+                .await;
+        }
+        for _ in 0..2 {
+            assert!(matches!(client.recv().await, Some(Packet::PubAck(_))));
+        }
+    }
+}

@@ -40,6 +40,9 @@ const WRITE_BATCH: usize = 64 * 1024;
 const READ_CHUNK: usize = 8 * 1024;
 /// How long a closing connection waits for its writer to flush the last packets.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// A batch that cannot be written in this time means a peer that stopped reading: the
+/// connection is closed rather than held open forever.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Keeps `open_connections` honest however the task ends.
 struct OpenConnection<'a>(&'a Shared);
@@ -82,8 +85,8 @@ pub async fn run<S: ByteStream>(
         read_connect(&mut reader, &mut buffer, limits.max_packet_size, &shared),
     )
     .await;
-    let connect = match first {
-        Ok(Ok(connect)) => connect,
+    let (connect, connect_size) = match first {
+        Ok(Ok(read)) => read,
         Ok(Err(ConnectFailure::Unsupported)) => {
             // The client's level is unknown to us, so answer in 3.1.1 form: return code 0x01
             // Unacceptable protocol version, then close (MQTT-3.1.2-2).
@@ -128,13 +131,14 @@ pub async fn run<S: ByteStream>(
             &client_id,
             Direction::In,
             &Packet::Connect(Box::new(connect.clone())),
-            0,
+            connect_size,
         );
     }
 
     let connection_id = shared.next_connection_id();
     let (sender, receiver) = mpsc::unbounded_channel();
     let pending = Arc::new(AtomicUsize::new(0));
+    let unacknowledged_qos1 = Arc::new(AtomicUsize::new(0));
     let link = ConnectionLink {
         connection_id,
         sender: sender.clone(),
@@ -152,6 +156,7 @@ pub async fn run<S: ByteStream>(
             alias_max: negotiated.client_topic_alias_max,
             aliases: HashMap::new(),
             problem_information: negotiated.request_problem_information,
+            unacknowledged_qos1: unacknowledged_qos1.clone(),
             shared: shared.clone(),
             client_id: client_id.clone(),
             router: router.clone(),
@@ -207,6 +212,7 @@ pub async fn run<S: ByteStream>(
         keep_alive: negotiated.keep_alive,
         connect_expiry: negotiated.requested_expiry,
         aliases: HashMap::new(),
+        unacknowledged_qos1,
         shared: shared.clone(),
         client_id: client_id.clone(),
         router: router.clone(),
@@ -229,7 +235,14 @@ pub async fn run<S: ByteStream>(
         })
         .await;
     drop(sender);
-    let _ = tokio::time::timeout(CLOSE_GRACE, writer_task).await;
+    let abort = writer_task.abort_handle();
+    if tokio::time::timeout(CLOSE_GRACE, writer_task)
+        .await
+        .is_err()
+    {
+        // The peer is not reading: give up on the last packets and close the socket.
+        abort.abort();
+    }
     tracing::debug!(client_id = %client_id, "connection closed");
 }
 
@@ -272,10 +285,11 @@ async fn read_connect<R: AsyncRead + Unpin>(
     buffer: &mut BytesMut,
     max_packet_size: u32,
     shared: &Shared,
-) -> Result<Connect, ConnectFailure> {
+) -> Result<(Connect, usize), ConnectFailure> {
     loop {
+        let available = buffer.len();
         match decode(buffer, None, max_packet_size) {
-            Ok(Some(Packet::Connect(connect))) => return Ok(*connect),
+            Ok(Some(Packet::Connect(connect))) => return Ok((*connect, available - buffer.len())),
             Ok(Some(_)) => return Err(ConnectFailure::Closed),
             Ok(None) => {}
             Err(DecodeError::UnsupportedProtocolVersion(_)) => {
@@ -385,6 +399,8 @@ struct Reader<R> {
     connect_expiry: u32,
     /// Inbound topic aliases (MQTT 5.0 §3.3.2.3.4), at most `limits.max_topic_aliases`.
     aliases: HashMap<u16, Arc<str>>,
+    /// Inbound QoS 1 PUBLISH whose PUBACK the writer has not sent yet (shared with it).
+    unacknowledged_qos1: Arc<AtomicUsize>,
     shared: Arc<Shared>,
     client_id: Arc<str>,
     router: mpsc::Sender<RouterMsg>,
@@ -416,6 +432,7 @@ impl<R: ByteStream> Reader<R> {
         let mut deadline = grace.map(|g| Instant::now() + g);
         loop {
             loop {
+                let available = self.buffer.len();
                 match decode(
                     &mut self.buffer,
                     Some(self.version),
@@ -423,7 +440,8 @@ impl<R: ByteStream> Reader<R> {
                 ) {
                     Ok(Some(packet)) => {
                         deadline = grace.map(|g| Instant::now() + g);
-                        if let Step::End(ending) = self.handle(packet).await {
+                        let size = available - self.buffer.len();
+                        if let Step::End(ending) = self.handle(packet, size).await {
                             return ending;
                         }
                     }
@@ -461,11 +479,11 @@ impl<R: ByteStream> Reader<R> {
         }
     }
 
-    async fn handle(&mut self, packet: Packet) -> Step {
+    async fn handle(&mut self, packet: Packet, size: usize) -> Step {
         if self.shared.diagnostics.is_on() {
             self.shared
                 .diagnostics
-                .record(&self.client_id, Direction::In, &packet, 0);
+                .record(&self.client_id, Direction::In, &packet, size);
         }
         match packet {
             Packet::PingReq => {
@@ -476,6 +494,16 @@ impl<R: ByteStream> Reader<R> {
             }
             Packet::Publish(publish) => match self.resolve_topic(publish) {
                 Ok(publish) => {
+                    if publish.qos == QoS::AtLeastOnce {
+                        let unacknowledged = self.unacknowledged_qos1.fetch_add(1, Relaxed) + 1;
+                        // More QoS 1 messages without PUBACK than our Receive Maximum: 0x93
+                        // (MQTT 5.0 §3.3.4; QoS 2 is counted by the router).
+                        if self.version.is_v5()
+                            && unacknowledged > usize::from(self.limits.max_inflight)
+                        {
+                            return protocol_error(ReasonCode::ReceiveMaximumExceeded);
+                        }
+                    }
                     Metrics::add(&self.shared.metrics.messages_received, 1);
                     self.forward(Packet::Publish(publish)).await
                 }
@@ -575,6 +603,7 @@ struct Writer<W> {
     aliases: HashMap<Arc<str>, u16>,
     /// Request Problem Information (MQTT-3.1.2-29).
     problem_information: bool,
+    unacknowledged_qos1: Arc<AtomicUsize>,
     shared: Arc<Shared>,
     client_id: Arc<str>,
     router: mpsc::Sender<RouterMsg>,
@@ -630,13 +659,21 @@ impl<W: ByteStream> Writer<W> {
         if batch.is_empty() {
             return Ok(());
         }
-        let result = self.out.write_all(batch).await;
+        let result = tokio::time::timeout(WRITE_TIMEOUT, self.out.write_all(batch)).await;
         Metrics::add(&self.shared.metrics.bytes_sent, batch.len() as u64);
         batch.clear();
-        result
+        match result {
+            Ok(written) => written,
+            Err(_elapsed) => Err(std::io::ErrorKind::TimedOut.into()),
+        }
     }
 
     fn encode_packet(&mut self, mut packet: Packet, batch: &mut BytesMut) {
+        if matches!(packet, Packet::PubAck(_)) {
+            let _ = self
+                .unacknowledged_qos1
+                .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1));
+        }
         if !self.problem_information {
             strip_problem_information(&mut packet);
         }

@@ -19,6 +19,10 @@ pub struct Metrics {
     /// f64 bits of the per-second rates, refreshed once a second by the router.
     pub received_per_sec: AtomicU64,
     pub sent_per_sec: AtomicU64,
+    /// f64 bits of the one-minute load averages in messages per minute, as Mosquitto's
+    /// `$SYS/broker/load/messages/.../1min`.
+    pub received_load_1min: AtomicU64,
+    pub sent_load_1min: AtomicU64,
 }
 
 impl Metrics {
@@ -68,14 +72,19 @@ impl RateMeter {
         }
         let received = Metrics::get(&metrics.messages_received);
         let sent = Metrics::get(&metrics.messages_sent);
-        Metrics::set_rate(
-            &metrics.received_per_sec,
-            received.saturating_sub(self.last_received) as f64 / secs,
-        );
-        Metrics::set_rate(
-            &metrics.sent_per_sec,
-            sent.saturating_sub(self.last_sent) as f64 / secs,
-        );
+        let received_rate = received.saturating_sub(self.last_received) as f64 / secs;
+        let sent_rate = sent.saturating_sub(self.last_sent) as f64 / secs;
+        Metrics::set_rate(&metrics.received_per_sec, received_rate);
+        Metrics::set_rate(&metrics.sent_per_sec, sent_rate);
+        // Exponentially weighted over a minute, in messages per minute.
+        let weight = (-secs / 60.0).exp();
+        for (load, rate) in [
+            (&metrics.received_load_1min, received_rate),
+            (&metrics.sent_load_1min, sent_rate),
+        ] {
+            let previous = Metrics::rate(load);
+            Metrics::set_rate(load, previous * weight + rate * 60.0 * (1.0 - weight));
+        }
         self.last_received = received;
         self.last_sent = sent;
         self.last_at = now;

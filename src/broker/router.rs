@@ -137,7 +137,8 @@ impl Router {
         let mut second = tokio::time::interval(Duration::from_secs(1));
         second.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut rates = RateMeter::new(&self.shared.metrics);
-        let mut last_sys = Instant::now();
+        // The first tick after $SYS is switched on publishes at once.
+        let mut last_sys: Option<Instant> = None;
         loop {
             let next_timer = self.timers.first().map(|t| t.0);
             tokio::select! {
@@ -149,9 +150,9 @@ impl Router {
                 _ = second.tick() => {
                     rates.update(&self.shared.metrics);
                     if let Some(interval) = self.sys_interval
-                        && last_sys.elapsed() + Duration::from_millis(50) >= interval
+                        && last_sys.is_none_or(|at| at.elapsed() + Duration::from_millis(50) >= interval)
                     {
-                        last_sys = Instant::now();
+                        last_sys = Some(Instant::now());
                         self.publish_sys().await;
                     }
                 }
@@ -296,7 +297,6 @@ impl Router {
     // ----- CONNECT, takeover, disconnection, session end --------------------------------
 
     async fn connect(&mut self, request: ConnectRequest) {
-        let now = Instant::now();
         let existing = self.by_client_id.get(&request.client_id).copied();
         let mut session_present = false;
         let key = match existing {
@@ -360,26 +360,24 @@ impl Router {
             }
         }
         // Resume: unacknowledged PUBLISH again with DUP, PUBREL again (MQTT-4.4.0-1), in the
-        // original order (MQTT-4.6.0-1..-4), then the queue.
-        if let Some(session) = self.sessions.get_mut(&key) {
-            let mut expired = Vec::new();
+        // original order (MQTT-4.6.0-1..-4), then the queue. Onward delivery of these has
+        // started, so they are resent even if their expiry has passed since (MQTT-3.3.2-5
+        // only drops copies whose delivery has not started).
+        if let Some(session) = self.sessions.get(&key)
+            && let Some(link) = session.link()
+        {
             for inflight in &session.inflight {
                 if inflight.released {
-                    session.send_packet(Packet::PubRel(PubResponse::success(inflight.packet_id)));
-                } else if inflight.queued.message.is_expired(now)
-                    && inflight.queued.qos == QoS::AtLeastOnce
-                {
-                    expired.push(inflight.packet_id);
-                } else if let Some(link) = session.link() {
+                    link.send(Outbound::Packet(Box::new(Packet::PubRel(
+                        PubResponse::success(inflight.packet_id),
+                    ))));
+                } else {
                     link.send(Outbound::Publish(delivery(
                         &inflight.queued,
                         Some(inflight.packet_id),
                         true,
                     )));
                 }
-            }
-            for packet_id in expired {
-                session.inflight.retain(|i| i.packet_id != packet_id);
             }
         }
         self.pump(key).await;

@@ -324,8 +324,9 @@ fn updated(subject: &str) -> ApplyChange {
     }
 }
 
-/// The checks the engine depends on.
+/// The config's own validation, plus what the engine depends on (an IP address to bind).
 fn validate(config: &Config) -> Result<(), ConfigError> {
+    config.validate()?;
     if config.broker.tcp.enabled && socket_address(&config.broker.tcp.bind, 0).is_none() {
         return Err(ConfigError::new(
             "broker.tcp.bind",

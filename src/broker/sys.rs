@@ -50,12 +50,12 @@ pub fn values(shared: &Shared) -> Vec<(String, String)> {
             count(&m.retained),
         ),
         (
-            "$SYS/broker/load/messages/received/1sec".into(),
-            format!("{:.2}", Metrics::rate(&m.received_per_sec)),
+            "$SYS/broker/load/messages/received/1min".into(),
+            format!("{:.2}", Metrics::rate(&m.received_load_1min)),
         ),
         (
-            "$SYS/broker/load/messages/sent/1sec".into(),
-            format!("{:.2}", Metrics::rate(&m.sent_per_sec)),
+            "$SYS/broker/load/messages/sent/1min".into(),
+            format!("{:.2}", Metrics::rate(&m.sent_load_1min)),
         ),
     ]
 }

@@ -108,3 +108,67 @@ impl Store for MemoryStore {
         ready(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::mqtt::{Properties, Publish, QoS};
+
+    fn message(topic: &str) -> Arc<Message> {
+        let publish = Publish {
+            dup: false,
+            qos: QoS::AtLeastOnce,
+            retain: true,
+            topic: Arc::from(topic),
+            packet_id: None,
+            properties: Properties::default(),
+            payload: Bytes::from_static(b"x"),
+        };
+        Arc::new(Message::new(publish, Instant::now()))
+    }
+
+    #[tokio::test]
+    async fn mirrors_sessions_queues_and_retained_messages() {
+        let store = MemoryStore::new();
+        let record = SessionRecord {
+            client_id: Arc::from("c"),
+            expiry_secs: Some(60),
+            subscriptions: Vec::new(),
+        };
+        store.put_session(record.clone()).await.unwrap();
+        for sequence in 1..=3 {
+            let queued = QueuedRecord {
+                sequence,
+                message: message("t"),
+                qos: QoS::AtLeastOnce,
+                retain: false,
+                subscription_ids: Vec::new(),
+            };
+            store.push_message("c", queued).await.unwrap();
+        }
+        store.remove_message("c", 2).await.unwrap();
+        store.set_retained("r", Some(message("r"))).await.unwrap();
+        store
+            .set_retained("gone", Some(message("gone")))
+            .await
+            .unwrap();
+        store.set_retained("gone", None).await.unwrap();
+
+        let snapshot = store.load().await.unwrap();
+        assert_eq!(snapshot.sessions.len(), 1);
+        let (loaded, queue) = &snapshot.sessions[0];
+        assert_eq!(loaded, &record);
+        let sequences: Vec<u64> = queue.iter().map(|q| q.sequence).collect();
+        assert_eq!(sequences, vec![1, 3]);
+        assert_eq!(snapshot.retained.len(), 1);
+        assert_eq!(snapshot.retained[0].topic(), "r");
+
+        store.remove_session("c").await.unwrap();
+        assert_eq!(store.queued_len("c"), 0);
+        assert!(store.load().await.unwrap().sessions.is_empty());
+    }
+}

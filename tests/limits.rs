@@ -1,0 +1,52 @@
+//! Limits from the configuration.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use roost::mqtt::{ProtocolVersion, QoS, ReasonCode};
+
+#[tokio::test]
+async fn connections_above_the_maximum_are_refused_as_server_busy() {
+    // roost answers the CONNECT of a connection above limits.max_connections with 0x89
+    // Server busy (3.1.1: 0x03 Server unavailable), then closes it.
+    let broker = start_with(|c| c.limits.max_connections = 2).await;
+    let _a = broker.connected(ProtocolVersion::V5, "a").await;
+    let _b = broker.connected(ProtocolVersion::V5, "b").await;
+    let mut c = broker.raw(ProtocolVersion::V5).await;
+    let connack = c.connect(connect(ProtocolVersion::V5, "c")).await;
+    assert_eq!(connack.reason, ReasonCode::ServerBusy);
+    assert!(c.recv().await.is_none());
+    let mut d = broker.raw(ProtocolVersion::V3_1_1).await;
+    let connack = d.connect(connect(ProtocolVersion::V3_1_1, "d")).await;
+    assert_eq!(connack.reason.to_v3_connack_code(), 0x03);
+    drop(_a);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let _e = broker.connected(ProtocolVersion::V5, "e").await;
+}
+
+#[tokio::test]
+async fn a_subscriber_that_stops_reading_loses_qos0_messages_not_the_broker() {
+    // QoS 0 is dropped first for a slow connection; drops are counted.
+    let broker = start().await;
+    let mut stuck = broker.connected(ProtocolVersion::V5, "stuck").await;
+    stuck.subscribe("flood", QoS::AtMostOnce).await;
+    let mut healthy = broker.connected(ProtocolVersion::V5, "fine").await;
+    healthy.subscribe("other", QoS::AtMostOnce).await;
+    let mut p = broker.connected(ProtocolVersion::V5, "flooder").await;
+    let payload = "x".repeat(16 * 1024);
+    for _ in 0..1500 {
+        p.publish(publish("flood", &payload, QoS::AtMostOnce, None))
+            .await;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while broker.handle.stats().messages_dropped == 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(broker.handle.stats().messages_dropped > 0);
+    p.publish(publish("other", "still here", QoS::AtMostOnce, None))
+        .await;
+    assert_eq!(&healthy.recv_publish().await.payload[..], b"still here");
+    drop(stuck);
+}
