@@ -46,6 +46,11 @@ enum Command {
         #[arg(long, value_name = "MODE", value_parser = parse_storage_mode)]
         persistence: Option<StorageMode>,
     },
+    /// Measure a broker's throughput, latency, loss and CPU cost.
+    Bench {
+        #[command(subcommand)]
+        command: roost::bench::BenchCommand,
+    },
     /// Work with configuration files.
     Config {
         #[command(subcommand)]
@@ -110,6 +115,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let config = headless_config(cli.config.as_deref(), &overrides)?;
             runtime()?.block_on(serve(config))?;
+            Ok(())
+        }
+        Some(Command::Bench { command }) => {
+            runtime()?.block_on(roost::bench::run_command(command))?;
             Ok(())
         }
         None => {
