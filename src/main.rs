@@ -78,7 +78,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("roost: {err:#}");
+            eprintln!("roost: {}", error_report(&err));
             ExitCode::FAILURE
         }
     }
@@ -130,6 +130,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The error and its causes on one line, leaving out causes the message already quotes
+/// (several library errors include their source's text in their own message).
+fn error_report(err: &anyhow::Error) -> String {
+    let mut report = err.to_string();
+    for cause in err.chain().skip(1) {
+        let cause = cause.to_string();
+        if !report.contains(&cause) {
+            report.push_str(": ");
+            report.push_str(&cause);
+        }
+    }
+    report
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
