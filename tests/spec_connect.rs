@@ -203,6 +203,86 @@ async fn will_qos_is_downgraded_to_the_subscription() {
     assert_eq!(got.packet_id, None);
 }
 
+#[tokio::test]
+async fn will_message_expiry_is_the_publication_expiry() {
+    // MQTT 5.0 §3.1.3.2.4: the will's Message Expiry Interval is used as the Publication
+    // Expiry Interval when the will is published; a subscriber gets the time left
+    // (MQTT-3.3.2-6).
+    let broker = start().await;
+    let mut watcher = broker.connected(ProtocolVersion::V5, "wx-watch").await;
+    watcher.subscribe("wx/will", QoS::AtMostOnce).await;
+    let mut c = connect(ProtocolVersion::V5, "wx-dies");
+    let mut w = will("wx/will", "gone", QoS::AtMostOnce, false);
+    w.properties.message_expiry_interval = Some(120);
+    c.will = Some(w);
+    let mut dies = broker.raw(ProtocolVersion::V5).await;
+    dies.connect(c).await;
+    drop(dies);
+    let got = watcher.recv_publish().await;
+    let left = got
+        .properties
+        .message_expiry_interval
+        .expect("expiry forwarded");
+    assert!((118..=120).contains(&left), "{left}");
+}
+
+#[tokio::test]
+async fn will_topic_with_a_wildcard_is_not_accepted() {
+    // MQTT 5.0 §3.1.3.3 / 3.1.1 §3.1.3.2: the Will Topic is a Topic Name, which contains no
+    // wildcard characters (MQTT-4.7.0-1 / MQTT-3.3.2-2); the server refuses the CONNECT
+    // (v5: CONNACK 0x90 or another error) and closes the connection.
+    let broker = start().await;
+    for version in [ProtocolVersion::V3_1_1, ProtocolVersion::V5] {
+        let mut c = connect(version, "will-wild");
+        c.will = Some(will("a/#", "x", QoS::AtMostOnce, false));
+        let mut client = broker.raw(version).await;
+        client.send(&Packet::Connect(Box::new(c))).await;
+        let packets = until_closed(&mut client).await;
+        no_successful_connack(&packets);
+    }
+}
+
+#[tokio::test]
+async fn assigned_client_identifiers_are_unique() {
+    // MQTT-3.1.3-6 (3.1.1 and 5.0): a server accepting a zero-length ClientID assigns a
+    // unique one, so two such clients do not take each other's session over.
+    let broker = start().await;
+    for version in [ProtocolVersion::V3_1_1, ProtocolVersion::V5] {
+        let mut a = broker.connected(version, "").await;
+        let mut b = broker.connected(version, "").await;
+        a.send(&Packet::PingReq).await;
+        assert_eq!(
+            a.recv().await,
+            Some(Packet::PingResp),
+            "{version}: first still connected"
+        );
+        b.send(&Packet::PingReq).await;
+        assert_eq!(b.recv().await, Some(Packet::PingResp));
+    }
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let mut c = broker.raw(ProtocolVersion::V5).await;
+        let connack = c.connect(connect(ProtocolVersion::V5, "")).await;
+        ids.push(
+            connack
+                .properties
+                .assigned_client_identifier
+                .expect("MQTT-3.2.2-16"),
+        );
+    }
+    assert_ne!(ids[0], ids[1]);
+}
+
+#[tokio::test]
+async fn v311_accepts_23_character_alphanumeric_client_ids() {
+    // 3.1.1 MQTT-3.1.3-5: ClientIds of 1 to 23 bytes of 0-9a-zA-Z are always allowed.
+    let broker = start().await;
+    broker
+        .connected(ProtocolVersion::V3_1_1, "abcdefghijklmnopqrstuvW")
+        .await;
+    broker.connected(ProtocolVersion::V3_1_1, "0").await;
+}
+
 /// Statements the broker does not meet yet; each test documents the expected behaviour.
 mod broker_bugs {
     use super::*;

@@ -152,6 +152,9 @@ async fn topic_alias_can_be_mapped_to_another_topic() {
     let mut got = Vec::new();
     for _ in 0..4 {
         let p = sub.recv_publish().await;
+        // MQTT 5.0 §3.3.2.3.4: aliases are per connection and direction; a subscriber that
+        // allows none gets none.
+        assert_eq!(p.properties.topic_alias, None);
         got.push((
             p.topic.to_string(),
             String::from_utf8(p.payload.to_vec()).unwrap(),

@@ -99,6 +99,38 @@ async fn dollar_topics_need_an_explicit_first_level() {
 }
 
 #[tokio::test]
+async fn shared_wildcard_filters_do_not_match_dollar_topics() {
+    // MQTT-4.7.2-1 applies to the Topic Filter inside "$share/{name}/": "#" and "+/..."
+    // there do not match topics starting with "$".
+    let broker = start().await;
+    let mut sub = broker.connected(ProtocolVersion::V5, "sdl-sub").await;
+    subscribe_many(
+        &mut sub,
+        1,
+        vec![filter("$share/g/#", QoS::AtMostOnce)],
+        None,
+    )
+    .await;
+    subscribe_many(
+        &mut sub,
+        2,
+        vec![filter("$share/h/+/x", QoS::AtMostOnce)],
+        None,
+    )
+    .await;
+    let mut p = broker.connected(ProtocolVersion::V5, "sdl-pub").await;
+    p.publish(publish("$app/x", "d", QoS::AtMostOnce, None))
+        .await;
+    p.publish(publish("app/x", "n", QoS::AtMostOnce, None))
+        .await;
+    // The ordinary topic arrives twice (once per group); the "$" one never.
+    for _ in 0..2 {
+        assert_eq!(&*sub.recv_publish().await.topic, "app/x");
+    }
+    sub.expect_silence(QUIET).await;
+}
+
+#[tokio::test]
 async fn suback_and_unsuback_echo_the_packet_identifier() {
     // MQTT-3.8.4-2 and MQTT-3.10.4-4: SUBACK / UNSUBACK carry the request's Packet
     // Identifier; MQTT-3.8.4-6 / MQTT-3.10.4-5(5.0 -6): one reason per filter, in order.
