@@ -64,6 +64,79 @@ async fn wildcards_match_empty_levels_parents_and_case_exactly() {
 }
 
 #[tokio::test]
+async fn retained_messages_match_filters_like_live_ones() {
+    // MQTT-3.3.1-9 with the matching rules of §4.7 (MQTT-4.7.2-1 for "$" topics): the
+    // retained messages sent on SUBSCRIBE are exactly those a live PUBLISH to the same
+    // topics would have reached.
+    let broker = start().await;
+    let mut p = broker.connected(ProtocolVersion::V5, "rmatch-pub").await;
+    let topics = [
+        "a//b",
+        "sport",
+        "/finance",
+        "sport/tennis",
+        "sport/tennis/",
+        "SPORT",
+        "$app/x",
+        "$app",
+    ];
+    for (i, topic) in topics.iter().enumerate() {
+        let mut m = publish(topic, topic, QoS::AtLeastOnce, Some(i as u16 + 1));
+        m.retain = true;
+        publish_acked(&mut p, m).await;
+    }
+    let cases: [(&str, &[&str]); 9] = [
+        ("a/+/b", &["a//b"]),
+        ("sport/#", &["sport", "sport/tennis", "sport/tennis/"]),
+        ("+/+", &["/finance", "sport/tennis"]),
+        ("/+", &["/finance"]),
+        ("+", &["sport", "SPORT"]),
+        ("sport/tennis/+", &["sport/tennis/"]),
+        (
+            "#",
+            &[
+                "a//b",
+                "sport",
+                "/finance",
+                "sport/tennis",
+                "sport/tennis/",
+                "SPORT",
+            ],
+        ),
+        ("+/x", &[]),
+        ("$app/#", &["$app/x", "$app"]),
+    ];
+    let mut sub = broker.connected(ProtocolVersion::V5, "rmatch-sub").await;
+    let mut want = Vec::new();
+    for (i, (f, topics)) in cases.iter().enumerate() {
+        let id = i as u32 + 1;
+        // Sent back to back: retained messages of one filter may arrive before the next
+        // SUBACK.
+        let mut s = subscribe(id as u16, f, QoS::AtMostOnce);
+        s.properties.subscription_identifiers = vec![id];
+        sub.send(&Packet::Subscribe(s)).await;
+        want.extend(topics.iter().map(|t| (id, t.to_string())));
+    }
+    let mut got = Vec::new();
+    while let Some(Some(packet)) = sub.recv_within(QUIET).await {
+        match packet {
+            Packet::Publish(m) => {
+                assert!(m.retain);
+                got.push((
+                    m.properties.subscription_identifiers[0],
+                    m.topic.to_string(),
+                ));
+            }
+            Packet::SubAck(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+}
+
+#[tokio::test]
 async fn dollar_topics_need_an_explicit_first_level() {
     // MQTT-4.7.2-1 and §4.7.2: "#" and "+/..." do not match "$SYS/..." topics, "$SYS/#"
     // and "$SYS/+/x" do.
