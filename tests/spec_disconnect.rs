@@ -68,7 +68,41 @@ async fn v311_server_never_sends_disconnect() {
 
 /// Statements the broker does not meet yet; each test documents the expected behaviour.
 mod broker_bugs {
+    use std::sync::Arc;
+
+    use roost::broker::BrokerHandle;
+    use roost::store::MemoryStore;
+
     use super::*;
+
+    #[tokio::test]
+    #[ignore = "broker deviation: wills are not published when the server shuts down"]
+    async fn will_is_published_when_the_server_closes_on_shutdown() {
+        // MQTT-3.1.2-8: the Will Message is published after the Network Connection closes
+        // unless it was deleted by a DISCONNECT with 0x00 (or a reconnection in time); MQTT
+        // 5.0 §3.1.2.5 lists "the Server closes the Network Connection without first
+        // receiving a DISCONNECT" among the cases. Observable with a retained will and a
+        // store that outlives the broker.
+        let store = MemoryStore::new();
+        let first = BrokerHandle::spawn_with_store(Arc::new(store.clone()));
+        first.apply(test_config()).await.unwrap();
+        let addr = first.stats().listeners[0].address;
+        let mut c = connect(ProtocolVersion::V5, "will-at-shutdown");
+        c.will = Some(will("ws/will", "server went away", QoS::AtMostOnce, true));
+        let mut client = RawClient::open(addr, ProtocolVersion::V5).await;
+        assert_eq!(client.connect(c).await.reason.code(), 0);
+        first.shutdown().await;
+        assert!(until_closed(&mut client).await.len() <= 1);
+
+        let second = BrokerHandle::spawn_with_store(Arc::new(store));
+        second.apply(test_config()).await.unwrap();
+        let addr = second.stats().listeners[0].address;
+        let mut sub = RawClient::open(addr, ProtocolVersion::V5).await;
+        sub.connect(connect(ProtocolVersion::V5, "ws-sub")).await;
+        sub.subscribe("ws/will", QoS::AtMostOnce).await;
+        let got = sub.recv_publish().await;
+        assert_eq!(&got.payload[..], b"server went away");
+    }
 
     #[tokio::test]
     #[ignore = "broker bug: no CONNACK at all when it does not fit the client's Maximum Packet Size"]
