@@ -283,6 +283,67 @@ async fn v311_accepts_23_character_alphanumeric_client_ids() {
     broker.connected(ProtocolVersion::V3_1_1, "0").await;
 }
 
+#[tokio::test]
+async fn request_problem_information_0_keeps_reason_strings_off_acks() {
+    // MQTT-3.1.2-29: with Request Problem Information 0 the server sends no Reason String
+    // or User Properties except on PUBLISH, CONNACK and DISCONNECT; application User
+    // Properties still travel on PUBLISH.
+    let broker = start().await;
+    let mut c = connected_with(&broker, "rpi0", |c| {
+        c.properties.request_problem_information = Some(0);
+    })
+    .await;
+    let suback = subscribe_many(&mut c, 1, vec![filter("rpi/ok", QoS::AtLeastOnce)], None).await;
+    assert_eq!(suback.properties.reason_string, None);
+    assert!(suback.properties.user_properties.is_empty());
+    let mut m = publish("rpi/none", "x", QoS::AtLeastOnce, Some(1));
+    m.properties.user_properties = vec![("k".into(), "v".into())];
+    c.publish(m.clone()).await;
+    match c.recv().await {
+        Some(Packet::PubAck(ack)) => {
+            assert_eq!(ack.properties.reason_string, None);
+            assert!(ack.properties.user_properties.is_empty());
+        }
+        other => panic!("expected PUBACK, got {other:?}"),
+    }
+    m.topic = "rpi/ok".into();
+    m.packet_id = Some(2);
+    c.publish(m).await;
+    loop {
+        match c.recv().await {
+            Some(Packet::Publish(got)) => {
+                assert_eq!(
+                    got.properties.user_properties,
+                    vec![("k".into(), "v".into())]
+                );
+                break;
+            }
+            Some(Packet::PubAck(ack)) => assert_eq!(ack.properties.reason_string, None),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn no_response_information_unless_requested() {
+    // MQTT-3.1.2-28: with Request Response Information 0 (or absent) the server returns no
+    // Response Information; with 1 it may, and the connection is accepted either way.
+    let broker = start().await;
+    for request in [None, Some(0)] {
+        let mut c = connect(ProtocolVersion::V5, "rri");
+        c.properties.request_response_information = request;
+        let mut client = broker.raw(ProtocolVersion::V5).await;
+        let connack = client.connect(c).await;
+        assert_eq!(connack.reason.code(), 0);
+        assert_eq!(connack.properties.response_information, None, "{request:?}");
+        disconnect(&mut client).await;
+    }
+    let mut c = connect(ProtocolVersion::V5, "rri");
+    c.properties.request_response_information = Some(1);
+    let mut client = broker.raw(ProtocolVersion::V5).await;
+    assert_eq!(client.connect(c).await.reason.code(), 0);
+}
+
 /// Statements the broker does not meet yet; each test documents the expected behaviour.
 mod broker_bugs {
     use super::*;
