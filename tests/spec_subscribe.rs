@@ -26,6 +26,7 @@ async fn wildcards_match_empty_levels_parents_and_case_exactly() {
         "#",              // 7
         "Sport/#",        // 8
         "sport/+",        // 9
+        "caf\u{e9}",      // 10
     ];
     for (i, f) in filters.iter().enumerate() {
         let id = i as u32 + 1;
@@ -38,8 +39,14 @@ async fn wildcards_match_empty_levels_parents_and_case_exactly() {
         .await;
         assert_eq!(suback.reasons, vec![ReasonCode::Success], "{f}");
     }
-    let cases: [(&str, &[u32]); 8] = [
+    let cases: [(&str, &[u32]); 11] = [
         ("a//b", &[1, 7]),
+        // "+" and "#" below the first level do match a "$" level (MQTT-4.7.2-1 is about the
+        // first level only).
+        ("sport/$x", &[2, 3, 7, 9]),
+        // No Unicode normalisation: precomposed and decomposed forms are different topics.
+        ("caf\u{e9}", &[5, 7, 10]),
+        ("cafe\u{301}", &[5, 7]),
         ("sport", &[2, 5, 7]),
         ("/finance", &[3, 4, 7]),
         ("sport/tennis", &[2, 3, 7, 9]),
