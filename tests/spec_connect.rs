@@ -344,6 +344,101 @@ async fn no_response_information_unless_requested() {
     assert_eq!(client.connect(c).await.reason.code(), 0);
 }
 
+/// Encodes packets back to back, as a client writing without waiting for CONNACK does.
+fn pipelined(version: ProtocolVersion, packets: &[Packet]) -> Vec<u8> {
+    let mut out = bytes::BytesMut::new();
+    for packet in packets {
+        roost::mqtt::encode(packet, version, u32::MAX, &mut out).unwrap();
+    }
+    out.to_vec()
+}
+
+#[tokio::test]
+async fn packets_sent_before_connack_are_processed_in_order() {
+    // MQTT 5.0 §3.1.4 / 3.1.1 §3.1.4: a client may send further packets right after CONNECT
+    // without waiting for CONNACK; the server processes them in order once it accepted the
+    // connection.
+    let broker = start().await;
+    for version in [ProtocolVersion::V3_1_1, ProtocolVersion::V5] {
+        let mut client = broker.raw(version).await;
+        let bytes = pipelined(
+            version,
+            &[
+                Packet::Connect(Box::new(connect(version, "eager"))),
+                Packet::Subscribe(subscribe(1, "eager/t", QoS::AtLeastOnce)),
+                Packet::Publish(publish("eager/t", "mine", QoS::AtLeastOnce, Some(2))),
+            ],
+        );
+        client.send_bytes(&bytes).await;
+        assert!(matches!(client.recv().await, Some(Packet::ConnAck(c)) if c.reason.code() == 0));
+        let mut got_suback = false;
+        let mut got_puback = false;
+        let mut got_publish = false;
+        while !(got_suback && got_puback && got_publish) {
+            match client.recv().await {
+                Some(Packet::SubAck(_)) => {
+                    assert!(!got_publish, "{version}: SUBACK before the message");
+                    got_suback = true;
+                }
+                Some(Packet::PubAck(ack)) => {
+                    assert_eq!(ack.packet_id, 2);
+                    got_puback = true;
+                }
+                Some(Packet::Publish(p)) => {
+                    assert_eq!(&p.payload[..], b"mine");
+                    client.puback(p.packet_id.unwrap()).await;
+                    got_publish = true;
+                }
+                other => panic!("{version}: unexpected {other:?}"),
+            }
+        }
+        disconnect(&mut client).await;
+    }
+}
+
+#[tokio::test]
+async fn packets_after_a_refused_connect_are_not_processed() {
+    // MQTT-3.1.4-5 (5.0) / MQTT-3.2.2-5 (3.1.1): once the server refuses the CONNECT it
+    // processes nothing the client sent after it: here a retained PUBLISH that would
+    // otherwise be stored.
+    let broker = start().await;
+    let version = ProtocolVersion::V3_1_1;
+    let mut refused = broker.raw(version).await;
+    let mut retained = publish("refused/r", "must not exist", QoS::AtMostOnce, None);
+    retained.retain = true;
+    let bytes = pipelined(
+        version,
+        &[
+            // An empty ClientID with Clean Session 0 is refused with 0x02 (MQTT-3.1.3-8).
+            Packet::Connect(Box::new(persistent(version, "", None))),
+            Packet::Publish(retained),
+        ],
+    );
+    refused.send_bytes(&bytes).await;
+    let packets = until_closed(&mut refused).await;
+    no_successful_connack(&packets);
+    let mut sub = broker.connected(version, "refused-check").await;
+    sub.subscribe("refused/#", QoS::AtMostOnce).await;
+    sub.expect_silence(QUIET).await;
+}
+
+#[tokio::test]
+async fn will_is_published_when_keep_alive_runs_out() {
+    // MQTT-3.1.2-8 with 3.1.1 §3.1.2.5 / MQTT 5.0 §3.1.2.5: a client that stops
+    // communicating within the Keep Alive time has its will published.
+    let broker = start().await;
+    let mut watcher = broker.connected(ProtocolVersion::V3_1_1, "ka-watch").await;
+    watcher.subscribe("ka/will", QoS::AtMostOnce).await;
+    let mut c = connect(ProtocolVersion::V3_1_1, "ka-silent");
+    c.keep_alive = 1;
+    c.will = Some(will("ka/will", "timed out", QoS::AtMostOnce, false));
+    let mut silent = broker.raw(ProtocolVersion::V3_1_1).await;
+    silent.connect(c).await;
+    let got = watcher.recv_publish().await;
+    assert_eq!(&got.payload[..], b"timed out");
+    assert_eq!(silent.recv().await, None, "closed without DISCONNECT");
+}
+
 /// Statements the broker does not meet yet; each test documents the expected behaviour.
 mod broker_bugs {
     use super::*;
