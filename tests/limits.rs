@@ -35,8 +35,9 @@ async fn a_subscriber_that_stops_reading_loses_qos0_messages_not_the_broker() {
     let mut healthy = broker.connected(ProtocolVersion::V5, "fine").await;
     healthy.subscribe("other", QoS::AtMostOnce).await;
     let mut p = broker.connected(ProtocolVersion::V5, "flooder").await;
-    let payload = "x".repeat(16 * 1024);
-    for _ in 0..1500 {
+    // More than the 64 MiB of QoS 0 payload a connection may have waiting.
+    let payload = "x".repeat(64 * 1024);
+    for _ in 0..1600 {
         p.publish(publish("flood", &payload, QoS::AtMostOnce, None))
             .await;
     }

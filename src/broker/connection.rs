@@ -20,7 +20,7 @@ use super::api::{Direction, ListenerKind};
 use super::auth;
 use super::metrics::Metrics;
 use super::router::{ConnectRequest, RouterMsg};
-use super::session::{ConnectionInfo, ConnectionLink, Outbound};
+use super::session::{Backlog, ConnectionInfo, ConnectionLink, Outbound};
 use super::shared::Shared;
 use super::subscriptions::SessionKey;
 use crate::config::{Config, Limits};
@@ -137,12 +137,12 @@ pub async fn run<S: ByteStream>(
 
     let connection_id = shared.next_connection_id();
     let (sender, receiver) = mpsc::unbounded_channel();
-    let pending = Arc::new(AtomicUsize::new(0));
+    let backlog = Arc::new(Backlog::default());
     let unacknowledged_qos1 = Arc::new(AtomicUsize::new(0));
     let link = ConnectionLink {
         connection_id,
         sender: sender.clone(),
-        pending: pending.clone(),
+        backlog: backlog.clone(),
     };
     let closed = CancellationToken::new();
     let (attached_tx, attached_rx) = oneshot::channel();
@@ -150,7 +150,7 @@ pub async fn run<S: ByteStream>(
         Writer {
             out: writer,
             receiver,
-            pending,
+            backlog,
             version,
             max_packet_size: negotiated.client_max_packet_size,
             alias_max: negotiated.client_topic_alias_max,
@@ -594,7 +594,7 @@ impl<R: ByteStream> Reader<R> {
 struct Writer<W> {
     out: WriteHalf<W>,
     receiver: mpsc::UnboundedReceiver<Outbound>,
-    pending: Arc<AtomicUsize>,
+    backlog: Arc<Backlog>,
     version: ProtocolVersion,
     /// The client's Maximum Packet Size (MQTT-3.1.2-24/-25).
     max_packet_size: u32,
@@ -626,7 +626,7 @@ impl<W: ByteStream> Writer<W> {
             let mut closing = None;
             // Drain everything queued into one buffer, then write once.
             while let Some(item) = next.take() {
-                self.pending.fetch_sub(1, Relaxed);
+                self.backlog.taken(&item);
                 match item {
                     Outbound::Packet(packet) => self.encode_packet(*packet, &mut batch),
                     Outbound::Publish(delivery) => self.encode_delivery(delivery, &mut batch).await,

@@ -465,9 +465,9 @@ impl Router {
         for filter in session.subscriptions.keys() {
             self.tree.remove(filter, key);
         }
-        if session.is_persistent()
-            && let Err(error) = self.store.remove_session(&session.client_id).await
-        {
+        // Unconditionally: the session may have been persistent earlier in its life (a v5
+        // DISCONNECT can lower its expiry to 0).
+        if let Err(error) = self.store.remove_session(&session.client_id).await {
             tracing::warn!(%error, "store: cannot remove session");
         }
         if let Some(will) = session.will.take().filter(|_| session.will_at.is_some()) {

@@ -23,33 +23,63 @@ pub enum Outbound {
     Close(Option<ReasonCode>),
 }
 
+/// What is waiting for one connection's writer. Shared by the router (adds) and the writer
+/// (takes).
+#[derive(Debug, Default)]
+pub struct Backlog {
+    items: AtomicUsize,
+    /// Payload bytes of the QoS 0 messages among them.
+    qos0_bytes: AtomicUsize,
+}
+
+/// QoS 0 messages are dropped for a connection whose writer is this far behind: a peer that
+/// stopped reading (or cannot keep up for long). Bursts below these stay lossless.
+pub const QOS0_BACKLOG_ITEMS: usize = 100_000;
+pub const QOS0_BACKLOG_BYTES: usize = 64 * 1024 * 1024;
+
+impl Backlog {
+    /// Called by the writer for every item it takes off the channel.
+    pub fn taken(&self, item: &Outbound) {
+        self.items.fetch_sub(1, Relaxed);
+        if let Outbound::Publish(delivery) = item
+            && delivery.qos == QoS::AtMostOnce
+        {
+            self.qos0_bytes
+                .fetch_sub(delivery.message.publish.payload.len(), Relaxed);
+        }
+    }
+
+    fn has_room_for_qos0(&self) -> bool {
+        self.items.load(Relaxed) < QOS0_BACKLOG_ITEMS
+            && self.qos0_bytes.load(Relaxed) < QOS0_BACKLOG_BYTES
+    }
+}
+
 /// The router's line to one connection's writer. The channel is unbounded, but every kind
 /// of item on it is bounded elsewhere: QoS 1/2 deliveries by the inflight window, QoS 0
-/// deliveries by `pending` (see [`ConnectionLink::try_send_qos0`]), control packets by the
-/// client's own requests (each answers one inbound packet, and inbound reading waits on the
-/// router's bounded channel).
+/// deliveries by the [`Backlog`] limits, control packets by the client's own requests (each
+/// answers one inbound packet, and inbound reading waits on the router's bounded channel).
 #[derive(Debug, Clone)]
 pub struct ConnectionLink {
     pub connection_id: u64,
     pub sender: mpsc::UnboundedSender<Outbound>,
-    /// Items sent and not yet taken by the writer.
-    pub pending: Arc<AtomicUsize>,
+    pub backlog: Arc<Backlog>,
 }
-
-/// QoS 0 messages waiting for a slow connection's writer before further ones are dropped.
-pub const QOS0_PENDING_LIMIT: usize = 1024;
 
 impl ConnectionLink {
     pub fn send(&self, item: Outbound) -> bool {
-        self.pending.fetch_add(1, Relaxed);
+        self.backlog.items.fetch_add(1, Relaxed);
         self.sender.send(item).is_ok()
     }
 
     /// Sends a QoS 0 delivery unless the writer is too far behind; false means dropped.
     pub fn try_send_qos0(&self, delivery: Delivery) -> bool {
-        if self.pending.load(Relaxed) >= QOS0_PENDING_LIMIT {
+        if !self.backlog.has_room_for_qos0() {
             return false;
         }
+        self.backlog
+            .qos0_bytes
+            .fetch_add(delivery.message.publish.payload.len(), Relaxed);
         self.send(Outbound::Publish(delivery))
     }
 }
