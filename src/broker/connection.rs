@@ -94,6 +94,16 @@ pub async fn run<S: ByteStream>(
             let _ = writer.shutdown().await;
             return;
         }
+        Ok(Err(ConnectFailure::RefusedV5(reason))) => {
+            refuse(
+                &mut writer,
+                ProtocolVersion::V5,
+                reason,
+                limits.max_packet_size,
+            )
+            .await;
+            return;
+        }
         Ok(Err(ConnectFailure::Closed)) => return,
         Err(_elapsed) => {
             tracing::debug!(%address, "no CONNECT within the connect timeout");
@@ -125,6 +135,7 @@ pub async fn run<S: ByteStream>(
         (connect.client_id.clone(), false)
     };
     let client_id: Arc<str> = Arc::from(client_id);
+    tracing::Span::current().record("client_id", &*client_id);
     let negotiated = Negotiated::new(&connect, limits, assigned.then(|| client_id.clone()));
     if shared.diagnostics.is_on() {
         shared.diagnostics.record(
@@ -277,7 +288,27 @@ async fn refuse<W: AsyncWrite + Unpin>(
 
 enum ConnectFailure {
     Unsupported,
+    RefusedV5(ReasonCode),
     Closed,
+}
+
+/// Whether the bytes start a CONNECT with protocol name "MQTT" and level 5, read before
+/// decoding so that a bad v5 CONNECT can be answered in v5 form.
+fn claims_v5(buffer: &[u8]) -> bool {
+    if buffer.first() != Some(&0x10) {
+        return false;
+    }
+    // Skip the remaining length (1 to 4 bytes, high bit = continuation).
+    let Some(length_bytes) = buffer
+        .iter()
+        .skip(1)
+        .take(4)
+        .position(|byte| byte & 0x80 == 0)
+    else {
+        return false;
+    };
+    let start = 1 + length_bytes + 1;
+    buffer.get(start..start + 7) == Some(&[0x00, 0x04, b'M', b'Q', b'T', b'T', 0x05][..])
 }
 
 async fn read_connect<R: AsyncRead + Unpin>(
@@ -288,6 +319,7 @@ async fn read_connect<R: AsyncRead + Unpin>(
 ) -> Result<(Connect, usize), ConnectFailure> {
     loop {
         let available = buffer.len();
+        let is_v5 = claims_v5(buffer);
         match decode(buffer, None, max_packet_size) {
             Ok(Some(Packet::Connect(connect))) => return Ok((*connect, available - buffer.len())),
             Ok(Some(_)) => return Err(ConnectFailure::Closed),
@@ -297,7 +329,12 @@ async fn read_connect<R: AsyncRead + Unpin>(
             }
             Err(error) => {
                 tracing::debug!(%error, "bad CONNECT");
-                return Err(ConnectFailure::Closed);
+                // A v5 client learns why (MQTT 5.0 §3.1.4: CONNACK with a reason code of
+                // 0x80 or more, then close); 3.1.1 has no code for it, so it is just closed.
+                return Err(match is_v5 {
+                    true => ConnectFailure::RefusedV5(error.reason_code()),
+                    false => ConnectFailure::Closed,
+                });
             }
         }
         buffer.reserve(READ_CHUNK);
