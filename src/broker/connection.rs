@@ -15,6 +15,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::api::{Direction, ListenerKind};
 use super::auth;
@@ -176,7 +177,8 @@ pub async fn run<S: ByteStream>(
             session_key: None,
             closed: closed.clone(),
         }
-        .run(),
+        .run()
+        .instrument(tracing::Span::current()),
     );
 
     let (reply, session) = oneshot::channel();
