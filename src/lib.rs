@@ -5,9 +5,11 @@
 //! - [`config`]: the RON configuration, its validation and its diff;
 //! - [`broker`]: the tokio actor system behind [`broker::BrokerHandle`];
 //! - [`store`]: the `Store` trait that session state and retained messages go through;
-//! - [`console`]: the ratatui administration console.
+//! - [`console`]: the ratatui administration console;
+//! - [`bench`]: `roost bench`, a load generator and the comparison with Mosquitto.
 #![forbid(unsafe_code)]
 
+pub mod bench;
 pub mod broker;
 pub mod config;
 pub mod console;

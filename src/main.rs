@@ -46,6 +46,11 @@ enum Command {
         #[arg(long, value_name = "MODE", value_parser = parse_storage_mode)]
         persistence: Option<StorageMode>,
     },
+    /// Measure a broker's throughput, latency, loss and CPU cost.
+    Bench {
+        #[command(subcommand)]
+        command: roost::bench::BenchCommand,
+    },
     /// Work with configuration files.
     Config {
         #[command(subcommand)]
@@ -73,7 +78,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("roost: {err:#}");
+            eprintln!("roost: {}", error_report(&err));
             ExitCode::FAILURE
         }
     }
@@ -112,6 +117,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             runtime()?.block_on(serve(config))?;
             Ok(())
         }
+        Some(Command::Bench { command }) => {
+            runtime()?.block_on(roost::bench::run_command(command))?;
+            Ok(())
+        }
         None => {
             let options = roost::console::ConsoleOptions {
                 config_path: cli.config.unwrap_or_else(|| PathBuf::from("roost.ron")),
@@ -121,6 +130,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The error and its causes on one line, leaving out causes the message already quotes
+/// (several library errors include their source's text in their own message).
+fn error_report(err: &anyhow::Error) -> String {
+    let mut report = err.to_string();
+    for cause in err.chain().skip(1) {
+        let cause = cause.to_string();
+        if !report.contains(&cause) {
+            report.push_str(": ");
+            report.push_str(&cause);
+        }
+    }
+    report
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -1,24 +1,29 @@
 //! The administration console: a ratatui terminal UI over a [`crate::broker::BrokerHandle`].
+//!
+//! - [`app`]: the state and `App::update(Action) -> Option<Effect>`;
+//! - [`action`]: actions in, effects out; [`keymap`]: the one table of key bindings;
+//! - [`node`], [`fields`], [`validate`]: the settings tree, the form fields and their checks;
+//! - [`dashboard`], [`diag_log`]: the Status figures and the diagnostics ring buffer;
+//! - [`theme`]: colours by purpose; [`ui`]: one render function per region;
+//! - [`runtime`]: the terminal loop that executes effects against the broker.
 
-use std::path::PathBuf;
+pub mod action;
+pub mod app;
+pub mod dashboard;
+pub mod diag_log;
+mod diff;
+mod error;
+pub mod fields;
+pub mod files;
+pub mod keymap;
+mod logging;
+pub mod node;
+mod runtime;
+pub mod theme;
+pub mod ui;
+pub mod validate;
 
-use thiserror::Error;
-
-/// How the console was started.
-#[derive(Debug, Clone)]
-pub struct ConsoleOptions {
-    pub config_path: PathBuf,
-    pub theme: Option<String>,
-}
-
-#[derive(Debug, Error)]
-pub enum ConsoleError {
-    #[error("the console is not built yet: run `roost serve` for the headless broker")]
-    NotBuilt,
-}
-
-/// Runs the console with the broker attached until the operator quits.
-pub async fn run(options: ConsoleOptions) -> Result<(), ConsoleError> {
-    let _ = options;
-    Err(ConsoleError::NotBuilt)
-}
+pub use action::{Action, Effect};
+pub use app::App;
+pub use error::ConsoleError;
+pub use runtime::{ConsoleOptions, run};

@@ -1,0 +1,194 @@
+//! The `roost bench` command line: `run` one scenario, or `compare` roost with Mosquitto.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+
+use super::BenchError;
+use super::compare::{CompareOptions, compare};
+use super::run::{RunOptions, Scenario, run};
+use crate::mqtt::{ProtocolVersion, QoS};
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Drive a broker with one scenario; report throughput, latency, loss and broker CPU.
+    Run(RunArgs),
+    /// Start roost and Mosquitto, run the standard scenarios against both, print a Markdown table.
+    Compare(CompareArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Broker host name or address.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Broker TCP port.
+    #[arg(long, default_value_t = 1883)]
+    port: u16,
+    /// fan-in (N publishers → 1 subscriber), fan-out (1 → N) or pairs (N separate topics).
+    #[arg(long, default_value = "fan-in", value_parser = parse_scenario)]
+    scenario: Scenario,
+    /// Publishers (default: 4 for fan-in, 1 for fan-out, 8 pairs).
+    #[arg(long)]
+    publishers: Option<usize>,
+    /// Subscribers (default: 1 for fan-in, 8 for fan-out, one per pair).
+    #[arg(long)]
+    subscribers: Option<usize>,
+    /// QoS of the messages and subscriptions.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=2))]
+    qos: u8,
+    /// Payload size in bytes (at least 24: sequence number and send time travel in it).
+    #[arg(long, default_value_t = 64)]
+    payload: usize,
+    /// Seconds measured after the warm-up.
+    #[arg(long, default_value_t = 5.0)]
+    duration: f64,
+    /// Publish this many messages in total after the warm-up instead of running for a duration.
+    #[arg(long)]
+    count: Option<u64>,
+    /// Seconds of load before measuring.
+    #[arg(long, default_value_t = 1.0)]
+    warm_up: f64,
+    /// Total messages per second over all publishers (default: as fast as the broker takes them).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// QoS 1/2 messages each publisher keeps unacknowledged at most.
+    #[arg(long, default_value_t = 100)]
+    inflight: usize,
+    /// Process id of the broker, to measure its CPU time.
+    #[arg(long)]
+    broker_pid: Option<u32>,
+    /// MQTT version: 3.1.1 or 5.
+    #[arg(long, default_value = "3.1.1", value_parser = parse_version)]
+    mqtt_version: ProtocolVersion,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// Seconds measured per scenario and broker, after the warm-up.
+    #[arg(long, default_value_t = 5.0)]
+    duration: f64,
+    /// Seconds of load before measuring.
+    #[arg(long, default_value_t = 1.0)]
+    warm_up: f64,
+    /// How many times every scenario runs against each broker (alternating which goes first).
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
+    /// Delivered messages per second of the equal-load scenarios.
+    #[arg(long, default_value_t = 20_000.0)]
+    load: f64,
+    /// MQTT version: 3.1.1 or 5.
+    #[arg(long, default_value = "3.1.1", value_parser = parse_version)]
+    mqtt_version: ProtocolVersion,
+    /// The roost executable to serve with (default: this one).
+    #[arg(long)]
+    roost: Option<PathBuf>,
+    /// The Mosquitto executable.
+    #[arg(long, default_value = "mosquitto")]
+    mosquitto: PathBuf,
+    /// Also write the Markdown table to this file.
+    #[arg(long)]
+    output: Option<PathBuf>,
+}
+
+fn parse_scenario(text: &str) -> Result<Scenario, String> {
+    Scenario::from_name(text).ok_or_else(|| "expected fan-in, fan-out or pairs".to_string())
+}
+
+fn parse_version(text: &str) -> Result<ProtocolVersion, String> {
+    match text {
+        "3.1.1" | "4" => Ok(ProtocolVersion::V3_1_1),
+        "5" | "5.0" => Ok(ProtocolVersion::V5),
+        _ => Err("expected 3.1.1 or 5".to_string()),
+    }
+}
+
+fn seconds(value: f64, what: &str) -> Result<Duration, BenchError> {
+    Duration::try_from_secs_f64(value)
+        .map_err(|_| BenchError::InvalidOptions(format!("{what} must be a number of seconds")))
+}
+
+/// Runs a `roost bench` command; Ctrl-C stops it (and the brokers `compare` started).
+pub async fn run_command(command: BenchCommand) -> Result<(), BenchError> {
+    let work = async {
+        match command {
+            BenchCommand::Run(args) => run_one(args).await,
+            BenchCommand::Compare(args) => run_compare(args).await,
+        }
+    };
+    tokio::select! {
+        result = work => result,
+        _ = tokio::signal::ctrl_c() => Err(BenchError::Interrupted),
+    }
+}
+
+async fn run_one(args: RunArgs) -> Result<(), BenchError> {
+    let address = tokio::net::lookup_host((args.host.as_str(), args.port))
+        .await
+        .map_err(|source| BenchError::Resolve {
+            host: args.host.clone(),
+            source,
+        })?
+        .next()
+        .ok_or_else(|| BenchError::Resolve {
+            host: args.host.clone(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no address"),
+        })?;
+    let (publishers, subscribers) = match args.scenario {
+        Scenario::FanIn => (args.publishers.unwrap_or(4), args.subscribers.unwrap_or(1)),
+        Scenario::FanOut => (args.publishers.unwrap_or(1), args.subscribers.unwrap_or(8)),
+        Scenario::Pairs => {
+            let pairs = args.publishers.or(args.subscribers).unwrap_or(8);
+            (pairs, args.subscribers.unwrap_or(pairs))
+        }
+    };
+    let options = RunOptions {
+        address,
+        scenario: args.scenario,
+        publishers,
+        subscribers,
+        qos: QoS::from_u8(args.qos)
+            .ok_or_else(|| BenchError::InvalidOptions("QoS must be 0, 1 or 2".into()))?,
+        payload: args.payload,
+        version: args.mqtt_version,
+        warm_up: seconds(args.warm_up, "--warm-up")?,
+        duration: seconds(args.duration, "--duration")?,
+        count: args.count,
+        rate: args.rate,
+        inflight: args.inflight,
+        broker_pid: args.broker_pid,
+    };
+    let report = run(&options).await?;
+    print!("{report}");
+    Ok(())
+}
+
+async fn run_compare(args: CompareArgs) -> Result<(), BenchError> {
+    let roost = match args.roost {
+        Some(path) => path,
+        None => std::env::current_exe().map_err(|source| BenchError::Io {
+            context: "cannot find the roost executable",
+            source,
+        })?,
+    };
+    let options = CompareOptions {
+        duration: seconds(args.duration, "--duration")?,
+        warm_up: seconds(args.warm_up, "--warm-up")?,
+        rounds: args.rounds.max(1),
+        load: args.load,
+        version: args.mqtt_version,
+        roost,
+        mosquitto: args.mosquitto,
+    };
+    let report = compare(&options).await?;
+    let markdown = report.markdown();
+    print!("{markdown}");
+    if let Some(path) = args.output {
+        std::fs::write(&path, &markdown).map_err(|source| BenchError::Io {
+            context: "cannot write the comparison table",
+            source,
+        })?;
+    }
+    Ok(())
+}

@@ -1,0 +1,551 @@
+//! The console's state and its one entry point, [`App::update`]: an action in, maybe an
+//! effect out. Drawing only reads this state.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use ratatui::crossterm::event::{Event, KeyEvent};
+use tui_input::Input;
+use tui_input::backend::crossterm::EventHandler;
+
+use crate::broker::{ApplyReport, ClientInfo};
+use crate::config::{ClientCertificateStatus, Config};
+
+use super::action::{Action, Effect};
+use super::dashboard::Dashboard;
+use super::diag_log::DiagLog;
+use super::fields::{Field, FieldKind};
+use super::files::FileState;
+use super::keymap::{self, Command, Scope};
+use super::node::Node;
+use super::theme::Theme;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Focus {
+    Tree,
+    Pane,
+}
+
+/// A text field being edited: the input, and the validation message while it is invalid.
+#[derive(Debug, Clone)]
+pub struct Editing {
+    pub target: EditTarget,
+    pub input: Input,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EditTarget {
+    Field(Field),
+    /// The diagnostics log filter.
+    LogFilter,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Popup {
+    Help {
+        scroll: u16,
+    },
+    ConfirmQuit,
+    ConfirmDisconnect(String),
+    /// The outcome of an apply: the report, or why it was refused.
+    ApplyResult(Result<ApplyReport, String>),
+    Message(String),
+}
+
+/// A one-line note in the command bar, such as "saved roost.ron".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub text: String,
+    pub is_error: bool,
+}
+
+pub struct App {
+    pub config_path: PathBuf,
+    /// The configuration the broker runs.
+    pub applied: Config,
+    /// The configuration being edited; Apply sends it to the broker.
+    pub pending: Config,
+    /// The config sent with the apply in progress.
+    pub in_flight: Option<Config>,
+    pub focus: Focus,
+    pub node: Node,
+    /// Selected row per node (form field, client, certificate, user).
+    cursor: [usize; Node::ALL.len()],
+    pub editing: Option<Editing>,
+    pub popup: Option<Popup>,
+    pub notice: Option<Notice>,
+    pub dashboard: Dashboard,
+    pub clients: Vec<ClientInfo>,
+    pub log: DiagLog,
+    /// Certificate and key files as last inspected.
+    pub files: BTreeMap<PathBuf, FileState>,
+    /// Whether diagnostics are switched on in the broker right now.
+    pub diagnostics_live: bool,
+    pub theme: Theme,
+    pub should_quit: bool,
+}
+
+impl App {
+    pub fn new(config: Config, config_path: PathBuf, theme: Theme) -> App {
+        App {
+            config_path,
+            diagnostics_live: config.diagnostics.log_messages,
+            pending: config.clone(),
+            applied: config,
+            in_flight: None,
+            focus: Focus::Tree,
+            node: Node::Broker,
+            cursor: [0; Node::ALL.len()],
+            editing: None,
+            popup: None,
+            notice: None,
+            dashboard: Dashboard::default(),
+            clients: Vec::new(),
+            log: DiagLog::default(),
+            files: BTreeMap::new(),
+            theme,
+            should_quit: false,
+        }
+    }
+
+    // ----- reading the state -------------------------------------------------------------
+
+    /// The selected row of the current node.
+    pub fn cursor(&self) -> usize {
+        self.cursor[self.node.index()]
+    }
+
+    pub fn cursor_of(&self, node: Node) -> usize {
+        self.cursor[node.index()]
+    }
+
+    pub fn selected_field(&self) -> Option<Field> {
+        self.node.fields().get(self.cursor()).copied()
+    }
+
+    pub fn is_dirty(&self, field: Field) -> bool {
+        field.get(&self.pending) != field.get(&self.applied)
+    }
+
+    /// The dotted paths of every setting that differs between pending and applied.
+    pub fn pending_changes(&self) -> Vec<String> {
+        super::diff::changed_paths(&self.applied, &self.pending)
+    }
+
+    pub fn has_pending_changes(&self) -> bool {
+        self.pending != self.applied
+    }
+
+    pub fn is_applying(&self) -> bool {
+        self.in_flight.is_some()
+    }
+
+    /// The scopes whose bindings apply now, most specific first (gitui style: a popup takes
+    /// every key; otherwise the focused component, then the global commands).
+    pub fn active_scopes(&self) -> Vec<Scope> {
+        match &self.popup {
+            Some(Popup::Help { .. }) => return vec![Scope::Help],
+            Some(Popup::ConfirmQuit | Popup::ConfirmDisconnect(_)) => return vec![Scope::Confirm],
+            Some(Popup::ApplyResult(_) | Popup::Message(_)) => return vec![Scope::Dismiss],
+            None => {}
+        }
+        if self.editing.is_some() {
+            return vec![Scope::Editing];
+        }
+        self.component_scopes()
+    }
+
+    /// The scopes of the focused component and the global ones, whatever popup is open.
+    pub fn component_scopes(&self) -> Vec<Scope> {
+        let mut scopes = match self.focus {
+            Focus::Tree => vec![Scope::Tree],
+            Focus::Pane => match self.node {
+                Node::Broker
+                | Node::Limits
+                | Node::CertificateAuthority
+                | Node::ServerCertificate => {
+                    vec![Scope::Form]
+                }
+                Node::Diagnostics => vec![Scope::Form, Scope::DiagnosticsLog],
+                Node::Clients => vec![Scope::List, Scope::Clients],
+                Node::ClientCertificates => vec![Scope::List, Scope::CertificateList],
+                Node::Users => vec![Scope::List],
+                Node::Status => vec![],
+            },
+        };
+        scopes.push(Scope::Global);
+        scopes
+    }
+
+    /// Whether a command does something useful right now; the command bar shows only those.
+    pub fn offers(&self, command: Command) -> bool {
+        let kind = self.selected_field().map(Field::kind);
+        match command {
+            Command::Edit => kind == Some(FieldKind::Text),
+            Command::Toggle if self.node == Node::ClientCertificates => {
+                !self.pending.certificates.clients.is_empty()
+            }
+            Command::Toggle => matches!(kind, Some(FieldKind::Checkbox | FieldKind::Choice)),
+            Command::Disconnect => !self.clients.is_empty(),
+            Command::Revert => self.has_pending_changes(),
+            _ => true,
+        }
+    }
+
+    /// Rows of the current node's list, for cursor bounds.
+    fn row_count(&self) -> usize {
+        match self.node {
+            Node::Clients => self.clients.len(),
+            Node::ClientCertificates => self.pending.certificates.clients.len(),
+            Node::Users => self.pending.users.len(),
+            node => node.fields().len(),
+        }
+    }
+
+    // ----- changing the state ------------------------------------------------------------
+
+    pub fn update(&mut self, action: Action) -> Option<Effect> {
+        match action {
+            Action::Key(key) => self.on_key(key),
+            Action::SelectNode(index) => {
+                if let Some(node) = Node::ALL.get(index)
+                    && self.popup.is_none()
+                    && self.editing.is_none()
+                {
+                    self.node = *node;
+                    self.focus = Focus::Tree;
+                }
+                None
+            }
+            Action::ApplyFinished(result) => self.on_apply_finished(result),
+            Action::Saved(result) => {
+                self.notice = Some(match result {
+                    Ok(()) => Notice {
+                        text: format!("saved {}", self.config_path.display()),
+                        is_error: false,
+                    },
+                    Err(message) => Notice {
+                        text: format!("applied but NOT saved: {message}"),
+                        is_error: true,
+                    },
+                });
+                None
+            }
+            Action::Stats(stats) => {
+                self.dashboard.record(stats);
+                None
+            }
+            Action::Clients(clients) => {
+                self.set_clients(clients);
+                None
+            }
+            Action::Disconnected { client_id, found } => {
+                self.notice = Some(if found {
+                    Notice {
+                        text: format!("disconnected {client_id}"),
+                        is_error: false,
+                    }
+                } else {
+                    Notice {
+                        text: format!("{client_id} was no longer connected"),
+                        is_error: true,
+                    }
+                });
+                None
+            }
+            Action::Diag(event) => {
+                self.log.push(event);
+                None
+            }
+            Action::DiagLagged(lost) => {
+                self.log.lost += lost;
+                None
+            }
+            Action::Files(files) => {
+                self.files = files;
+                None
+            }
+            Action::Terminate => {
+                self.should_quit = true;
+                Some(Effect::Quit)
+            }
+        }
+    }
+
+    /// Replaces the client list, keeping the same client selected when it is still there.
+    fn set_clients(&mut self, mut clients: Vec<ClientInfo>) {
+        clients.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+        let index = Node::Clients.index();
+        let selected = self
+            .clients
+            .get(self.cursor[index])
+            .map(|c| c.client_id.clone());
+        let position = selected.and_then(|id| clients.iter().position(|c| c.client_id == id));
+        self.cursor[index] = position
+            .unwrap_or(self.cursor[index])
+            .min(clients.len().saturating_sub(1));
+        self.clients = clients;
+    }
+
+    fn on_key(&mut self, key: KeyEvent) -> Option<Effect> {
+        let scopes = self.active_scopes();
+        match keymap::lookup(&scopes, &key) {
+            Some(binding) => self.on_command(binding.command),
+            None => {
+                if let Some(editing) = &mut self.editing {
+                    editing.input.handle_event(&Event::Key(key));
+                    editing.error = match editing.target {
+                        EditTarget::Field(field) => field.check_text(editing.input.value()).err(),
+                        EditTarget::LogFilter => None,
+                    };
+                    if editing.target == EditTarget::LogFilter {
+                        let value = editing.input.value().to_string();
+                        self.log.set_filter(&value);
+                    }
+                }
+                None
+            }
+        }
+    }
+
+    fn on_command(&mut self, command: Command) -> Option<Effect> {
+        if let Some(popup) = self.popup.clone() {
+            return self.on_popup_command(popup, command);
+        }
+        if self.editing.is_some() {
+            return self.on_editing_command(command);
+        }
+        match command {
+            Command::Up => self.move_cursor(-1),
+            Command::Down => self.move_cursor(1),
+            Command::Top => self.move_cursor(isize::MIN),
+            Command::Bottom => self.move_cursor(isize::MAX),
+            Command::NextPane | Command::PrevPane => {
+                self.focus = match self.focus {
+                    Focus::Tree => Focus::Pane,
+                    Focus::Pane => Focus::Tree,
+                };
+            }
+            Command::Right if self.focus == Focus::Tree => self.focus = Focus::Pane,
+            Command::Right | Command::Left => {
+                if self.selected_field().map(Field::kind) == Some(FieldKind::Choice) {
+                    return self.toggle(command == Command::Left);
+                }
+                if command == Command::Left {
+                    self.focus = Focus::Tree;
+                }
+            }
+            Command::Edit => return self.start_editing(),
+            Command::Toggle => return self.toggle(false),
+            Command::Apply => return self.apply(),
+            Command::Revert => return self.revert(),
+            Command::Help => self.popup = Some(Popup::Help { scroll: 0 }),
+            Command::Quit => {
+                if self.has_pending_changes() {
+                    self.popup = Some(Popup::ConfirmQuit);
+                } else {
+                    self.should_quit = true;
+                    return Some(Effect::Quit);
+                }
+            }
+            Command::Disconnect => {
+                if let Some(client) = self.clients.get(self.cursor()) {
+                    self.popup = Some(Popup::ConfirmDisconnect(client.client_id.to_string()));
+                }
+            }
+            Command::Pause => self.log.toggle_pause(),
+            Command::Filter => {
+                self.editing = Some(Editing {
+                    target: EditTarget::LogFilter,
+                    input: Input::new(self.log.filter().to_string()),
+                    error: None,
+                });
+            }
+            Command::ClearLog => self.log.clear(),
+            Command::PageUp => self.log.scroll(10),
+            Command::PageDown => self.log.scroll(-10),
+            Command::Confirm | Command::Cancel => {}
+        }
+        None
+    }
+
+    fn on_popup_command(&mut self, popup: Popup, command: Command) -> Option<Effect> {
+        match (popup, command) {
+            (Popup::Help { scroll }, Command::Up) => {
+                self.popup = Some(Popup::Help {
+                    scroll: scroll.saturating_sub(1),
+                })
+            }
+            (Popup::Help { scroll }, Command::Down) => {
+                self.popup = Some(Popup::Help {
+                    scroll: scroll.saturating_add(1),
+                })
+            }
+            (Popup::ConfirmQuit, Command::Confirm) => {
+                self.popup = None;
+                self.should_quit = true;
+                return Some(Effect::Quit);
+            }
+            (Popup::ConfirmDisconnect(client_id), Command::Confirm) => {
+                self.popup = None;
+                return Some(Effect::Disconnect(client_id));
+            }
+            (_, Command::Cancel) => self.popup = None,
+            _ => {}
+        }
+        None
+    }
+
+    fn on_editing_command(&mut self, command: Command) -> Option<Effect> {
+        let editing = self.editing.as_mut()?;
+        match (editing.target, command) {
+            (EditTarget::Field(field), Command::Confirm) => {
+                let value = editing.input.value().to_string();
+                match field.set_text(&mut self.pending, &value) {
+                    Ok(()) => self.editing = None,
+                    // Invalid input is not accepted: stay in the editor with the message.
+                    Err(message) => editing.error = Some(message),
+                }
+            }
+            (EditTarget::LogFilter, Command::Confirm) => self.editing = None,
+            (EditTarget::LogFilter, Command::Cancel) => {
+                self.log.set_filter("");
+                self.editing = None;
+            }
+            (EditTarget::Field(_), Command::Cancel) => self.editing = None,
+            _ => {}
+        }
+        None
+    }
+
+    fn move_cursor(&mut self, delta: isize) {
+        if self.focus == Focus::Tree {
+            let index = step(self.node.index(), delta, Node::ALL.len());
+            self.node = Node::ALL[index];
+            return;
+        }
+        let rows = self.row_count();
+        let index = self.node.index();
+        self.cursor[index] = step(self.cursor[index], delta, rows);
+    }
+
+    fn start_editing(&mut self) -> Option<Effect> {
+        let field = self.selected_field()?;
+        match field.kind() {
+            FieldKind::Text => {
+                self.editing = Some(Editing {
+                    target: EditTarget::Field(field),
+                    input: Input::new(field.get(&self.pending).as_text()),
+                    error: None,
+                });
+                None
+            }
+            FieldKind::Checkbox | FieldKind::Choice => self.toggle(false),
+        }
+    }
+
+    fn toggle(&mut self, back: bool) -> Option<Effect> {
+        if self.node == Node::ClientCertificates {
+            let cursor = self.cursor();
+            if let Some(cert) = self.pending.certificates.clients.get_mut(cursor) {
+                cert.status = match cert.status {
+                    ClientCertificateStatus::Authorized => ClientCertificateStatus::Revoked,
+                    ClientCertificateStatus::Revoked => ClientCertificateStatus::Authorized,
+                };
+            }
+            return None;
+        }
+        let field = self.selected_field()?;
+        if field.kind() == FieldKind::Text {
+            return None;
+        }
+        field.toggle(&mut self.pending, back);
+        if field == Field::LogMessages {
+            // The diagnostics switch acts at once; Apply keeps it in the file.
+            self.diagnostics_live = self.pending.diagnostics.log_messages;
+            return Some(Effect::SetDiagnostics(self.diagnostics_live));
+        }
+        None
+    }
+
+    fn apply(&mut self) -> Option<Effect> {
+        if self.is_applying() {
+            self.notice = Some(Notice {
+                text: "an apply is already in progress".to_string(),
+                is_error: true,
+            });
+            return None;
+        }
+        self.in_flight = Some(self.pending.clone());
+        self.notice = Some(Notice {
+            text: "applying…".to_string(),
+            is_error: false,
+        });
+        Some(Effect::Apply(Box::new(self.pending.clone())))
+    }
+
+    fn on_apply_finished(&mut self, result: Result<ApplyReport, String>) -> Option<Effect> {
+        let sent = self.in_flight.take();
+        match &result {
+            Ok(_) => {
+                if let Some(config) = sent {
+                    self.applied = config;
+                }
+                self.diagnostics_live = self.applied.diagnostics.log_messages;
+                self.notice = None;
+            }
+            Err(reason) => {
+                // Refused: the broker runs as before and the pending edits stay for fixing.
+                self.notice = Some(Notice {
+                    text: "apply refused; pending changes kept".to_string(),
+                    is_error: true,
+                });
+                self.select_field_named_in(reason);
+            }
+        }
+        self.popup = Some(Popup::ApplyResult(result));
+        None
+    }
+
+    /// A refusal that names a field (`broker.tcp.port: ...`) selects that field, so that the
+    /// operator lands on what to fix once the report is closed.
+    fn select_field_named_in(&mut self, reason: &str) {
+        let Some((path, _)) = reason.split_once(':') else {
+            return;
+        };
+        for node in Node::ALL {
+            if let Some(row) = node.fields().iter().position(|f| f.path() == path.trim()) {
+                self.node = node;
+                self.cursor[node.index()] = row;
+                self.focus = Focus::Pane;
+                return;
+            }
+        }
+    }
+
+    fn revert(&mut self) -> Option<Effect> {
+        if !self.has_pending_changes() {
+            return None;
+        }
+        self.pending = self.applied.clone();
+        self.notice = Some(Notice {
+            text: "pending changes discarded".to_string(),
+            is_error: false,
+        });
+        let applied_diagnostics = self.applied.diagnostics.log_messages;
+        if self.diagnostics_live != applied_diagnostics {
+            self.diagnostics_live = applied_diagnostics;
+            return Some(Effect::SetDiagnostics(applied_diagnostics));
+        }
+        None
+    }
+}
+
+/// Moves an index by `delta` within `0..len`, clamping at both ends.
+fn step(index: usize, delta: isize, len: usize) -> usize {
+    if len == 0 {
+        return 0;
+    }
+    index.saturating_add_signed(delta).min(len - 1)
+}

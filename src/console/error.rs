@@ -1,0 +1,29 @@
+//! Why the console could not start or had to stop.
+
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ConsoleError {
+    #[error("cannot load the configuration {path}: {message}")]
+    Config { path: PathBuf, message: String },
+    #[error("cannot open the log file {path}: {source}")]
+    LogFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read the theme {path}: {source}")]
+    ThemeRead {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid theme {path}: {message}")]
+    ThemeParse { path: PathBuf, message: String },
+    #[error("terminal error: {0}")]
+    Terminal(#[source] std::io::Error),
+    #[error("cannot install the signal handlers: {0}")]
+    Signals(#[source] std::io::Error),
+}

@@ -1,0 +1,404 @@
+//! The one key map: every binding with the scope it belongs to. Key handling, the command bar
+//! and the help popup all read this table, so what the help says is what the keys do.
+
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+/// What a key asks for, before the state decides what that means in context.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    Up,
+    Down,
+    Top,
+    Bottom,
+    Left,
+    Right,
+    PageUp,
+    PageDown,
+    NextPane,
+    PrevPane,
+    Edit,
+    Toggle,
+    Apply,
+    Revert,
+    Help,
+    Quit,
+    Confirm,
+    Cancel,
+    Disconnect,
+    Pause,
+    Filter,
+    ClearLog,
+}
+
+/// Where a binding is offered. The app says which scopes are active right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Global,
+    Tree,
+    Form,
+    List,
+    Clients,
+    CertificateList,
+    DiagnosticsLog,
+    Editing,
+    Confirm,
+    Dismiss,
+    Help,
+}
+
+impl Scope {
+    pub fn title(self) -> &'static str {
+        match self {
+            Scope::Global => "Everywhere",
+            Scope::Tree => "Settings tree",
+            Scope::Form => "Forms",
+            Scope::List => "Lists",
+            Scope::Clients => "Clients",
+            Scope::CertificateList => "Client certificates",
+            Scope::DiagnosticsLog => "Diagnostics log",
+            Scope::Editing => "Editing a text field or filter",
+            Scope::Confirm => "Questions",
+            Scope::Dismiss => "Reports and messages",
+            Scope::Help => "This help",
+        }
+    }
+}
+
+/// One key binding.
+#[derive(Debug, Clone, Copy)]
+pub struct Binding {
+    pub scope: Scope,
+    pub keys: &'static [(KeyCode, KeyModifiers)],
+    /// The keys as shown to the operator.
+    pub label: &'static str,
+    pub description: &'static str,
+    pub command: Command,
+    /// Shown in the command bar (the help popup shows every binding).
+    pub in_bar: bool,
+    /// Shorter text for the command bar, when the description is too specific.
+    pub bar_text: Option<&'static str>,
+}
+
+impl Binding {
+    /// The text after the key in the command bar.
+    pub fn bar_description(&self) -> &'static str {
+        self.bar_text.unwrap_or(self.description)
+    }
+
+    const fn bar_as(mut self, text: &'static str) -> Binding {
+        self.bar_text = Some(text);
+        self
+    }
+}
+
+const NONE: KeyModifiers = KeyModifiers::NONE;
+const SHIFT: KeyModifiers = KeyModifiers::SHIFT;
+
+const fn bind(
+    scope: Scope,
+    keys: &'static [(KeyCode, KeyModifiers)],
+    label: &'static str,
+    description: &'static str,
+    command: Command,
+    in_bar: bool,
+) -> Binding {
+    Binding {
+        scope,
+        keys,
+        label,
+        description,
+        command,
+        in_bar,
+        bar_text: None,
+    }
+}
+
+use Command as C;
+use KeyCode as K;
+use Scope as S;
+
+const UP: &[(KeyCode, KeyModifiers)] = &[(K::Up, NONE), (K::Char('k'), NONE)];
+const DOWN: &[(KeyCode, KeyModifiers)] = &[(K::Down, NONE), (K::Char('j'), NONE)];
+const TOP: &[(KeyCode, KeyModifiers)] = &[(K::Char('g'), NONE), (K::Home, NONE)];
+const BOTTOM: &[(KeyCode, KeyModifiers)] =
+    &[(K::Char('G'), SHIFT), (K::Char('G'), NONE), (K::End, NONE)];
+
+/// Every binding, in the order the command bar and help show them.
+pub const BINDINGS: &[Binding] = &[
+    // Popups first: they get keys before anything else.
+    bind(
+        S::Confirm,
+        &[(K::Char('y'), NONE), (K::Enter, NONE)],
+        "y/Enter",
+        "yes",
+        C::Confirm,
+        true,
+    ),
+    bind(
+        S::Confirm,
+        &[(K::Char('n'), NONE), (K::Esc, NONE)],
+        "n/Esc",
+        "no",
+        C::Cancel,
+        true,
+    ),
+    bind(
+        S::Dismiss,
+        &[(K::Enter, NONE), (K::Esc, NONE), (K::Char('q'), NONE)],
+        "Enter/Esc",
+        "close",
+        C::Cancel,
+        true,
+    ),
+    bind(
+        S::Help,
+        &[
+            (K::Esc, NONE),
+            (K::Char('?'), NONE),
+            (K::Char('?'), SHIFT),
+            (K::Char('q'), NONE),
+        ],
+        "Esc/?",
+        "close help",
+        C::Cancel,
+        true,
+    ),
+    bind(S::Help, UP, "↑/k", "scroll up", C::Up, true),
+    bind(S::Help, DOWN, "↓/j", "scroll down", C::Down, true),
+    bind(
+        S::Editing,
+        &[(K::Enter, NONE)],
+        "Enter",
+        "accept",
+        C::Confirm,
+        true,
+    ),
+    bind(
+        S::Editing,
+        &[(K::Esc, NONE)],
+        "Esc",
+        "cancel",
+        C::Cancel,
+        true,
+    ),
+    // The focused pane.
+    bind(S::Tree, UP, "↑↓/jk", "previous node", C::Up, true).bar_as("move"),
+    bind(S::Tree, DOWN, "↓/j", "next node", C::Down, false),
+    bind(S::Tree, TOP, "g/G", "first node", C::Top, false),
+    bind(S::Tree, BOTTOM, "G", "last node", C::Bottom, false),
+    bind(
+        S::Tree,
+        &[(K::Enter, NONE), (K::Right, NONE), (K::Char('l'), NONE)],
+        "Enter/→",
+        "open",
+        C::Right,
+        true,
+    ),
+    bind(S::Form, UP, "↑↓/jk", "previous field", C::Up, true).bar_as("move"),
+    bind(S::Form, DOWN, "↓/j", "next field", C::Down, false),
+    bind(S::Form, TOP, "g/G", "first field", C::Top, false),
+    bind(S::Form, BOTTOM, "G", "last field", C::Bottom, false),
+    bind(S::Form, &[(K::Enter, NONE)], "Enter", "edit", C::Edit, true),
+    bind(
+        S::Form,
+        &[(K::Char(' '), NONE)],
+        "Space",
+        "toggle",
+        C::Toggle,
+        true,
+    ),
+    bind(
+        S::Form,
+        &[(K::Right, NONE), (K::Char('l'), NONE)],
+        "←→",
+        "choose option",
+        C::Right,
+        false,
+    ),
+    bind(
+        S::Form,
+        &[(K::Left, NONE), (K::Char('h'), NONE)],
+        "←/h",
+        "previous option, or back to tree",
+        C::Left,
+        false,
+    ),
+    bind(S::List, UP, "↑↓/jk", "previous row", C::Up, true).bar_as("move"),
+    bind(S::List, DOWN, "↓/j", "next row", C::Down, false),
+    bind(S::List, TOP, "g/G", "first row", C::Top, false),
+    bind(S::List, BOTTOM, "G", "last row", C::Bottom, false),
+    bind(
+        S::List,
+        &[(K::Left, NONE), (K::Char('h'), NONE)],
+        "←/h",
+        "back to tree",
+        C::Left,
+        false,
+    ),
+    bind(
+        S::Clients,
+        &[(K::Char('x'), NONE), (K::Delete, NONE)],
+        "x",
+        "disconnect the selected client",
+        C::Disconnect,
+        true,
+    )
+    .bar_as("disconnect"),
+    bind(
+        S::CertificateList,
+        &[(K::Char(' '), NONE)],
+        "Space",
+        "authorize/revoke",
+        C::Toggle,
+        true,
+    ),
+    bind(
+        S::DiagnosticsLog,
+        &[(K::Char('p'), NONE)],
+        "p",
+        "pause",
+        C::Pause,
+        true,
+    ),
+    bind(
+        S::DiagnosticsLog,
+        &[(K::Char('/'), NONE)],
+        "/",
+        "filter",
+        C::Filter,
+        true,
+    ),
+    bind(
+        S::DiagnosticsLog,
+        &[(K::Char('c'), NONE)],
+        "c",
+        "clear",
+        C::ClearLog,
+        false,
+    ),
+    bind(
+        S::DiagnosticsLog,
+        &[(K::PageUp, NONE)],
+        "PgUp/PgDn",
+        "scroll log",
+        C::PageUp,
+        false,
+    ),
+    bind(
+        S::DiagnosticsLog,
+        &[(K::PageDown, NONE)],
+        "PgDn",
+        "scroll log down",
+        C::PageDown,
+        false,
+    ),
+    // Always there.
+    bind(
+        S::Global,
+        &[(K::Tab, NONE)],
+        "Tab",
+        "switch between tree and pane",
+        C::NextPane,
+        true,
+    )
+    .bar_as("pane"),
+    bind(
+        S::Global,
+        &[(K::BackTab, SHIFT), (K::BackTab, NONE)],
+        "S-Tab",
+        "switch pane back",
+        C::PrevPane,
+        false,
+    ),
+    bind(
+        S::Global,
+        &[(K::Char('a'), NONE)],
+        "a",
+        "apply",
+        C::Apply,
+        true,
+    ),
+    bind(
+        S::Global,
+        &[(K::Char('r'), NONE)],
+        "r",
+        "revert",
+        C::Revert,
+        true,
+    ),
+    bind(
+        S::Global,
+        &[(K::Char('?'), NONE), (K::Char('?'), SHIFT), (K::F(1), NONE)],
+        "?",
+        "help",
+        C::Help,
+        true,
+    ),
+    bind(
+        S::Global,
+        &[(K::Char('q'), NONE), (K::Char('c'), KeyModifiers::CONTROL)],
+        "q",
+        "quit",
+        C::Quit,
+        true,
+    ),
+];
+
+/// Bindings whose label duplicates the one before in the same scope are folded into it in
+/// the command bar (for example `↑↓/jk` covers both directions).
+pub fn bar_bindings(scopes: &[Scope]) -> Vec<&'static Binding> {
+    scopes
+        .iter()
+        .flat_map(|scope| {
+            BINDINGS
+                .iter()
+                .filter(move |b| b.scope == *scope && b.in_bar)
+        })
+        .collect()
+}
+
+/// The first binding in the active scopes (in the order given) that matches the key.
+pub fn lookup(scopes: &[Scope], key: &KeyEvent) -> Option<&'static Binding> {
+    scopes.iter().find_map(|scope| {
+        BINDINGS.iter().find(|b| {
+            b.scope == *scope
+                && b.keys
+                    .iter()
+                    .any(|(code, mods)| *code == key.code && *mods == key.modifiers)
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_key_is_bound_twice_in_one_scope() {
+        for (i, a) in BINDINGS.iter().enumerate() {
+            for b in &BINDINGS[i + 1..] {
+                if a.scope != b.scope {
+                    continue;
+                }
+                for key in a.keys {
+                    assert!(
+                        !b.keys.contains(key),
+                        "{key:?} bound twice in {:?}: {} and {}",
+                        a.scope,
+                        a.description,
+                        b.description
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn earlier_scopes_win() {
+        let enter = KeyEvent::new(KeyCode::Enter, NONE);
+        let found = lookup(&[Scope::Editing, Scope::Form], &enter).unwrap();
+        assert_eq!(found.command, Command::Confirm);
+        let found = lookup(&[Scope::Form, Scope::Global], &enter).unwrap();
+        assert_eq!(found.command, Command::Edit);
+    }
+}

@@ -1,0 +1,244 @@
+//! Popups over everything else: help, questions, the apply report, messages.
+//!
+//! ```text
+//!        ┌ Apply report ─────────────────────┐
+//!        │ TCP listener 0.0.0.0:1883: started │
+//!        │ TLS: stored, not active yet        │
+//!        │               Enter/Esc close      │
+//!        └────────────────────────────────────┘
+//! ```
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, BorderType, Clear, Paragraph, Wrap};
+
+use crate::broker::ChangeAction;
+use crate::console::app::{App, Popup};
+use crate::console::keymap::{self, BINDINGS, Scope};
+
+use super::widgets::centered;
+
+pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
+    let Some(popup) = &app.popup else { return };
+    match popup {
+        Popup::Help { scroll } => draw_help(frame, area, app, *scroll),
+        Popup::ConfirmQuit => {
+            let count = app.pending_changes().len();
+            let text = format!(
+                "There {} {count} pending change{} that will be lost.\nQuit anyway? The broker will stop.",
+                if count == 1 { "is" } else { "are" },
+                if count == 1 { "" } else { "s" },
+            );
+            draw_box(frame, area, app, "Quit roost?", text_lines(&text), true)
+        }
+        Popup::ConfirmDisconnect(client_id) => {
+            let text = format!(
+                "Disconnect client {client_id:?}?\n(v5 clients get reason 0x98, administrative action)"
+            );
+            draw_box(
+                frame,
+                area,
+                app,
+                "Disconnect client",
+                text_lines(&text),
+                true,
+            )
+        }
+        Popup::ApplyResult(result) => draw_apply_result(frame, area, app, result),
+        Popup::Message(text) => draw_box(frame, area, app, "roost", text_lines(text), false),
+    }
+}
+
+fn text_lines(text: &str) -> Vec<Line<'static>> {
+    text.lines()
+        .map(|line| Line::from(line.to_string()))
+        .collect()
+}
+
+fn draw_apply_result(
+    frame: &mut Frame,
+    area: Rect,
+    app: &App,
+    result: &Result<crate::broker::ApplyReport, String>,
+) {
+    let theme = &app.theme;
+    match result {
+        Ok(report) => {
+            let mut lines: Vec<Line> = report
+                .changes
+                .iter()
+                .map(|change| {
+                    let style = match change.action {
+                        ChangeAction::Started | ChangeAction::Restarted => theme.ok(),
+                        ChangeAction::Stopped => theme.danger(),
+                        ChangeAction::StoredNotActive => theme.warning(),
+                        ChangeAction::Updated => theme.value(),
+                    };
+                    Line::styled(format!("• {change}"), style)
+                })
+                .collect();
+            if lines.is_empty() {
+                lines.push(Line::from("Nothing needed to change."));
+            }
+            lines.push(Line::from(""));
+            lines.push(Line::styled(
+                format!("Saved to {}.", app.config_path.display()),
+                theme.dim(),
+            ));
+            draw_box(frame, area, app, "Applied", lines, false)
+        }
+        Err(reason) => {
+            let lines = vec![
+                Line::styled("The broker refused the configuration:", theme.danger()),
+                Line::from(reason.clone()),
+                Line::from(""),
+                Line::styled(
+                    "The running broker is unchanged; your pending changes are kept.",
+                    theme.dim(),
+                ),
+            ];
+            draw_box(frame, area, app, "Apply refused", lines, false)
+        }
+    }
+}
+
+/// A bordered box sized to its text, with the keys it accepts on the bottom border.
+fn draw_box(
+    frame: &mut Frame,
+    area: Rect,
+    app: &App,
+    title: &str,
+    lines: Vec<Line<'static>>,
+    question: bool,
+) {
+    let theme = &app.theme;
+    let widest = lines.iter().map(Line::width).max().unwrap_or(0) as u16;
+    let width = (widest + 4).clamp(30, area.width.saturating_sub(4).max(30));
+    let inner_width = width.saturating_sub(2).max(1);
+    let wrapped_rows: u16 = lines
+        .iter()
+        .map(|line| (line.width() as u16).div_ceil(inner_width).max(1))
+        .sum();
+    let rect = centered(area, width, wrapped_rows + 2);
+    let scope = if question {
+        Scope::Confirm
+    } else {
+        Scope::Dismiss
+    };
+    let keys = keys_hint(app, scope);
+    let block = Block::bordered()
+        .border_type(BorderType::Double)
+        .border_style(theme.popup_border())
+        .title(Span::styled(format!(" {title} "), theme.block_title(true)))
+        .title_bottom(Line::from(keys).right_aligned());
+    frame.render_widget(Clear, rect);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(block)
+            .style(theme.base())
+            .wrap(Wrap { trim: false }),
+        rect,
+    );
+}
+
+fn keys_hint(app: &App, scope: Scope) -> Vec<Span<'static>> {
+    let theme = &app.theme;
+    let mut spans = vec![Span::raw(" ")];
+    for binding in keymap::bar_bindings(&[scope]) {
+        spans.push(Span::styled(binding.label, theme.command_key()));
+        spans.push(Span::styled(
+            format!(" {} ", binding.bar_description()),
+            theme.command_text(),
+        ));
+    }
+    spans
+}
+
+/// Every binding, grouped by scope; the scopes active behind the popup are marked.
+fn draw_help(frame: &mut Frame, area: Rect, app: &App, scroll: u16) {
+    let theme = &app.theme;
+    let lines = help_lines(app);
+    let rect = centered(area, 64, area.height.saturating_sub(2));
+    let block = Block::bordered()
+        .border_type(BorderType::Double)
+        .border_style(theme.popup_border())
+        .title(Span::styled(" Keys ", theme.block_title(true)))
+        .title_bottom(Line::from(keys_hint(app, Scope::Help)).right_aligned());
+    let max_scroll = (lines.len() as u16).saturating_sub(rect.height.saturating_sub(2));
+    frame.render_widget(Clear, rect);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(block)
+            .style(theme.base())
+            .scroll((scroll.min(max_scroll), 0)),
+        rect,
+    );
+}
+
+/// The help text, generated from the key map.
+pub fn help_lines(app: &App) -> Vec<Line<'static>> {
+    let theme = &app.theme;
+    const ORDER: [Scope; 11] = [
+        Scope::Global,
+        Scope::Tree,
+        Scope::Form,
+        Scope::Editing,
+        Scope::List,
+        Scope::Clients,
+        Scope::CertificateList,
+        Scope::DiagnosticsLog,
+        Scope::Confirm,
+        Scope::Dismiss,
+        Scope::Help,
+    ];
+    // The component behind the popup: its sections are marked.
+    let behind = app.component_scopes();
+    let mut lines = Vec::new();
+    for scope in ORDER {
+        if !lines.is_empty() {
+            lines.push(Line::from(""));
+        }
+        let mut title = vec![Span::styled(
+            scope.title().to_string(),
+            theme.block_title(true),
+        )];
+        if behind.contains(&scope) {
+            title.push(Span::styled("  (where you are)", theme.dim()));
+        }
+        lines.push(Line::from(title));
+        for binding in BINDINGS.iter().filter(|b| b.scope == scope) {
+            lines.push(Line::from(vec![
+                Span::styled(format!("  {:<12}", key_names(binding)), theme.command_key()),
+                Span::styled(binding.description.to_string(), theme.command_text()),
+            ]));
+        }
+    }
+    lines
+}
+
+/// The keys of a binding spelled out (the bar shows the short label).
+fn key_names(binding: &keymap::Binding) -> String {
+    use ratatui::crossterm::event::{KeyCode, KeyModifiers};
+    let mut names: Vec<String> = Vec::new();
+    for (code, mods) in binding.keys {
+        let name = match code {
+            KeyCode::Char(' ') => "Space".to_string(),
+            KeyCode::Char(c) if mods.contains(KeyModifiers::CONTROL) => format!("Ctrl-{c}"),
+            KeyCode::Char(c) => c.to_string(),
+            KeyCode::Up => "↑".to_string(),
+            KeyCode::Down => "↓".to_string(),
+            KeyCode::Left => "←".to_string(),
+            KeyCode::Right => "→".to_string(),
+            KeyCode::BackTab => "S-Tab".to_string(),
+            KeyCode::PageUp => "PgUp".to_string(),
+            KeyCode::PageDown => "PgDn".to_string(),
+            KeyCode::F(n) => format!("F{n}"),
+            other => other.to_string(),
+        };
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names.join(" ")
+}

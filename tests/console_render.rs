@@ -1,0 +1,326 @@
+//! Every pane of the console rendered into ratatui's `TestBackend` at 80×24 (the smallest
+//! terminal we support) and 160×48, plus the popups, snapshot-tested with insta. The help
+//! popup is generated from the key map, so this snapshot also keeps the help honest.
+//!
+//! All data is fixed (no clocks, no live rates): the snapshots are deterministic.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use roost::broker::{
+    ApplyChange, ApplyReport, ChangeAction, ClientInfo, DiagEvent, Direction, ListenerInfo,
+    ListenerKind, StatsSnapshot,
+};
+use roost::config::{ClientCertificate, ClientCertificateStatus, Config, User};
+use roost::console::app::Popup;
+use roost::console::files::FileState;
+use roost::console::node::Node;
+use roost::console::theme::Theme;
+use roost::console::{Action, App, ui};
+use roost::mqtt::{PacketType, ProtocolVersion, QoS};
+
+const SMALL: (u16, u16) = (80, 24);
+const LARGE: (u16, u16) = (160, 48);
+
+fn at(secs: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs)
+}
+
+fn config() -> Config {
+    let mut config = Config::default();
+    config.broker.enabled = true;
+    config.certificates.ca_certificate = Some(PathBuf::from("roost-data/ca.pem"));
+    config.certificates.ca_private_key = Some(PathBuf::from("roost-data/ca.key"));
+    config.certificates.server_certificate = Some(PathBuf::from("roost-data/server.pem"));
+    config.certificates.clients = vec![
+        ClientCertificate {
+            thumbprint: "3f".repeat(32),
+            subject: "CN=sensor-1".to_string(),
+            status: ClientCertificateStatus::Authorized,
+        },
+        ClientCertificate {
+            thumbprint: "a0".repeat(32),
+            subject: "CN=old-gateway".to_string(),
+            status: ClientCertificateStatus::Revoked,
+        },
+    ];
+    config.users = vec![User {
+        username: "operator".to_string(),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo".to_string(),
+    }];
+    config
+}
+
+fn stats(second: u64) -> StatsSnapshot {
+    StatsSnapshot {
+        running: true,
+        uptime: Duration::from_secs(3723 + second),
+        clients: 3,
+        sessions: 4,
+        subscriptions: 7,
+        messages_received: 1200 + second * 10,
+        messages_sent: 2400 + second * 20,
+        messages_retained: 5,
+        messages_dropped: 0,
+        bytes_received: 0,
+        bytes_sent: 0,
+        messages_received_per_sec: ((second * 7) % 13) as f64,
+        messages_sent_per_sec: ((second * 5) % 17) as f64,
+        retained_storage_bytes: 0,
+        queued_storage_bytes: 0,
+        session_storage_bytes: 0,
+        listeners: vec![ListenerInfo {
+            kind: ListenerKind::Tcp,
+            address: SocketAddr::from(([0, 0, 0, 0], 1883)),
+        }],
+    }
+}
+
+fn clients() -> Vec<ClientInfo> {
+    ["sensor-1", "sensor-2", "dashboard"]
+        .iter()
+        .enumerate()
+        .map(|(i, id)| ClientInfo {
+            client_id: (*id).into(),
+            address: SocketAddr::from(([192, 168, 1, 20 + i as u8], 50000 + i as u16)),
+            listener: ListenerKind::Tcp,
+            protocol: if i == 2 {
+                ProtocolVersion::V3_1_1
+            } else {
+                ProtocolVersion::V5
+            },
+            username: (i == 2).then(|| "operator".to_string()),
+            keep_alive_secs: 60,
+            subscriptions: i,
+            inflight: i,
+            queued: 0,
+            connected_since: at(i as u64 * 61),
+        })
+        .collect()
+}
+
+fn diag_events() -> Vec<Arc<DiagEvent>> {
+    (0..30u64)
+        .map(|i| {
+            let publish = i % 3 != 2;
+            Arc::new(DiagEvent {
+                time: at(100) + Duration::from_millis(i * 250),
+                client_id: format!("sensor-{}", i % 2 + 1).into(),
+                direction: if i % 4 == 3 {
+                    Direction::Out
+                } else {
+                    Direction::In
+                },
+                packet_type: if publish {
+                    PacketType::Publish
+                } else {
+                    PacketType::PingReq
+                },
+                topic: publish.then(|| format!("home/room{}/temp", i % 3).into()),
+                qos: publish.then_some(QoS::AtLeastOnce),
+                packet_id: publish.then_some(i as u16),
+                size: if publish { 42 } else { 2 },
+                payload_preview: publish.then(|| Bytes::from(format!("{{\"t\":{}.5}}", 20 + i))),
+            })
+        })
+        .collect()
+}
+
+/// An app with data in every view and one pending change (the TCP port).
+fn app() -> App {
+    let applied = config();
+    let mut app = App::new(
+        applied,
+        PathBuf::from("/etc/roost/roost.ron"),
+        Theme::default(),
+    );
+    app.pending.broker.tcp.port = 1884;
+    app.pending.diagnostics.log_messages = true;
+    app.diagnostics_live = true;
+    for second in 0..200 {
+        app.update(Action::Stats(stats(second)));
+    }
+    app.update(Action::Clients(clients()));
+    for event in diag_events() {
+        app.update(Action::Diag(event));
+    }
+    let pem = |certificates, private_key| FileState::Pem {
+        bytes: 1302,
+        certificates,
+        private_key,
+    };
+    app.update(Action::Files(
+        [
+            (PathBuf::from("roost-data/ca.pem"), pem(1, false)),
+            (PathBuf::from("roost-data/ca.key"), pem(0, true)),
+            (PathBuf::from("roost-data/server.pem"), FileState::Missing),
+        ]
+        .into_iter()
+        .collect(),
+    ));
+    app
+}
+
+fn render(app: &App, (width, height): (u16, u16)) -> Terminal<TestBackend> {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    terminal.draw(|frame| ui::draw(frame, app)).unwrap();
+    terminal
+}
+
+fn press(app: &mut App, code: KeyCode) {
+    app.update(Action::Key(KeyEvent::new(code, KeyModifiers::NONE)));
+}
+
+fn snapshot_node(node: Node) {
+    let mut app = app();
+    app.update(Action::SelectNode(node.index()));
+    press(&mut app, KeyCode::Tab);
+    let name = node.name().to_lowercase().replace(' ', "_");
+    insta::assert_snapshot!(format!("{name}_80x24"), render(&app, SMALL).backend());
+    insta::assert_snapshot!(format!("{name}_160x48"), render(&app, LARGE).backend());
+}
+
+#[test]
+fn broker_pane() {
+    snapshot_node(Node::Broker);
+}
+
+#[test]
+fn limits_pane() {
+    snapshot_node(Node::Limits);
+}
+
+#[test]
+fn certificate_authority_pane() {
+    snapshot_node(Node::CertificateAuthority);
+}
+
+#[test]
+fn server_certificate_pane() {
+    snapshot_node(Node::ServerCertificate);
+}
+
+#[test]
+fn client_certificates_pane() {
+    snapshot_node(Node::ClientCertificates);
+}
+
+#[test]
+fn users_pane() {
+    snapshot_node(Node::Users);
+}
+
+#[test]
+fn diagnostics_pane() {
+    snapshot_node(Node::Diagnostics);
+}
+
+#[test]
+fn status_pane() {
+    snapshot_node(Node::Status);
+}
+
+#[test]
+fn clients_pane() {
+    snapshot_node(Node::Clients);
+}
+
+#[test]
+fn tree_focused_on_a_fresh_config() {
+    let app = App::new(
+        Config::default(),
+        PathBuf::from("roost.ron"),
+        Theme::default(),
+    );
+    insta::assert_snapshot!("fresh_80x24", render(&app, SMALL).backend());
+}
+
+#[test]
+fn help_popup() {
+    let mut app = app();
+    press(&mut app, KeyCode::Char('?'));
+    insta::assert_snapshot!("help_160x48", render(&app, LARGE).backend());
+    insta::assert_snapshot!("help_80x24", render(&app, SMALL).backend());
+}
+
+#[test]
+fn editing_with_an_invalid_port() {
+    let mut app = app();
+    press(&mut app, KeyCode::Tab);
+    for _ in 0..3 {
+        press(&mut app, KeyCode::Char('j'));
+    }
+    press(&mut app, KeyCode::Enter);
+    press(&mut app, KeyCode::Char('9'));
+    press(&mut app, KeyCode::Char('9'));
+    insta::assert_snapshot!("editing_invalid_port_80x24", render(&app, SMALL).backend());
+}
+
+#[test]
+fn apply_report_popup() {
+    let mut app = app();
+    press(&mut app, KeyCode::Char('a'));
+    app.update(Action::ApplyFinished(Ok(ApplyReport {
+        changes: vec![
+            ApplyChange {
+                subject: "TCP listener 0.0.0.0:1884".to_string(),
+                action: ChangeAction::Restarted,
+            },
+            ApplyChange {
+                subject: "diagnostics".to_string(),
+                action: ChangeAction::Updated,
+            },
+            ApplyChange {
+                subject: "TLS".to_string(),
+                action: ChangeAction::StoredNotActive,
+            },
+        ],
+    })));
+    insta::assert_snapshot!("apply_report_80x24", render(&app, SMALL).backend());
+}
+
+#[test]
+fn apply_refused_popup() {
+    let mut app = app();
+    press(&mut app, KeyCode::Char('a'));
+    app.update(Action::ApplyFinished(Err(
+        "cannot listen on 0.0.0.0:1884 for the TCP listener: Address in use (os error 98)"
+            .to_string(),
+    )));
+    insta::assert_snapshot!("apply_refused_80x24", render(&app, SMALL).backend());
+}
+
+#[test]
+fn quit_confirmation_popup() {
+    let mut app = app();
+    press(&mut app, KeyCode::Char('q'));
+    assert_eq!(app.popup, Some(Popup::ConfirmQuit));
+    insta::assert_snapshot!("confirm_quit_80x24", render(&app, SMALL).backend());
+}
+
+#[test]
+fn every_theme_renders_and_no_color_keeps_the_text() {
+    for (name, _) in roost::console::theme::BUILT_IN {
+        let mut app = app();
+        app.theme = Theme::resolve(Some(name), "dark", false).unwrap();
+        let coloured = render(&app, SMALL);
+        app.theme = Theme::resolve(Some(name), "dark", true).unwrap();
+        let plain = render(&app, SMALL);
+        // Same text whatever the colours.
+        assert_eq!(coloured.backend().to_string(), plain.backend().to_string());
+        let cells = plain.backend().buffer().content();
+        assert!(
+            cells
+                .iter()
+                .all(|c| c.fg == ratatui::style::Color::Reset
+                    && c.bg == ratatui::style::Color::Reset),
+            "NO_COLOR leaves no colour with theme {name}"
+        );
+    }
+}

@@ -1,0 +1,326 @@
+//! Interoperability: the real `roost serve` binary driven by third-party clients —
+//! Eclipse Mosquitto's `mosquitto_pub` / `mosquitto_sub` and the paho-mqtt Python client —
+//! and the command-line behaviour operators rely on (port taken, signals, bad config).
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+const ROOST: &str = env!("CARGO_BIN_EXE_roost");
+
+/// A `roost serve` child process listening on an ephemeral port; killed on drop.
+struct Served {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Served {
+    fn start(extra_args: &[&str]) -> Served {
+        let child = Command::new(ROOST)
+            .args(["serve", "--tcp", "127.0.0.1:0"])
+            .args(extra_args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("roost serve starts");
+        // Owned by the guard at once, so that a failed start still kills the child.
+        let mut served = Served {
+            child,
+            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+        };
+        let stderr = served.child.stderr.take().expect("stderr is piped");
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            // Keep draining after the address is found so that roost never blocks on a full pipe.
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let line = rx
+                .recv_timeout(remaining)
+                .expect("roost serve logs its listening address");
+            if line.contains("listening")
+                && let Some(addr) = line
+                    .split_whitespace()
+                    .find_map(|field| field.strip_prefix("address="))
+            {
+                served.addr = addr.parse().expect("a socket address");
+                return served;
+            }
+        }
+    }
+
+    fn port(&self) -> String {
+        self.addr.port().to_string()
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait works") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "roost did not exit on SIGTERM");
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `mosquitto_sub` and waits until its subscription is in place.
+fn mosquitto_sub(served: &Served, args: &[&str]) -> Child {
+    let child = Command::new("mosquitto_sub")
+        .args(["-h", "127.0.0.1", "-p", &served.port(), "-W", "10"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("mosquitto_sub is installed (Debian mosquitto-clients)");
+    // mosquitto_sub has no "subscribed" signal on stdout: give its SUBSCRIBE time to land.
+    thread::sleep(Duration::from_millis(500));
+    child
+}
+
+fn mosquitto_pub(served: &Served, args: &[&str]) {
+    let output = Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", &served.port()])
+        .args(args)
+        .output()
+        .expect("mosquitto_pub is installed (Debian mosquitto-clients)");
+    assert!(
+        output.status.success(),
+        "mosquitto_pub {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn finish(child: Child) -> String {
+    let output = child.wait_with_output().expect("client exits");
+    assert!(
+        output.status.success(),
+        "client failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("utf-8 output")
+}
+
+#[test]
+fn mosquitto_clients_exchange_messages_at_every_qos_over_v311() {
+    let served = Served::start(&[]);
+    let sub = mosquitto_sub(
+        &served,
+        &[
+            "-V",
+            "mqttv311",
+            "-t",
+            "interop/v311/#",
+            "-q",
+            "2",
+            "-C",
+            "3",
+            "-F",
+            "%t %q %p",
+        ],
+    );
+    for qos in ["0", "1", "2"] {
+        mosquitto_pub(
+            &served,
+            &[
+                "-V",
+                "mqttv311",
+                "-t",
+                &format!("interop/v311/q{qos}"),
+                "-q",
+                qos,
+                "-m",
+                &format!("m{qos}"),
+            ],
+        );
+    }
+    let lines = finish(sub);
+    // MQTT-4.6.0-6: one publisher's messages to one topic tree arrive in order; the delivered
+    // QoS is the minimum of the published and the granted QoS (MQTT-3.8.4-8).
+    assert_eq!(
+        lines.lines().collect::<Vec<_>>(),
+        vec![
+            "interop/v311/q0 0 m0",
+            "interop/v311/q1 1 m1",
+            "interop/v311/q2 2 m2"
+        ]
+    );
+}
+
+#[test]
+fn mosquitto_clients_pass_user_properties_over_v5() {
+    let served = Served::start(&[]);
+    let sub = mosquitto_sub(
+        &served,
+        &[
+            "-V",
+            "mqttv5",
+            "-t",
+            "interop/v5",
+            "-q",
+            "1",
+            "-C",
+            "1",
+            "-F",
+            "%t %P %p",
+        ],
+    );
+    mosquitto_pub(
+        &served,
+        &[
+            "-V",
+            "mqttv5",
+            "-t",
+            "interop/v5",
+            "-q",
+            "1",
+            "-m",
+            "hello",
+            "-D",
+            "publish",
+            "user-property",
+            "room",
+            "kitchen",
+        ],
+    );
+    // MQTT-3.3.2-17: the server forwards user properties unchanged.
+    assert_eq!(finish(sub).trim(), "interop/v5 room:kitchen hello");
+}
+
+#[test]
+fn mosquitto_sub_receives_retained_message_with_retain_flag() {
+    let served = Served::start(&[]);
+    mosquitto_pub(
+        &served,
+        &[
+            "-t",
+            "interop/retained",
+            "-q",
+            "1",
+            "-r",
+            "-m",
+            "last-value",
+        ],
+    );
+    let sub = mosquitto_sub(
+        &served,
+        &["-t", "interop/retained", "-C", "1", "-F", "%r %t %p"],
+    );
+    // MQTT-3.3.1-9: a retained message sent because of a new subscription has RETAIN set.
+    assert_eq!(finish(sub).trim(), "1 interop/retained last-value");
+}
+
+#[test]
+fn paho_python_client_checks_pass() {
+    let served = Served::start(&[]);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scripts/paho_client.py");
+    let output: Output = Command::new("python3")
+        .arg(&script)
+        .args(["127.0.0.1", &served.port()])
+        .output()
+        .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "paho checks failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("all paho checks passed"), "{stdout}");
+}
+
+#[test]
+fn serve_exits_cleanly_on_sigterm() {
+    let served = Served::start(&[]);
+    let status = served.terminate();
+    assert!(status.success(), "exit status {status}");
+}
+
+#[test]
+fn serve_refuses_a_port_that_is_taken() {
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("address").to_string();
+    let output = Command::new(ROOST)
+        .args(["serve", "--tcp", &addr])
+        .stdin(Stdio::null())
+        .output()
+        .expect("roost runs");
+    assert!(
+        !output.status.success(),
+        "roost serve must fail when the port is taken"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("cannot listen on") && stderr.contains(&addr),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn serve_refuses_a_bad_config_naming_the_field() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("bad.ron");
+    std::fs::write(&path, "(limits: (max_packet_size: 3))").expect("write");
+    let output = Command::new(ROOST)
+        .args(["serve", "--config"])
+        .arg(&path)
+        .stdin(Stdio::null())
+        .output()
+        .expect("roost runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("limits.max_packet_size"), "{stderr}");
+}
+
+#[test]
+fn config_init_prints_a_config_that_checks_valid() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("roost.ron");
+    let init = Command::new(ROOST)
+        .args(["config", "init"])
+        .output()
+        .expect("roost runs");
+    assert!(init.status.success());
+    std::fs::write(&path, &init.stdout).expect("write");
+    let check = Command::new(ROOST)
+        .args(["config", "check", "--config"])
+        .arg(&path)
+        .output()
+        .expect("roost runs");
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(String::from_utf8_lossy(&check.stdout).contains("valid"));
+}
+
+#[test]
+fn serve_logs_each_listener() {
+    let served = Served::start(&[]);
+    assert_eq!(served.addr.ip().to_string(), "127.0.0.1");
+    assert_ne!(served.addr.port(), 0);
+}
