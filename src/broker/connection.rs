@@ -21,7 +21,7 @@ use super::api::{Direction, ListenerKind};
 use super::auth;
 use super::metrics::Metrics;
 use super::router::{ConnectRequest, RouterMsg};
-use super::session::{Backlog, ConnectionInfo, ConnectionLink, Outbound};
+use super::session::{Backlog, ConnectionInfo, ConnectionLink, Outbound, Throttle};
 use super::shared::Shared;
 use super::subscriptions::SessionKey;
 use crate::config::{Config, Limits};
@@ -41,6 +41,8 @@ const WRITE_BATCH: usize = 64 * 1024;
 const READ_CHUNK: usize = 8 * 1024;
 /// How long a closing connection waits for its writer to flush the last packets.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// Longest a publisher waits for one congested subscriber before reading on.
+const THROTTLE_LIMIT: Duration = Duration::from_millis(500);
 /// A batch that cannot be written in this time means a peer that stopped reading: the
 /// connection is closed rather than held open forever.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -150,11 +152,13 @@ pub async fn run<S: ByteStream>(
     let connection_id = shared.next_connection_id();
     let (sender, receiver) = mpsc::unbounded_channel();
     let backlog = Arc::new(Backlog::default());
+    let throttle = Arc::new(Throttle::default());
     let unacknowledged_qos1 = Arc::new(AtomicUsize::new(0));
     let link = ConnectionLink {
         connection_id,
         sender: sender.clone(),
         backlog: backlog.clone(),
+        throttle: throttle.clone(),
     };
     let closed = CancellationToken::new();
     let (attached_tx, attached_rx) = oneshot::channel();
@@ -226,6 +230,7 @@ pub async fn run<S: ByteStream>(
         connect_expiry: negotiated.requested_expiry,
         aliases: HashMap::new(),
         unacknowledged_qos1,
+        throttle,
         shared: shared.clone(),
         client_id: client_id.clone(),
         router: router.clone(),
@@ -440,6 +445,8 @@ struct Reader<R> {
     aliases: HashMap<u16, Arc<str>>,
     /// Inbound QoS 1 PUBLISH whose PUBACK the writer has not sent yet (shared with it).
     unacknowledged_qos1: Arc<AtomicUsize>,
+    /// Backpressure from a congested subscriber (see [`Backlog`]).
+    throttle: Arc<Throttle>,
     shared: Arc<Shared>,
     client_id: Arc<str>,
     router: mpsc::Sender<RouterMsg>,
@@ -493,6 +500,13 @@ impl<R: ByteStream> Reader<R> {
                         }
                     }
                 }
+            }
+            if let Some(backlog) = self.throttle.take() {
+                // Our messages feed a subscriber that is behind: read no more until it has
+                // caught up (bounded, so a stuck subscriber cannot stall us for long).
+                backlog.wait_drained(THROTTLE_LIMIT).await;
+                // Packets waiting in the socket meanwhile must not count as silence.
+                deadline = grace.map(|g| Instant::now() + g);
             }
             self.buffer.reserve(READ_CHUNK);
             tokio::select! {

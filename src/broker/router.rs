@@ -12,7 +12,7 @@ use super::api::ClientInfo;
 use super::message::{Delivery, Message};
 use super::metrics::{Metrics, RateMeter};
 use super::session::{
-    Connected, ConnectionInfo, ConnectionLink, Inflight, Outbound, Queued, Session,
+    Backlog, Connected, ConnectionInfo, ConnectionLink, Inflight, Outbound, Queued, Session,
 };
 use super::shared::Shared;
 use super::subscriptions::{
@@ -107,6 +107,8 @@ pub struct Router {
     timers: BTreeSet<(Instant, SessionKey, TimerKind)>,
     /// Reused for every PUBLISH so that matching allocates nothing per subscriber.
     scratch: Vec<Match>,
+    /// A subscriber backlog the current PUBLISH found congested (see [`Backlog`]).
+    congested: Option<Arc<Backlog>>,
     inbox: mpsc::Receiver<RouterMsg>,
 }
 
@@ -128,6 +130,7 @@ impl Router {
             retained: HashMap::new(),
             timers: BTreeSet::new(),
             scratch: Vec::new(),
+            congested: None,
             inbox,
         }
     }
@@ -578,6 +581,7 @@ impl Router {
                 return;
             }
         }
+        self.congested = None;
         let message = Arc::new(Message::new(publish, Instant::now()));
         if message.publish.retain {
             // MQTT-3.3.1-5..-7: store, replace, or clear with an empty payload.
@@ -587,6 +591,11 @@ impl Router {
         let Some(session) = self.sessions.get(&key) else {
             return;
         };
+        if let Some(backlog) = self.congested.take()
+            && let Some(link) = session.link()
+        {
+            link.throttle.set(backlog);
+        }
         let reason = if delivered == 0 && session.protocol.is_v5() {
             ReasonCode::NoMatchingSubscribers
         } else {
@@ -697,10 +706,12 @@ impl Router {
         if queued.qos == QoS::AtMostOnce {
             // QoS 0 is never queued for an offline session, and is the first to go when a
             // connection cannot keep up.
-            if let Some(link) = session.link()
-                && !link.try_send_qos0(delivery(&queued, None, false))
-            {
-                Metrics::add(&self.shared.metrics.messages_dropped, 1);
+            if let Some(link) = session.link() {
+                if !link.try_send_qos0(delivery(&queued, None, false)) {
+                    Metrics::add(&self.shared.metrics.messages_dropped, 1);
+                } else if self.congested.is_none() && link.backlog.is_congested() {
+                    self.congested = Some(link.backlog.clone());
+                }
             }
             return;
         }

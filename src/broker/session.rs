@@ -3,11 +3,11 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-use std::time::{Instant, SystemTime};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 use super::api::ListenerKind;
 use super::message::{Delivery, Message};
@@ -30,17 +30,32 @@ pub struct Backlog {
     items: AtomicUsize,
     /// Payload bytes of the QoS 0 messages among them.
     qos0_bytes: AtomicUsize,
+    /// Wakes throttled publishers when the backlog falls to [`BACKLOG_LOW`].
+    drained: Notify,
+    /// Set when a throttled publisher waited in vain: the subscriber is not draining, so it
+    /// throttles no one until it has caught up again.
+    stalled: AtomicBool,
 }
 
 /// QoS 0 messages are dropped for a connection whose writer is this far behind: a peer that
 /// stopped reading (or cannot keep up for long). Bursts below these stay lossless.
 pub const QOS0_BACKLOG_ITEMS: usize = 100_000;
 pub const QOS0_BACKLOG_BYTES: usize = 64 * 1024 * 1024;
+/// Above this many waiting items, publishers whose messages feed the backlog are slowed
+/// down (their sockets are not read) until it falls to [`BACKLOG_LOW`]: backpressure
+/// instead of loss for a subscriber that is slower than its publishers. A subscriber that
+/// does not drain while a publisher waits, or falls behind to the drop limits, throttles no
+/// one: a stuck client costs publishers one short pause, not their throughput.
+pub const BACKLOG_HIGH: usize = 10_000;
+pub const BACKLOG_LOW: usize = 2_000;
 
 impl Backlog {
     /// Called by the writer for every item it takes off the channel.
     pub fn taken(&self, item: &Outbound) {
-        self.items.fetch_sub(1, Relaxed);
+        if self.items.fetch_sub(1, Relaxed) == BACKLOG_LOW + 1 {
+            self.stalled.store(false, Relaxed);
+            self.drained.notify_waiters();
+        }
         if let Outbound::Publish(delivery) = item
             && delivery.qos == QoS::AtMostOnce
         {
@@ -53,6 +68,52 @@ impl Backlog {
         self.items.load(Relaxed) < QOS0_BACKLOG_ITEMS
             && self.qos0_bytes.load(Relaxed) < QOS0_BACKLOG_BYTES
     }
+
+    /// Behind enough to slow publishers down, not so far behind as to be given up on.
+    pub fn is_congested(&self) -> bool {
+        self.items.load(Relaxed) >= BACKLOG_HIGH
+            && self.has_room_for_qos0()
+            && !self.stalled.load(Relaxed)
+    }
+
+    /// Waits until the backlog is down to [`BACKLOG_LOW`], at most `limit`.
+    pub async fn wait_drained(&self, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            // Created before the check so that a wake-up in between is not lost.
+            let drained = self.drained.notified();
+            if self.items.load(Relaxed) <= BACKLOG_LOW {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, drained).await.is_err() {
+                self.stalled.store(true, Relaxed);
+                return;
+            }
+        }
+    }
+}
+
+/// A publisher's connection is told here which congested backlog to wait for before it
+/// reads more from its socket.
+#[derive(Debug, Default)]
+pub struct Throttle {
+    waiting_for: Mutex<Option<Arc<Backlog>>>,
+}
+
+impl Throttle {
+    pub fn set(&self, backlog: Arc<Backlog>) {
+        *self
+            .waiting_for
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(backlog);
+    }
+
+    pub fn take(&self) -> Option<Arc<Backlog>> {
+        self.waiting_for
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take()
+    }
 }
 
 /// The router's line to one connection's writer. The channel is unbounded, but every kind
@@ -64,6 +125,8 @@ pub struct ConnectionLink {
     pub connection_id: u64,
     pub sender: mpsc::UnboundedSender<Outbound>,
     pub backlog: Arc<Backlog>,
+    /// Set by the router when this client's messages feed a congested backlog.
+    pub throttle: Arc<Throttle>,
 }
 
 impl ConnectionLink {
