@@ -201,7 +201,7 @@ pub struct Session {
     /// How many QoS 1/2 messages may be in flight to the client (its Receive Maximum,
     /// capped by ours).
     pub window: usize,
-    /// The client's Maximum Packet Size, if any (MQTT-3.1.2-25 is applied by the writer).
+    /// The will of the attached (or last) connection, until published or deleted.
     pub will: Option<Will>,
     /// When a will whose delay is running goes out.
     pub will_at: Option<Instant>,
@@ -271,5 +271,112 @@ impl Session {
         if let Some(link) = self.link() {
             link.send(Outbound::Packet(Box::new(packet)));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant as StdInstant;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::mqtt::Publish;
+
+    fn qos0() -> Outbound {
+        let publish = Publish {
+            dup: false,
+            qos: QoS::AtMostOnce,
+            retain: false,
+            topic: Arc::from("t"),
+            packet_id: None,
+            properties: Default::default(),
+            payload: Bytes::from_static(b"12345678"),
+        };
+        Outbound::Publish(Delivery {
+            message: Arc::new(Message::new(publish, StdInstant::now())),
+            qos: QoS::AtMostOnce,
+            packet_id: None,
+            dup: false,
+            retain: false,
+            subscription_ids: Vec::new(),
+        })
+    }
+
+    fn link() -> (ConnectionLink, mpsc::UnboundedReceiver<Outbound>) {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let link = ConnectionLink {
+            connection_id: 1,
+            sender,
+            backlog: Arc::new(Backlog::default()),
+            throttle: Arc::new(Throttle::default()),
+        };
+        (link, receiver)
+    }
+
+    fn fill(link: &ConnectionLink, n: usize) {
+        for _ in 0..n {
+            let Outbound::Publish(delivery) = qos0() else {
+                unreachable!()
+            };
+            assert!(link.try_send_qos0(delivery));
+        }
+    }
+
+    #[tokio::test]
+    async fn congestion_starts_at_the_high_mark_and_drains_to_the_low_one() {
+        let (link, mut receiver) = link();
+        fill(&link, BACKLOG_HIGH - 1);
+        assert!(!link.backlog.is_congested());
+        fill(&link, 1);
+        assert!(link.backlog.is_congested());
+        assert_eq!(link.backlog.qos0_bytes.load(Relaxed), BACKLOG_HIGH * 8);
+
+        let backlog = link.backlog.clone();
+        let waiter = tokio::spawn(async move {
+            backlog.wait_drained(Duration::from_secs(5)).await;
+        });
+        tokio::task::yield_now().await;
+        for _ in 0..(BACKLOG_HIGH - BACKLOG_LOW) {
+            let item = receiver.try_recv().unwrap();
+            link.backlog.taken(&item);
+        }
+        tokio::time::timeout(Duration::from_secs(1), waiter)
+            .await
+            .expect("woken at the low mark")
+            .unwrap();
+        assert!(!link.backlog.is_congested());
+        assert_eq!(link.backlog.qos0_bytes.load(Relaxed), BACKLOG_LOW * 8);
+    }
+
+    #[tokio::test]
+    async fn a_backlog_that_does_not_drain_stops_throttling_until_it_catches_up() {
+        let (link, mut receiver) = link();
+        fill(&link, BACKLOG_HIGH);
+        link.backlog.wait_drained(Duration::from_millis(20)).await;
+        assert!(!link.backlog.is_congested(), "stalled: throttles no one");
+        for _ in 0..(BACKLOG_HIGH - BACKLOG_LOW) {
+            let item = receiver.try_recv().unwrap();
+            link.backlog.taken(&item);
+        }
+        fill(&link, BACKLOG_HIGH - BACKLOG_LOW);
+        assert!(
+            link.backlog.is_congested(),
+            "caught up once: throttles again"
+        );
+    }
+
+    #[test]
+    fn qos0_is_dropped_at_the_item_limit() {
+        let (link, _receiver) = link();
+        fill(&link, QOS0_BACKLOG_ITEMS);
+        let Outbound::Publish(delivery) = qos0() else {
+            unreachable!()
+        };
+        assert!(!link.try_send_qos0(delivery));
+        assert!(
+            !link.backlog.is_congested(),
+            "given up on: throttles no one"
+        );
     }
 }
