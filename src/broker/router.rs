@@ -428,7 +428,7 @@ impl Router {
                     Some(expiry) => delay.min(expiry),
                     None => delay,
                 };
-                let at = now + Duration::from_secs(u64::from(delay));
+                let at = later(now, delay);
                 session.will = Some(will);
                 session.will_at = Some(at);
                 self.timers.insert((at, key, TimerKind::Will));
@@ -453,7 +453,7 @@ impl Router {
             return;
         };
         if let Some(secs) = session.expiry_secs.filter(|secs| *secs > 0) {
-            let at = now + Duration::from_secs(u64::from(secs));
+            let at = later(now, secs);
             session.expires_at = Some(at);
             self.timers.insert((at, key, TimerKind::SessionExpiry));
         }
@@ -1085,6 +1085,12 @@ fn session_record(session: &Session) -> SessionRecord {
             .map(|(filter, subscription)| (filter.clone(), *subscription))
             .collect(),
     }
+}
+
+/// `secs` after `now`, saturating at a date far beyond any session.
+fn later(now: Instant, secs: u32) -> Instant {
+    now.checked_add(Duration::from_secs(u64::from(secs)))
+        .unwrap_or(now + Duration::from_secs(100 * 365 * 24 * 3600))
 }
 
 async fn sleep_until(at: Option<Instant>) {
