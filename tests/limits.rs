@@ -35,8 +35,9 @@ async fn a_subscriber_that_stops_reading_loses_qos0_messages_not_the_broker() {
     let mut healthy = broker.connected(ProtocolVersion::V5, "fine").await;
     healthy.subscribe("other", QoS::AtMostOnce).await;
     let mut p = broker.connected(ProtocolVersion::V5, "flooder").await;
-    let payload = "x".repeat(16 * 1024);
-    for _ in 0..1500 {
+    // More than the 64 MiB of QoS 0 payload a connection may have waiting.
+    let payload = "x".repeat(64 * 1024);
+    for _ in 0..1600 {
         p.publish(publish("flood", &payload, QoS::AtMostOnce, None))
             .await;
     }
@@ -48,5 +49,43 @@ async fn a_subscriber_that_stops_reading_loses_qos0_messages_not_the_broker() {
     p.publish(publish("other", "still here", QoS::AtMostOnce, None))
         .await;
     assert_eq!(&healthy.recv_publish().await.payload[..], b"still here");
+    drop(stuck);
+}
+
+#[tokio::test]
+async fn a_subscriber_that_stopped_reading_does_not_throttle_publishers_for_long() {
+    // 30 000 messages of 1 KiB: the stuck subscriber's backlog passes the throttling mark
+    // (10 000 waiting) long before the drop limits (100 000 or 64 MiB). Publishers pause at most once, then run at full speed again.
+    let broker = start().await;
+    let mut stuck = broker.connected(ProtocolVersion::V5, "stuck-small").await;
+    stuck.subscribe("small", QoS::AtMostOnce).await;
+    let mut p = broker.connected(ProtocolVersion::V5, "small-pub").await;
+    let started = std::time::Instant::now();
+    for i in 0..30_000u32 {
+        p.publish(publish("small", "tiny", QoS::AtMostOnce, None))
+            .await;
+        if i % 1000 == 0 {
+            // A round trip proves the publisher's packets are being read.
+            p.send(&roost::mqtt::Packet::PingReq).await;
+            assert_eq!(p.recv().await, Some(roost::mqtt::Packet::PingResp));
+        }
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    // Everything has been routed once a QoS 1 message is acknowledged by the router.
+    p.publish(publish("small", "last", QoS::AtLeastOnce, Some(1)))
+        .await;
+    loop {
+        match p.recv().await {
+            Some(roost::mqtt::Packet::PubAck(_)) => break,
+            Some(_) => {}
+            None => panic!("publisher disconnected"),
+        }
+    }
+    // Below the drop limits nothing was lost: it all waits for the subscriber.
+    assert_eq!(broker.handle.stats().messages_dropped, 0);
     drop(stuck);
 }

@@ -186,3 +186,23 @@ async fn garbage_from_many_sockets_never_hurts_the_broker() {
     }
     still_serving(&broker).await;
 }
+
+#[tokio::test]
+async fn malformed_v5_connect_gets_a_connack_with_the_reason() {
+    // MQTT 5.0 §3.1.4: the server may answer a bad CONNECT with CONNACK >= 0x80, then
+    // must close. Here the reserved flag bit 0 of the connect flags is set (MQTT-3.1.2-3).
+    let broker = start().await;
+    let mut client = broker.raw(ProtocolVersion::V5).await;
+    client
+        .send_bytes(&[
+            0x10, 0x0E, 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x05, 0x03, 0x00, 0x1E, 0x00, 0x00,
+            0x01, b'x',
+        ])
+        .await;
+    match client.recv().await {
+        Some(Packet::ConnAck(connack)) => assert_eq!(connack.reason, ReasonCode::MalformedPacket),
+        other => panic!("expected CONNACK, got {other:?}"),
+    }
+    assert!(client.recv().await.is_none());
+    still_serving(&broker).await;
+}

@@ -228,3 +228,49 @@ async fn a_v5_client_within_our_receive_maximum_is_never_cut_off() {
         }
     }
 }
+
+#[tokio::test]
+async fn pubrel_for_an_unknown_packet_id_gets_0x92() {
+    // MQTT 5.0 §3.7.2.1: PUBCOMP 0x92 Packet Identifier not found.
+    let broker = start().await;
+    let mut client = broker.connected(ProtocolVersion::V5, "stray").await;
+    client.send(&Packet::PubRel(PubResponse::success(77))).await;
+    match client.recv().await {
+        Some(Packet::PubComp(comp)) => {
+            assert_eq!(comp.packet_id, 77);
+            assert_eq!(comp.reason, ReasonCode::PacketIdentifierNotFound);
+        }
+        other => panic!("expected PUBCOMP, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn pubrec_with_an_error_ends_the_qos2_flow() {
+    // MQTT 5.0 §4.3.3: a PUBREC with a reason code of 0x80 or more ends the exchange; the
+    // window slot is free again.
+    let broker = start().await;
+    let mut sub = broker.raw(ProtocolVersion::V5).await;
+    let mut c = connect(ProtocolVersion::V5, "refuser");
+    c.properties.receive_maximum = Some(1);
+    sub.connect(c).await;
+    sub.subscribe("refuse", QoS::ExactlyOnce).await;
+    let mut p = broker.connected(ProtocolVersion::V5, "refused").await;
+    for id in 1..=2u16 {
+        p.publish(publish(
+            "refuse",
+            &id.to_string(),
+            QoS::ExactlyOnce,
+            Some(id),
+        ))
+        .await;
+    }
+    let first = sub.recv_publish().await;
+    sub.send(&Packet::PubRec(PubResponse {
+        packet_id: first.packet_id.unwrap(),
+        reason: ReasonCode::UnspecifiedError,
+        properties: Default::default(),
+    }))
+    .await;
+    let second = sub.recv_publish().await;
+    assert_eq!(&second.payload[..], b"2");
+}

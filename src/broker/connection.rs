@@ -15,12 +15,13 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::api::{Direction, ListenerKind};
 use super::auth;
 use super::metrics::Metrics;
 use super::router::{ConnectRequest, RouterMsg};
-use super::session::{ConnectionInfo, ConnectionLink, Outbound};
+use super::session::{Backlog, ConnectionInfo, ConnectionLink, Outbound, Throttle};
 use super::shared::Shared;
 use super::subscriptions::SessionKey;
 use crate::config::{Config, Limits};
@@ -40,6 +41,8 @@ const WRITE_BATCH: usize = 64 * 1024;
 const READ_CHUNK: usize = 8 * 1024;
 /// How long a closing connection waits for its writer to flush the last packets.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// Longest a publisher waits for one congested subscriber before reading on.
+const THROTTLE_LIMIT: Duration = Duration::from_millis(500);
 /// A batch that cannot be written in this time means a peer that stopped reading: the
 /// connection is closed rather than held open forever.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -94,6 +97,16 @@ pub async fn run<S: ByteStream>(
             let _ = writer.shutdown().await;
             return;
         }
+        Ok(Err(ConnectFailure::RefusedV5(reason))) => {
+            refuse(
+                &mut writer,
+                ProtocolVersion::V5,
+                reason,
+                limits.max_packet_size,
+            )
+            .await;
+            return;
+        }
         Ok(Err(ConnectFailure::Closed)) => return,
         Err(_elapsed) => {
             tracing::debug!(%address, "no CONNECT within the connect timeout");
@@ -125,6 +138,7 @@ pub async fn run<S: ByteStream>(
         (connect.client_id.clone(), false)
     };
     let client_id: Arc<str> = Arc::from(client_id);
+    tracing::Span::current().record("client_id", &*client_id);
     let negotiated = Negotiated::new(&connect, limits, assigned.then(|| client_id.clone()));
     if shared.diagnostics.is_on() {
         shared.diagnostics.record(
@@ -137,12 +151,14 @@ pub async fn run<S: ByteStream>(
 
     let connection_id = shared.next_connection_id();
     let (sender, receiver) = mpsc::unbounded_channel();
-    let pending = Arc::new(AtomicUsize::new(0));
+    let backlog = Arc::new(Backlog::default());
+    let throttle = Arc::new(Throttle::default());
     let unacknowledged_qos1 = Arc::new(AtomicUsize::new(0));
     let link = ConnectionLink {
         connection_id,
         sender: sender.clone(),
-        pending: pending.clone(),
+        backlog: backlog.clone(),
+        throttle: throttle.clone(),
     };
     let closed = CancellationToken::new();
     let (attached_tx, attached_rx) = oneshot::channel();
@@ -150,7 +166,7 @@ pub async fn run<S: ByteStream>(
         Writer {
             out: writer,
             receiver,
-            pending,
+            backlog,
             version,
             max_packet_size: negotiated.client_max_packet_size,
             alias_max: negotiated.client_topic_alias_max,
@@ -165,7 +181,8 @@ pub async fn run<S: ByteStream>(
             session_key: None,
             closed: closed.clone(),
         }
-        .run(),
+        .run()
+        .instrument(tracing::Span::current()),
     );
 
     let (reply, session) = oneshot::channel();
@@ -213,6 +230,7 @@ pub async fn run<S: ByteStream>(
         connect_expiry: negotiated.requested_expiry,
         aliases: HashMap::new(),
         unacknowledged_qos1,
+        throttle,
         shared: shared.clone(),
         client_id: client_id.clone(),
         router: router.clone(),
@@ -277,7 +295,27 @@ async fn refuse<W: AsyncWrite + Unpin>(
 
 enum ConnectFailure {
     Unsupported,
+    RefusedV5(ReasonCode),
     Closed,
+}
+
+/// Whether the bytes start a CONNECT with protocol name "MQTT" and level 5, read before
+/// decoding so that a bad v5 CONNECT can be answered in v5 form.
+fn claims_v5(buffer: &[u8]) -> bool {
+    if buffer.first() != Some(&0x10) {
+        return false;
+    }
+    // Skip the remaining length (1 to 4 bytes, high bit = continuation).
+    let Some(length_bytes) = buffer
+        .iter()
+        .skip(1)
+        .take(4)
+        .position(|byte| byte & 0x80 == 0)
+    else {
+        return false;
+    };
+    let start = 1 + length_bytes + 1;
+    buffer.get(start..start + 7) == Some(&[0x00, 0x04, b'M', b'Q', b'T', b'T', 0x05][..])
 }
 
 async fn read_connect<R: AsyncRead + Unpin>(
@@ -288,6 +326,7 @@ async fn read_connect<R: AsyncRead + Unpin>(
 ) -> Result<(Connect, usize), ConnectFailure> {
     loop {
         let available = buffer.len();
+        let is_v5 = claims_v5(buffer);
         match decode(buffer, None, max_packet_size) {
             Ok(Some(Packet::Connect(connect))) => return Ok((*connect, available - buffer.len())),
             Ok(Some(_)) => return Err(ConnectFailure::Closed),
@@ -297,7 +336,12 @@ async fn read_connect<R: AsyncRead + Unpin>(
             }
             Err(error) => {
                 tracing::debug!(%error, "bad CONNECT");
-                return Err(ConnectFailure::Closed);
+                // A v5 client learns why (MQTT 5.0 §3.1.4: CONNACK with a reason code of
+                // 0x80 or more, then close); 3.1.1 has no code for it, so it is just closed.
+                return Err(match is_v5 {
+                    true => ConnectFailure::RefusedV5(error.reason_code()),
+                    false => ConnectFailure::Closed,
+                });
             }
         }
         buffer.reserve(READ_CHUNK);
@@ -401,6 +445,8 @@ struct Reader<R> {
     aliases: HashMap<u16, Arc<str>>,
     /// Inbound QoS 1 PUBLISH whose PUBACK the writer has not sent yet (shared with it).
     unacknowledged_qos1: Arc<AtomicUsize>,
+    /// Backpressure from a congested subscriber (see [`Backlog`]).
+    throttle: Arc<Throttle>,
     shared: Arc<Shared>,
     client_id: Arc<str>,
     router: mpsc::Sender<RouterMsg>,
@@ -454,6 +500,13 @@ impl<R: ByteStream> Reader<R> {
                         }
                     }
                 }
+            }
+            if let Some(backlog) = self.throttle.take() {
+                // Our messages feed a subscriber that is behind: read no more until it has
+                // caught up (bounded, so a stuck subscriber cannot stall us for long).
+                backlog.wait_drained(THROTTLE_LIMIT).await;
+                // Packets waiting in the socket meanwhile must not count as silence.
+                deadline = grace.map(|g| Instant::now() + g);
             }
             self.buffer.reserve(READ_CHUNK);
             tokio::select! {
@@ -594,7 +647,7 @@ impl<R: ByteStream> Reader<R> {
 struct Writer<W> {
     out: WriteHalf<W>,
     receiver: mpsc::UnboundedReceiver<Outbound>,
-    pending: Arc<AtomicUsize>,
+    backlog: Arc<Backlog>,
     version: ProtocolVersion,
     /// The client's Maximum Packet Size (MQTT-3.1.2-24/-25).
     max_packet_size: u32,
@@ -626,7 +679,7 @@ impl<W: ByteStream> Writer<W> {
             let mut closing = None;
             // Drain everything queued into one buffer, then write once.
             while let Some(item) = next.take() {
-                self.pending.fetch_sub(1, Relaxed);
+                self.backlog.taken(&item);
                 match item {
                     Outbound::Packet(packet) => self.encode_packet(*packet, &mut batch),
                     Outbound::Publish(delivery) => self.encode_delivery(delivery, &mut batch).await,

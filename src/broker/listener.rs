@@ -6,6 +6,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::api::ListenerKind;
 use super::connection;
@@ -28,13 +29,21 @@ pub async fn run_tcp(
         match accepted {
             Ok((stream, address)) => {
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(connection::run(
-                    stream,
-                    address,
-                    ListenerKind::Tcp,
-                    shared.clone(),
-                    router.clone(),
-                ));
+                let span = tracing::debug_span!(
+                    "connection",
+                    %address,
+                    client_id = tracing::field::Empty
+                );
+                tokio::spawn(
+                    connection::run(
+                        stream,
+                        address,
+                        ListenerKind::Tcp,
+                        shared.clone(),
+                        router.clone(),
+                    )
+                    .instrument(span),
+                );
             }
             Err(error) => {
                 // Out of file descriptors and the like: wait a little rather than spin.

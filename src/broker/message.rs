@@ -25,7 +25,8 @@ impl Message {
         let expires_at = publish
             .properties
             .message_expiry_interval
-            .map(|secs| now + Duration::from_secs(u64::from(secs)));
+            // An interval past the clock's range never expires.
+            .and_then(|secs| now.checked_add(Duration::from_secs(u64::from(secs))));
         Message {
             publish,
             expires_at,

@@ -1,10 +1,10 @@
 //! The broker: a tokio actor system behind [`BrokerHandle`].
 //!
-//! - the supervisor owns the applied config and the listeners ([`supervisor`]);
-//! - listeners accept sockets and start one connection task each ([`listener`]);
-//! - a connection reads packets and writes batches ([`connection`]);
-//! - the router owns sessions, subscriptions and retained messages ([`router`]);
-//! - metrics are atomics read by the handle ([`metrics`]), published as `$SYS` ([`sys`]).
+//! - the supervisor owns the applied config and the listeners (`supervisor`);
+//! - listeners accept sockets and start one connection task each (`listener`);
+//! - a connection reads packets and writes batches (`connection`);
+//! - the router owns sessions, subscriptions and retained messages (`router`);
+//! - metrics are atomics read by the handle (`metrics`), published as `$SYS` (`sys`).
 
 mod api;
 mod auth;

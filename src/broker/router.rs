@@ -12,7 +12,7 @@ use super::api::ClientInfo;
 use super::message::{Delivery, Message};
 use super::metrics::{Metrics, RateMeter};
 use super::session::{
-    Connected, ConnectionInfo, ConnectionLink, Inflight, Outbound, Queued, Session,
+    Backlog, Connected, ConnectionInfo, ConnectionLink, Inflight, Outbound, Queued, Session,
 };
 use super::shared::Shared;
 use super::subscriptions::{
@@ -107,6 +107,8 @@ pub struct Router {
     timers: BTreeSet<(Instant, SessionKey, TimerKind)>,
     /// Reused for every PUBLISH so that matching allocates nothing per subscriber.
     scratch: Vec<Match>,
+    /// A subscriber backlog the current PUBLISH found congested (see [`Backlog`]).
+    congested: Option<Arc<Backlog>>,
     inbox: mpsc::Receiver<RouterMsg>,
 }
 
@@ -128,6 +130,7 @@ impl Router {
             retained: HashMap::new(),
             timers: BTreeSet::new(),
             scratch: Vec::new(),
+            congested: None,
             inbox,
         }
     }
@@ -425,7 +428,7 @@ impl Router {
                     Some(expiry) => delay.min(expiry),
                     None => delay,
                 };
-                let at = now + Duration::from_secs(u64::from(delay));
+                let at = later(now, delay);
                 session.will = Some(will);
                 session.will_at = Some(at);
                 self.timers.insert((at, key, TimerKind::Will));
@@ -450,7 +453,7 @@ impl Router {
             return;
         };
         if let Some(secs) = session.expiry_secs.filter(|secs| *secs > 0) {
-            let at = now + Duration::from_secs(u64::from(secs));
+            let at = later(now, secs);
             session.expires_at = Some(at);
             self.timers.insert((at, key, TimerKind::SessionExpiry));
         }
@@ -465,9 +468,9 @@ impl Router {
         for filter in session.subscriptions.keys() {
             self.tree.remove(filter, key);
         }
-        if session.is_persistent()
-            && let Err(error) = self.store.remove_session(&session.client_id).await
-        {
+        // Unconditionally: the session may have been persistent earlier in its life (a v5
+        // DISCONNECT can lower its expiry to 0).
+        if let Err(error) = self.store.remove_session(&session.client_id).await {
             tracing::warn!(%error, "store: cannot remove session");
         }
         if let Some(will) = session.will.take().filter(|_| session.will_at.is_some()) {
@@ -578,6 +581,7 @@ impl Router {
                 return;
             }
         }
+        self.congested = None;
         let message = Arc::new(Message::new(publish, Instant::now()));
         if message.publish.retain {
             // MQTT-3.3.1-5..-7: store, replace, or clear with an empty payload.
@@ -587,6 +591,11 @@ impl Router {
         let Some(session) = self.sessions.get(&key) else {
             return;
         };
+        if let Some(backlog) = self.congested.take()
+            && let Some(link) = session.link()
+        {
+            link.throttle.set(backlog);
+        }
         let reason = if delivered == 0 && session.protocol.is_v5() {
             ReasonCode::NoMatchingSubscribers
         } else {
@@ -697,10 +706,12 @@ impl Router {
         if queued.qos == QoS::AtMostOnce {
             // QoS 0 is never queued for an offline session, and is the first to go when a
             // connection cannot keep up.
-            if let Some(link) = session.link()
-                && !link.try_send_qos0(delivery(&queued, None, false))
-            {
-                Metrics::add(&self.shared.metrics.messages_dropped, 1);
+            if let Some(link) = session.link() {
+                if !link.try_send_qos0(delivery(&queued, None, false)) {
+                    Metrics::add(&self.shared.metrics.messages_dropped, 1);
+                } else if self.congested.is_none() && link.backlog.is_congested() {
+                    self.congested = Some(link.backlog.clone());
+                }
             }
             return;
         }
@@ -1074,6 +1085,12 @@ fn session_record(session: &Session) -> SessionRecord {
             .map(|(filter, subscription)| (filter.clone(), *subscription))
             .collect(),
     }
+}
+
+/// `secs` after `now`, saturating at a date far beyond any session.
+fn later(now: Instant, secs: u32) -> Instant {
+    now.checked_add(Duration::from_secs(u64::from(secs)))
+        .unwrap_or(now + Duration::from_secs(100 * 365 * 24 * 3600))
 }
 
 async fn sleep_until(at: Option<Instant>) {

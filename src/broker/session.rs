@@ -3,11 +3,11 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-use std::time::{Instant, SystemTime};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 use super::api::ListenerKind;
 use super::message::{Delivery, Message};
@@ -23,33 +23,126 @@ pub enum Outbound {
     Close(Option<ReasonCode>),
 }
 
+/// What is waiting for one connection's writer. Shared by the router (adds) and the writer
+/// (takes).
+#[derive(Debug, Default)]
+pub struct Backlog {
+    items: AtomicUsize,
+    /// Payload bytes of the QoS 0 messages among them.
+    qos0_bytes: AtomicUsize,
+    /// Wakes throttled publishers when the backlog falls to [`BACKLOG_LOW`].
+    drained: Notify,
+    /// Set when a throttled publisher waited in vain: the subscriber is not draining, so it
+    /// throttles no one until it has caught up again.
+    stalled: AtomicBool,
+}
+
+/// QoS 0 messages are dropped for a connection whose writer is this far behind: a peer that
+/// stopped reading (or cannot keep up for long). Bursts below these stay lossless.
+pub const QOS0_BACKLOG_ITEMS: usize = 100_000;
+pub const QOS0_BACKLOG_BYTES: usize = 64 * 1024 * 1024;
+/// Above this many waiting items, publishers whose messages feed the backlog are slowed
+/// down (their sockets are not read) until it falls to [`BACKLOG_LOW`]: backpressure
+/// instead of loss for a subscriber that is slower than its publishers. A subscriber that
+/// does not drain while a publisher waits, or falls behind to the drop limits, throttles no
+/// one: a stuck client costs publishers one short pause, not their throughput.
+pub const BACKLOG_HIGH: usize = 10_000;
+pub const BACKLOG_LOW: usize = 2_000;
+
+impl Backlog {
+    /// Called by the writer for every item it takes off the channel.
+    pub fn taken(&self, item: &Outbound) {
+        if self.items.fetch_sub(1, Relaxed) == BACKLOG_LOW + 1 {
+            self.stalled.store(false, Relaxed);
+            self.drained.notify_waiters();
+        }
+        if let Outbound::Publish(delivery) = item
+            && delivery.qos == QoS::AtMostOnce
+        {
+            self.qos0_bytes
+                .fetch_sub(delivery.message.publish.payload.len(), Relaxed);
+        }
+    }
+
+    fn has_room_for_qos0(&self) -> bool {
+        self.items.load(Relaxed) < QOS0_BACKLOG_ITEMS
+            && self.qos0_bytes.load(Relaxed) < QOS0_BACKLOG_BYTES
+    }
+
+    /// Behind enough to slow publishers down, not so far behind as to be given up on.
+    pub fn is_congested(&self) -> bool {
+        self.items.load(Relaxed) >= BACKLOG_HIGH
+            && self.has_room_for_qos0()
+            && !self.stalled.load(Relaxed)
+    }
+
+    /// Waits until the backlog is down to [`BACKLOG_LOW`], at most `limit`.
+    pub async fn wait_drained(&self, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            // Created before the check so that a wake-up in between is not lost.
+            let drained = self.drained.notified();
+            if self.items.load(Relaxed) <= BACKLOG_LOW {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, drained).await.is_err() {
+                self.stalled.store(true, Relaxed);
+                return;
+            }
+        }
+    }
+}
+
+/// A publisher's connection is told here which congested backlog to wait for before it
+/// reads more from its socket.
+#[derive(Debug, Default)]
+pub struct Throttle {
+    waiting_for: Mutex<Option<Arc<Backlog>>>,
+}
+
+impl Throttle {
+    pub fn set(&self, backlog: Arc<Backlog>) {
+        *self
+            .waiting_for
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(backlog);
+    }
+
+    pub fn take(&self) -> Option<Arc<Backlog>> {
+        self.waiting_for
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take()
+    }
+}
+
 /// The router's line to one connection's writer. The channel is unbounded, but every kind
 /// of item on it is bounded elsewhere: QoS 1/2 deliveries by the inflight window, QoS 0
-/// deliveries by `pending` (see [`ConnectionLink::try_send_qos0`]), control packets by the
-/// client's own requests (each answers one inbound packet, and inbound reading waits on the
-/// router's bounded channel).
+/// deliveries by the [`Backlog`] limits, control packets by the client's own requests (each
+/// answers one inbound packet, and inbound reading waits on the router's bounded channel).
 #[derive(Debug, Clone)]
 pub struct ConnectionLink {
     pub connection_id: u64,
     pub sender: mpsc::UnboundedSender<Outbound>,
-    /// Items sent and not yet taken by the writer.
-    pub pending: Arc<AtomicUsize>,
+    pub backlog: Arc<Backlog>,
+    /// Set by the router when this client's messages feed a congested backlog.
+    pub throttle: Arc<Throttle>,
 }
-
-/// QoS 0 messages waiting for a slow connection's writer before further ones are dropped.
-pub const QOS0_PENDING_LIMIT: usize = 1024;
 
 impl ConnectionLink {
     pub fn send(&self, item: Outbound) -> bool {
-        self.pending.fetch_add(1, Relaxed);
+        self.backlog.items.fetch_add(1, Relaxed);
         self.sender.send(item).is_ok()
     }
 
     /// Sends a QoS 0 delivery unless the writer is too far behind; false means dropped.
     pub fn try_send_qos0(&self, delivery: Delivery) -> bool {
-        if self.pending.load(Relaxed) >= QOS0_PENDING_LIMIT {
+        if !self.backlog.has_room_for_qos0() {
             return false;
         }
+        self.backlog
+            .qos0_bytes
+            .fetch_add(delivery.message.publish.payload.len(), Relaxed);
         self.send(Outbound::Publish(delivery))
     }
 }
@@ -108,7 +201,7 @@ pub struct Session {
     /// How many QoS 1/2 messages may be in flight to the client (its Receive Maximum,
     /// capped by ours).
     pub window: usize,
-    /// The client's Maximum Packet Size, if any (MQTT-3.1.2-25 is applied by the writer).
+    /// The will of the attached (or last) connection, until published or deleted.
     pub will: Option<Will>,
     /// When a will whose delay is running goes out.
     pub will_at: Option<Instant>,
@@ -178,5 +271,112 @@ impl Session {
         if let Some(link) = self.link() {
             link.send(Outbound::Packet(Box::new(packet)));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant as StdInstant;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::mqtt::Publish;
+
+    fn qos0() -> Outbound {
+        let publish = Publish {
+            dup: false,
+            qos: QoS::AtMostOnce,
+            retain: false,
+            topic: Arc::from("t"),
+            packet_id: None,
+            properties: Default::default(),
+            payload: Bytes::from_static(b"12345678"),
+        };
+        Outbound::Publish(Delivery {
+            message: Arc::new(Message::new(publish, StdInstant::now())),
+            qos: QoS::AtMostOnce,
+            packet_id: None,
+            dup: false,
+            retain: false,
+            subscription_ids: Vec::new(),
+        })
+    }
+
+    fn link() -> (ConnectionLink, mpsc::UnboundedReceiver<Outbound>) {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let link = ConnectionLink {
+            connection_id: 1,
+            sender,
+            backlog: Arc::new(Backlog::default()),
+            throttle: Arc::new(Throttle::default()),
+        };
+        (link, receiver)
+    }
+
+    fn fill(link: &ConnectionLink, n: usize) {
+        for _ in 0..n {
+            let Outbound::Publish(delivery) = qos0() else {
+                unreachable!()
+            };
+            assert!(link.try_send_qos0(delivery));
+        }
+    }
+
+    #[tokio::test]
+    async fn congestion_starts_at_the_high_mark_and_drains_to_the_low_one() {
+        let (link, mut receiver) = link();
+        fill(&link, BACKLOG_HIGH - 1);
+        assert!(!link.backlog.is_congested());
+        fill(&link, 1);
+        assert!(link.backlog.is_congested());
+        assert_eq!(link.backlog.qos0_bytes.load(Relaxed), BACKLOG_HIGH * 8);
+
+        let backlog = link.backlog.clone();
+        let waiter = tokio::spawn(async move {
+            backlog.wait_drained(Duration::from_secs(5)).await;
+        });
+        tokio::task::yield_now().await;
+        for _ in 0..(BACKLOG_HIGH - BACKLOG_LOW) {
+            let item = receiver.try_recv().unwrap();
+            link.backlog.taken(&item);
+        }
+        tokio::time::timeout(Duration::from_secs(1), waiter)
+            .await
+            .expect("woken at the low mark")
+            .unwrap();
+        assert!(!link.backlog.is_congested());
+        assert_eq!(link.backlog.qos0_bytes.load(Relaxed), BACKLOG_LOW * 8);
+    }
+
+    #[tokio::test]
+    async fn a_backlog_that_does_not_drain_stops_throttling_until_it_catches_up() {
+        let (link, mut receiver) = link();
+        fill(&link, BACKLOG_HIGH);
+        link.backlog.wait_drained(Duration::from_millis(20)).await;
+        assert!(!link.backlog.is_congested(), "stalled: throttles no one");
+        for _ in 0..(BACKLOG_HIGH - BACKLOG_LOW) {
+            let item = receiver.try_recv().unwrap();
+            link.backlog.taken(&item);
+        }
+        fill(&link, BACKLOG_HIGH - BACKLOG_LOW);
+        assert!(
+            link.backlog.is_congested(),
+            "caught up once: throttles again"
+        );
+    }
+
+    #[test]
+    fn qos0_is_dropped_at_the_item_limit() {
+        let (link, _receiver) = link();
+        fill(&link, QOS0_BACKLOG_ITEMS);
+        let Outbound::Publish(delivery) = qos0() else {
+            unreachable!()
+        };
+        assert!(!link.try_send_qos0(delivery));
+        assert!(
+            !link.backlog.is_congested(),
+            "given up on: throttles no one"
+        );
     }
 }
