@@ -7,6 +7,8 @@ mod common;
 
 use audit::*;
 use common::*;
+use std::time::Duration;
+
 use roost::mqtt::{Packet, ProtocolVersion, QoS, ReasonCode};
 
 /// A v5 subscriber to `topic` at QoS 2 whose Receive Maximum is `receive_maximum`.
@@ -161,48 +163,43 @@ async fn oversize_qos1_message_is_discarded_as_if_delivered() {
     assert_eq!(&got.payload[..], b"small");
 }
 
-/// Statements the broker does not meet yet; each test documents the expected behaviour.
-mod broker_bugs {
-    use std::time::Duration;
-
-    use super::*;
-
-    #[tokio::test]
-    #[ignore = "broker bug: resent in-flight messages ignore the new connection's Receive Maximum"]
-    async fn resumed_session_resends_within_the_new_receive_maximum() {
-        // MQTT-3.3.4-9 and MQTT-4.9.0-1/-2: the send quota starts at the Receive Maximum of
-        // the new connection (it is not session state, MQTT 5.0 §4.9), and PUBLISH packets
-        // re-sent on resume (MQTT-4.4.0-1) are QoS 1 PUBLISH packets like any other: no more
-        // than Receive Maximum of them may be unacknowledged.
-        let broker = start().await;
-        let v = ProtocolVersion::V5;
-        let mut c = broker.raw(v).await;
-        let mut first = persistent(v, "rm-resume", Some(60));
-        first.properties.receive_maximum = Some(3);
-        c.connect(first).await;
-        c.subscribe("rm-resume", QoS::AtLeastOnce).await;
-        let mut p = broker.connected(v, "rm-resume-p").await;
-        for i in 1..=3u16 {
-            publish_acked(
-                &mut p,
-                publish("rm-resume", &i.to_string(), QoS::AtLeastOnce, Some(i)),
-            )
-            .await;
-        }
-        for _ in 0..3 {
-            c.recv_publish().await;
-        }
-        drop(c);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let mut c = broker.raw(v).await;
-        let mut again = persistent(v, "rm-resume", Some(60));
-        again.properties.receive_maximum = Some(1);
-        assert!(c.connect(again).await.session_present);
-        let resent = c.recv_publish().await;
-        assert!(resent.dup);
-        assert_eq!(&resent.payload[..], b"1");
+#[tokio::test]
+async fn resumed_session_resends_within_the_new_receive_maximum() {
+    // MQTT-3.3.4-9 and MQTT-4.9.0-1/-2: the send quota starts at the Receive Maximum of
+    // the new connection (it is not session state, MQTT 5.0 §4.9), and PUBLISH packets
+    // re-sent on resume (MQTT-4.4.0-1) are QoS 1 PUBLISH packets like any other: no more
+    // than Receive Maximum of them may be unacknowledged.
+    let broker = start().await;
+    let v = ProtocolVersion::V5;
+    let mut c = broker.raw(v).await;
+    let mut first = persistent(v, "rm-resume", Some(60));
+    first.properties.receive_maximum = Some(3);
+    c.connect(first).await;
+    c.subscribe("rm-resume", QoS::AtLeastOnce).await;
+    let mut p = broker.connected(v, "rm-resume-p").await;
+    for i in 1..=3u16 {
+        publish_acked(
+            &mut p,
+            publish("rm-resume", &i.to_string(), QoS::AtLeastOnce, Some(i)),
+        )
+        .await;
+    }
+    for _ in 0..3 {
+        c.recv_publish().await;
+    }
+    drop(c);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Queued while offline: it goes out only after every resend.
+    publish_acked(&mut p, publish("rm-resume", "4", QoS::AtLeastOnce, Some(4))).await;
+    let mut c = broker.raw(v).await;
+    let mut again = persistent(v, "rm-resume", Some(60));
+    again.properties.receive_maximum = Some(1);
+    assert!(c.connect(again).await.session_present);
+    for (payload, dup) in [("1", true), ("2", true), ("3", true), ("4", false)] {
+        let got = c.recv_publish().await;
+        assert_eq!(&got.payload[..], payload.as_bytes());
+        assert_eq!(got.dup, dup, "DUP on message {payload}");
         c.expect_silence(QUIET).await;
-        c.puback(resent.packet_id.unwrap()).await;
-        assert_eq!(&c.recv_publish().await.payload[..], b"2");
+        c.puback(got.packet_id.unwrap()).await;
     }
 }

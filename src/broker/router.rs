@@ -363,23 +363,32 @@ impl Router {
             }
         }
         // Resume: unacknowledged PUBLISH again with DUP, PUBREL again (MQTT-4.4.0-1), in the
-        // original order (MQTT-4.6.0-1..-4), then the queue. Onward delivery of these has
-        // started, so they are resent even if their expiry has passed since (MQTT-3.3.2-5
-        // only drops copies whose delivery has not started).
-        if let Some(session) = self.sessions.get(&key)
-            && let Some(link) = session.link()
-        {
+        // original order (MQTT-4.6.0-1..-4), then the queue. The resent PUBLISHes count
+        // against the new connection's Receive Maximum like any other (MQTT-3.3.4-9,
+        // MQTT-4.9.0-1/-2; QoS 2 ones until PUBCOMP): those beyond it wait in
+        // `pending_resend` for `pump`, which sends them as acknowledgements free slots.
+        // Onward delivery of these has started, so they are resent even if their expiry has
+        // passed since (MQTT-3.3.2-5 only drops copies whose delivery has not started).
+        if let Some(session) = self.sessions.get_mut(&key) {
+            session.pending_resend.clear();
+            let mut unacknowledged = session.inflight.iter().filter(|i| i.released).count();
             for inflight in &session.inflight {
+                let Some(link) = session.connection.as_ref().map(|c| &c.link) else {
+                    break;
+                };
                 if inflight.released {
                     link.send(Outbound::Packet(Box::new(Packet::PubRel(
                         PubResponse::success(inflight.packet_id),
                     ))));
-                } else {
+                } else if unacknowledged < session.window && session.pending_resend.is_empty() {
+                    unacknowledged += 1;
                     link.send(Outbound::Publish(delivery(
                         &inflight.queued,
                         Some(inflight.packet_id),
                         true,
                     )));
+                } else {
+                    session.pending_resend.push_back(inflight.packet_id);
                 }
             }
         }
@@ -741,12 +750,16 @@ impl Router {
         }
     }
 
-    /// Moves queued messages into the inflight window while it has room.
+    /// Resends messages owed a resend, then moves queued messages into the inflight window,
+    /// while it has room.
     async fn pump(&mut self, key: SessionKey) {
         let now = Instant::now();
         let Some(session) = self.sessions.get_mut(&key) else {
             return;
         };
+        if !session.pending_resend.is_empty() {
+            resend_within_window(session);
+        }
         let mut expired = Vec::new();
         while session.is_connected() && session.has_window() {
             let Some(queued) = session.queue.pop_front() else {
@@ -785,6 +798,7 @@ impl Router {
         let Some(done) = session.inflight.remove(position) else {
             return;
         };
+        session.forget_resend(packet_id);
         if session.is_persistent() {
             let client_id = session.client_id.clone();
             let _ = self
@@ -810,6 +824,8 @@ impl Router {
             }
             Some(inflight) => {
                 inflight.released = true;
+                // Received on an earlier connection: the PUBLISH need not go again.
+                session.forget_resend(rec.packet_id);
                 session.send_packet(Packet::PubRel(PubResponse::success(rec.packet_id)));
             }
             None => {
@@ -841,6 +857,7 @@ impl Router {
             let inflight = &session.inflight[index];
             if inflight.queued.share.is_some() && inflight.queued.qos == QoS::AtLeastOnce {
                 if let Some(inflight) = session.inflight.remove(index) {
+                    session.forget_resend(inflight.packet_id);
                     moving.push(inflight.queued);
                 }
             } else {
@@ -1062,6 +1079,25 @@ fn send_inflight(session: &mut Session, queued: Queued) {
         queued,
         released: false,
     });
+}
+
+/// Resends, with DUP, the in-flight PUBLISHes owed a resend that the window has room for.
+fn resend_within_window(session: &mut Session) {
+    while session.is_connected() && session.has_window_for_resend() {
+        let Some(packet_id) = session.pending_resend.pop_front() else {
+            break;
+        };
+        let Some(inflight) = session.inflight.iter().find(|i| i.packet_id == packet_id) else {
+            continue;
+        };
+        if let Some(link) = session.link() {
+            link.send(Outbound::Publish(delivery(
+                &inflight.queued,
+                Some(packet_id),
+                true,
+            )));
+        }
+    }
 }
 
 fn delivery(queued: &Queued, packet_id: Option<u16>, dup: bool) -> Delivery {

@@ -193,6 +193,10 @@ pub struct Session {
     pub subscriptions: HashMap<String, Subscription>,
     /// Outbound QoS 1/2 messages sent and not yet acknowledged, in send order.
     pub inflight: VecDeque<Inflight>,
+    /// Packet ids of in-flight PUBLISHes owed a resend (DUP) on the current connection, in
+    /// send order: on resume they go out as the new connection's window allows, before
+    /// anything from `queue` (MQTT-4.4.0-1 with MQTT-3.3.4-9).
+    pub pending_resend: VecDeque<u16>,
     /// Outbound QoS 1/2 messages waiting for the inflight window or for the client.
     pub queue: VecDeque<Queued>,
     /// Inbound QoS 2 packet ids whose PUBREL has not arrived (method B: the message was
@@ -220,6 +224,7 @@ impl Session {
             expiry_secs: Some(0),
             subscriptions: HashMap::new(),
             inflight: VecDeque::new(),
+            pending_resend: VecDeque::new(),
             queue: VecDeque::new(),
             incoming_qos2: HashSet::new(),
             window: 1,
@@ -258,8 +263,26 @@ impl Session {
         None
     }
 
+    /// Room for a new message: messages owed a resend hold their slots, so nothing new
+    /// overtakes them.
     pub fn has_window(&self) -> bool {
         self.inflight.len() < self.window
+    }
+
+    /// Room to resend one of `pending_resend`: fewer than `window` PUBLISHes are out on the
+    /// current connection unacknowledged (MQTT-3.3.4-9).
+    pub fn has_window_for_resend(&self) -> bool {
+        self.inflight
+            .len()
+            .saturating_sub(self.pending_resend.len())
+            < self.window
+    }
+
+    /// The message is no longer owed a resend (acknowledged, released or moved away).
+    pub fn forget_resend(&mut self, packet_id: u16) {
+        if !self.pending_resend.is_empty() {
+            self.pending_resend.retain(|id| *id != packet_id);
+        }
     }
 
     pub fn link(&self) -> Option<&ConnectionLink> {
