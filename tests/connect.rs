@@ -23,13 +23,37 @@ async fn v5_connack_announces_limits_and_features() {
     assert_eq!(p.receive_maximum, Some(20));
     assert_eq!(p.maximum_packet_size, Some(4096));
     assert_eq!(p.topic_alias_maximum, Some(7));
-    assert_eq!(p.retain_available, Some(1));
-    assert_eq!(p.wildcard_subscription_available, Some(1));
-    assert_eq!(p.subscription_identifier_available, Some(1));
-    assert_eq!(p.shared_subscription_available, Some(1));
+    // Features roost offers are left out: absent means available (Retain Available,
+    // Wildcard Subscription Available, Subscription Identifiers Available and Shared
+    // Subscription Available default to 1, Maximum QoS to 2; MQTT 5.0 §3.2.2.3), which
+    // keeps the CONNACK within a small client Maximum Packet Size.
+    assert_eq!(p.retain_available, None);
+    assert_eq!(p.wildcard_subscription_available, None);
+    assert_eq!(p.subscription_identifier_available, None);
+    assert_eq!(p.shared_subscription_available, None);
+    assert_eq!(p.maximum_qos, None);
     // The client chose its id: nothing assigned.
     assert_eq!(p.assigned_client_identifier, None);
     assert_eq!(p.server_keep_alive, None);
+}
+
+#[tokio::test]
+async fn v5_connack_leaves_out_limits_equal_to_their_defaults() {
+    // MQTT 5.0 §3.2.2.3.3 / §3.2.2.3.6 / §3.2.2.3.8: absent Receive Maximum means 65,535,
+    // absent Maximum Packet Size no limit beyond the protocol's, absent Topic Alias
+    // Maximum 0.
+    let broker = start_with(|c| {
+        c.limits.max_inflight = u16::MAX;
+        c.limits.max_packet_size = 268_435_460;
+        c.limits.max_topic_aliases = 0;
+    })
+    .await;
+    let mut client = broker.raw(ProtocolVersion::V5).await;
+    let connack = client
+        .connect(connect(ProtocolVersion::V5, "defaults"))
+        .await;
+    assert_eq!(connack.reason, ReasonCode::Success);
+    assert_eq!(connack.properties, Default::default());
 }
 
 #[tokio::test]

@@ -66,6 +66,55 @@ async fn v311_server_never_sends_disconnect() {
     );
 }
 
+#[tokio::test]
+async fn connack_fits_a_small_maximum_packet_size() {
+    // MQTT-3.2.0-1: the server sends CONNACK before any other packet, and MQTT-3.1.2-24:
+    // no packet larger than the client's Maximum Packet Size. A CONNACK is 5 bytes at
+    // its smallest, so the server leaves optional properties out rather than send no
+    // CONNACK (the client would wait for it until its own timeout).
+    let broker = start().await;
+    let mut c = connect(ProtocolVersion::V5, "tiny-max");
+    c.properties.maximum_packet_size = Some(16);
+    let mut client = broker.raw(ProtocolVersion::V5).await;
+    client.send(&Packet::Connect(Box::new(c))).await;
+    match client.recv().await {
+        Some(Packet::ConnAck(connack)) => assert_eq!(connack.reason.code(), 0),
+        other => panic!("expected CONNACK, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn connack_that_cannot_fit_refuses_the_connection() {
+    // MQTT-3.1.2-24 with MQTT-3.2.0-1: with the default limits the CONNACK carries Receive
+    // Maximum, Maximum Packet Size and Topic Alias Maximum (16 bytes); a client accepting
+    // 15 is refused with a bare CONNACK, and one accepting less than that gets nothing but
+    // the close. Either way it is not left waiting.
+    let broker = start().await;
+    let mut c = connect(ProtocolVersion::V5, "small-max");
+    c.properties.maximum_packet_size = Some(15);
+    let mut client = broker.raw(ProtocolVersion::V5).await;
+    client.send(&Packet::Connect(Box::new(c))).await;
+    match client.recv().await {
+        Some(Packet::ConnAck(connack)) => {
+            assert_eq!(connack.reason.code(), 0x83, "{connack:?}");
+            assert!(!connack.session_present);
+            assert_eq!(connack.properties, Default::default());
+        }
+        other => panic!("expected CONNACK, got {other:?}"),
+    }
+    assert_eq!(client.recv().await, None, "closed after the refusal");
+
+    let mut c = connect(ProtocolVersion::V5, "tiny-max");
+    c.properties.maximum_packet_size = Some(4);
+    let mut client = broker.raw(ProtocolVersion::V5).await;
+    client.send(&Packet::Connect(Box::new(c))).await;
+    assert_eq!(
+        client.recv().await,
+        None,
+        "closed: not even a bare CONNACK fits"
+    );
+}
+
 /// Statements the broker does not meet yet; each test documents the expected behaviour.
 mod broker_bugs {
     use std::sync::Arc;
@@ -102,23 +151,5 @@ mod broker_bugs {
         sub.subscribe("ws/will", QoS::AtMostOnce).await;
         let got = sub.recv_publish().await;
         assert_eq!(&got.payload[..], b"server went away");
-    }
-
-    #[tokio::test]
-    #[ignore = "broker bug: no CONNACK at all when it does not fit the client's Maximum Packet Size"]
-    async fn connack_fits_a_small_maximum_packet_size() {
-        // MQTT-3.2.0-1: the server sends CONNACK before any other packet, and MQTT-3.1.2-24:
-        // no packet larger than the client's Maximum Packet Size. A CONNACK is 5 bytes at
-        // its smallest, so the server leaves optional properties out rather than send no
-        // CONNACK (the client would wait for it until its own timeout).
-        let broker = start().await;
-        let mut c = connect(ProtocolVersion::V5, "tiny-max");
-        c.properties.maximum_packet_size = Some(16);
-        let mut client = broker.raw(ProtocolVersion::V5).await;
-        client.send(&Packet::Connect(Box::new(c))).await;
-        match client.recv().await {
-            Some(Packet::ConnAck(connack)) => assert_eq!(connack.reason.code(), 0),
-            other => panic!("expected CONNACK, got {other:?}"),
-        }
     }
 }

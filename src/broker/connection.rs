@@ -140,6 +140,30 @@ pub async fn run<S: ByteStream>(
     let client_id: Arc<str> = Arc::from(client_id);
     tracing::Span::current().record("client_id", &*client_id);
     let negotiated = Negotiated::new(&connect, limits, assigned.then(|| client_id.clone()));
+    // The server sends CONNACK first (MQTT-3.2.0-1) and nothing larger than the client's
+    // Maximum Packet Size (MQTT-3.1.2-24). A client whose limit is below even the CONNACK
+    // without default-valued properties is refused (a bare CONNACK, if that fits) rather
+    // than left waiting for an answer that never comes.
+    if !fits(
+        &negotiated.connack,
+        version,
+        negotiated.client_max_packet_size,
+    ) {
+        tracing::warn!(
+            %address,
+            client_id = %client_id,
+            maximum_packet_size = negotiated.client_max_packet_size,
+            "CONNACK does not fit the client's Maximum Packet Size; refusing the connection"
+        );
+        refuse(
+            &mut writer,
+            version,
+            ReasonCode::ImplementationSpecificError,
+            negotiated.client_max_packet_size,
+        )
+        .await;
+        return;
+    }
     if shared.diagnostics.is_on() {
         shared.diagnostics.record(
             &client_id,
@@ -275,6 +299,8 @@ fn admit(connect: &Connect, config: &Config, open: u64) -> Result<(), ReasonCode
     auth::authenticate(connect, config)
 }
 
+/// Sends a CONNACK refusing the connection (no properties), then closes it. `max_packet_size`
+/// is the most the client accepts; a client that cannot take even that is just closed.
 async fn refuse<W: AsyncWrite + Unpin>(
     writer: &mut W,
     version: ProtocolVersion,
@@ -287,10 +313,25 @@ async fn refuse<W: AsyncWrite + Unpin>(
         properties: Properties::default(),
     });
     let mut out = BytesMut::new();
-    if encode(&connack, version, max_packet_size.max(64), &mut out).is_ok() {
-        let _ = writer.write_all(&out).await;
+    match encode(&connack, version, max_packet_size, &mut out) {
+        Ok(()) => {
+            let _ = writer.write_all(&out).await;
+        }
+        Err(error) => tracing::debug!(%error, ?reason, "refusing CONNACK not sent"),
     }
     let _ = writer.shutdown().await;
+}
+
+/// Whether `connack` encodes within `max_packet_size`.
+fn fits(connack: &ConnAck, version: ProtocolVersion, max_packet_size: u32) -> bool {
+    let mut scratch = BytesMut::new();
+    encode(
+        &Packet::ConnAck(connack.clone()),
+        version,
+        max_packet_size,
+        &mut scratch,
+    )
+    .is_ok()
 }
 
 enum ConnectFailure {
@@ -400,15 +441,22 @@ impl Negotiated {
             max_inflight
         };
         if v5 {
-            properties.receive_maximum = Some(max_inflight);
-            properties.maximum_packet_size = Some(limits.max_packet_size);
+            // Only properties that differ from their defaults (MQTT 5.0 §3.2.2.3), so that the
+            // CONNACK fits a small client Maximum Packet Size. Left out because roost offers
+            // the default: Maximum QoS (2), Retain Available, Wildcard Subscription Available,
+            // Subscription Identifiers Available and Shared Subscription Available (all 1).
+            if max_inflight != u16::MAX {
+                // Absent means 65,535 (§3.2.2.3.3).
+                properties.receive_maximum = Some(max_inflight);
+            }
+            if limits.max_packet_size < MAX_REMAINING_LENGTH as u32 + 5 {
+                // Absent means no limit beyond the protocol's own (§3.2.2.3.6).
+                properties.maximum_packet_size = Some(limits.max_packet_size);
+            }
             if limits.max_topic_aliases > 0 {
+                // Absent means 0 (§3.2.2.3.8).
                 properties.topic_alias_maximum = Some(limits.max_topic_aliases);
             }
-            properties.retain_available = Some(1);
-            properties.wildcard_subscription_available = Some(1);
-            properties.subscription_identifier_available = Some(1);
-            properties.shared_subscription_available = Some(1);
             properties.assigned_client_identifier = assigned_id.map(|id| id.to_string());
         }
         Negotiated {
@@ -744,7 +792,15 @@ impl<W: ByteStream> Writer<W> {
             }
             Err(error) => {
                 batch.truncate(before);
-                tracing::debug!(client_id = %self.client_id, %error, "packet not sent");
+                // Never silently: a control packet the client cannot take leaves it waiting.
+                // (A CONNACK that does not fit is refused before the session starts, so it
+                // cannot end up here.)
+                tracing::debug!(
+                    client_id = %self.client_id,
+                    packet = %packet.packet_type(),
+                    %error,
+                    "packet not sent"
+                );
             }
         }
     }
