@@ -8,7 +8,11 @@ mod common;
 
 use audit::*;
 use common::*;
+use std::sync::Arc;
+
+use roost::broker::BrokerHandle;
 use roost::mqtt::{Packet, ProtocolVersion, QoS};
+use roost::store::MemoryStore;
 
 #[tokio::test]
 async fn nothing_follows_the_servers_disconnect() {
@@ -115,41 +119,88 @@ async fn connack_that_cannot_fit_refuses_the_connection() {
     );
 }
 
-/// Statements the broker does not meet yet; each test documents the expected behaviour.
-mod broker_bugs {
-    use std::sync::Arc;
+#[tokio::test]
+async fn will_is_published_when_the_server_closes_on_shutdown() {
+    // MQTT-3.1.2-8: the Will Message is published after the Network Connection closes
+    // unless it was deleted by a DISCONNECT with 0x00 (or a reconnection in time); MQTT
+    // 5.0 §3.1.2.5 lists "the Server closes the Network Connection without first
+    // receiving a DISCONNECT" among the cases. Observable with a retained will and a
+    // store that outlives the broker.
+    let store = MemoryStore::new();
+    let first = BrokerHandle::spawn_with_store(Arc::new(store.clone()));
+    first.apply(test_config()).await.unwrap();
+    let addr = first.stats().listeners[0].address;
+    let mut c = connect(ProtocolVersion::V5, "will-at-shutdown");
+    c.will = Some(will("ws/will", "server went away", QoS::AtMostOnce, true));
+    let mut client = RawClient::open(addr, ProtocolVersion::V5).await;
+    assert_eq!(client.connect(c).await.reason.code(), 0);
+    first.shutdown().await;
+    assert!(until_closed(&mut client).await.len() <= 1);
 
-    use roost::broker::BrokerHandle;
-    use roost::store::MemoryStore;
+    let second = BrokerHandle::spawn_with_store(Arc::new(store));
+    second.apply(test_config()).await.unwrap();
+    let addr = second.stats().listeners[0].address;
+    let mut sub = RawClient::open(addr, ProtocolVersion::V5).await;
+    sub.connect(connect(ProtocolVersion::V5, "ws-sub")).await;
+    sub.subscribe("ws/will", QoS::AtMostOnce).await;
+    let got = sub.recv_publish().await;
+    assert_eq!(&got.payload[..], b"server went away");
+}
 
-    use super::*;
-
-    #[tokio::test]
-    #[ignore = "broker deviation: wills are not published when the server shuts down"]
-    async fn will_is_published_when_the_server_closes_on_shutdown() {
-        // MQTT-3.1.2-8: the Will Message is published after the Network Connection closes
-        // unless it was deleted by a DISCONNECT with 0x00 (or a reconnection in time); MQTT
-        // 5.0 §3.1.2.5 lists "the Server closes the Network Connection without first
-        // receiving a DISCONNECT" among the cases. Observable with a retained will and a
-        // store that outlives the broker.
-        let store = MemoryStore::new();
-        let first = BrokerHandle::spawn_with_store(Arc::new(store.clone()));
-        first.apply(test_config()).await.unwrap();
-        let addr = first.stats().listeners[0].address;
-        let mut c = connect(ProtocolVersion::V5, "will-at-shutdown");
-        c.will = Some(will("ws/will", "server went away", QoS::AtMostOnce, true));
+#[tokio::test]
+async fn delayed_wills_go_out_at_shutdown() {
+    // MQTT 5.0 §3.1.2.5: the will is published when its delay has passed or the session
+    // ends, whichever first. roost keeps wills only in memory, so at shutdown the sessions
+    // as it holds them end: a will still waiting for its delay goes out then, both for a
+    // client connected at shutdown and for one that left earlier.
+    let store = MemoryStore::new();
+    let first = BrokerHandle::spawn_with_store(Arc::new(store.clone()));
+    first.apply(test_config()).await.unwrap();
+    let addr = first.stats().listeners[0].address;
+    let mut clients = Vec::new();
+    for id in ["delayed-connected", "delayed-gone"] {
+        let mut c = persistent(ProtocolVersion::V5, id, Some(300));
+        let mut w = will(&format!("dw/{id}"), id, QoS::AtMostOnce, true);
+        w.properties.will_delay_interval = Some(300);
+        c.will = Some(w);
         let mut client = RawClient::open(addr, ProtocolVersion::V5).await;
         assert_eq!(client.connect(c).await.reason.code(), 0);
-        first.shutdown().await;
-        assert!(until_closed(&mut client).await.len() <= 1);
-
-        let second = BrokerHandle::spawn_with_store(Arc::new(store));
-        second.apply(test_config()).await.unwrap();
-        let addr = second.stats().listeners[0].address;
-        let mut sub = RawClient::open(addr, ProtocolVersion::V5).await;
-        sub.connect(connect(ProtocolVersion::V5, "ws-sub")).await;
-        sub.subscribe("ws/will", QoS::AtMostOnce).await;
-        let got = sub.recv_publish().await;
-        assert_eq!(&got.payload[..], b"server went away");
+        clients.push(client);
     }
+    // One leaves before the shutdown: its will waits for the delay.
+    drop(clients.pop());
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    first.shutdown().await;
+
+    let second = BrokerHandle::spawn_with_store(Arc::new(store));
+    second.apply(test_config()).await.unwrap();
+    let addr = second.stats().listeners[0].address;
+    let mut sub = RawClient::open(addr, ProtocolVersion::V5).await;
+    sub.connect(connect(ProtocolVersion::V5, "dw-sub")).await;
+    sub.subscribe("dw/#", QoS::AtMostOnce).await;
+    let mut got = [sub.recv_publish().await, sub.recv_publish().await];
+    got.sort_by(|a, b| a.topic.cmp(&b.topic));
+    assert_eq!(&got[0].payload[..], b"delayed-connected");
+    assert_eq!(&got[1].payload[..], b"delayed-gone");
+}
+
+#[tokio::test]
+async fn will_is_published_when_the_service_is_disabled() {
+    // MQTT-3.1.2-8: disabling the service closes connections without a DISCONNECT from
+    // the client, so their wills are published.
+    let broker = start().await;
+    let mut c = connect(ProtocolVersion::V5, "disabled-will");
+    c.will = Some(will("dis/will", "service off", QoS::AtMostOnce, true));
+    let mut client = broker.raw(ProtocolVersion::V5).await;
+    assert_eq!(client.connect(c).await.reason.code(), 0);
+    let mut off = test_config();
+    off.broker.enabled = false;
+    broker.handle.apply(off).await.unwrap();
+    assert!(until_closed(&mut client).await.len() <= 1);
+    broker.handle.apply(test_config()).await.unwrap();
+    let addr = broker.handle.stats().listeners[0].address;
+    let mut sub = RawClient::open(addr, ProtocolVersion::V5).await;
+    sub.connect(connect(ProtocolVersion::V5, "dis-sub")).await;
+    sub.subscribe("dis/will", QoS::AtMostOnce).await;
+    assert_eq!(&sub.recv_publish().await.payload[..], b"service off");
 }

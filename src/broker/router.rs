@@ -84,6 +84,8 @@ pub enum RouterMsg {
     /// Closes every connection with this v5 reason (shutdown, service disabled).
     DisconnectAll {
         reason: ReasonCode,
+        /// The broker is shutting down: the sessions it holds end with it.
+        shutdown: bool,
         reply: oneshot::Sender<()>,
     },
 }
@@ -263,20 +265,12 @@ impl Router {
                 };
                 let _ = reply.send(found);
             }
-            RouterMsg::DisconnectAll { reason, reply } => {
-                let connected: Vec<SessionKey> = self
-                    .sessions
-                    .iter()
-                    .filter(|(_, s)| s.is_connected())
-                    .map(|(key, _)| *key)
-                    .collect();
-                for key in connected {
-                    // Wills are not published when the server itself shuts down cleanly:
-                    // the clients did nothing wrong and every subscriber is being
-                    // disconnected too. (MQTT 5.0 §3.1.2.5 lists server shutdown neither way;
-                    // this is roost's choice.)
-                    self.close_connection(key, Some(reason), false).await;
-                }
+            RouterMsg::DisconnectAll {
+                reason,
+                shutdown,
+                reply,
+            } => {
+                self.disconnect_all(reason, shutdown).await;
                 let _ = reply.send(());
             }
         }
@@ -395,6 +389,44 @@ impl Router {
         self.pump(key).await;
         Metrics::add(&self.shared.metrics.clients_connected, 1);
         self.update_gauges();
+    }
+
+    /// Closes every connection from the broker's side (shutdown, service disabled).
+    async fn disconnect_all(&mut self, reason: ReasonCode, shutdown: bool) {
+        let connected: Vec<SessionKey> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.is_connected())
+            .map(|(key, _)| *key)
+            .collect();
+        for key in connected {
+            // The server closes the connection without having received DISCONNECT, so the
+            // will is published, after its delay (MQTT-3.1.2-8, MQTT 5.0 §3.1.2.5): a server
+            // shutdown is not exempt.
+            self.close_connection(key, Some(reason), true).await;
+        }
+        if shutdown {
+            // Wills waiting for their delay go out now: the store keeps no wills, so every
+            // session as the router holds it (with the memory store, the session itself)
+            // ends with the broker, and a session that ends publishes its will (MQTT 5.0
+            // §3.1.2.5). A durable store that keeps wills could let one whose session
+            // survives the restart wait instead.
+            let delayed: Vec<SessionKey> = self
+                .sessions
+                .iter()
+                .filter(|(_, s)| s.will_at.is_some())
+                .map(|(key, _)| *key)
+                .collect();
+            for key in delayed {
+                let Some(session) = self.sessions.get_mut(&key) else {
+                    continue;
+                };
+                session.will_at = None;
+                if let Some(will) = session.will.take() {
+                    self.publish_will(will).await;
+                }
+            }
+        }
     }
 
     /// Closes the session's connection from the broker's side.

@@ -208,7 +208,8 @@ impl Supervisor {
         let running = config.broker.enabled;
         self.shared.running.store(running, Relaxed);
         if was_running && !running {
-            self.disconnect_all(ReasonCode::ServerShuttingDown).await;
+            self.disconnect_all(ReasonCode::ServerShuttingDown, false)
+                .await;
         }
         if was_running != running {
             changes.push(ApplyChange {
@@ -285,11 +286,16 @@ impl Supervisor {
         }
     }
 
-    async fn disconnect_all(&self, reason: ReasonCode) {
+    /// Closes every connection; `shutdown`: the broker is stopping and its sessions end.
+    async fn disconnect_all(&self, reason: ReasonCode, shutdown: bool) {
         let (reply, done) = oneshot::channel();
         if self
             .router
-            .send(RouterMsg::DisconnectAll { reason, reply })
+            .send(RouterMsg::DisconnectAll {
+                reason,
+                shutdown,
+                reply,
+            })
             .await
             .is_ok()
         {
@@ -304,7 +310,8 @@ impl Supervisor {
         }
         self.shared.set_listeners(Vec::new());
         self.shared.running.store(false, Relaxed);
-        self.disconnect_all(ReasonCode::ServerShuttingDown).await;
+        self.disconnect_all(ReasonCode::ServerShuttingDown, true)
+            .await;
         if let Some((_, stop)) = self.log_file.take() {
             stop.cancel();
         }
