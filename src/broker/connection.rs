@@ -477,6 +477,9 @@ impl<R: ByteStream> Reader<R> {
             (self.keep_alive > 0).then(|| Duration::from_millis(u64::from(self.keep_alive) * 1500));
         let mut deadline = grace.map(|g| Instant::now() + g);
         loop {
+            // The keep-alive deadline moves once per read, not per packet: one clock read
+            // for all the packets a read brought in.
+            let mut decoded_any = false;
             loop {
                 let available = self.buffer.len();
                 match decode(
@@ -485,13 +488,18 @@ impl<R: ByteStream> Reader<R> {
                     self.limits.max_packet_size,
                 ) {
                     Ok(Some(packet)) => {
-                        deadline = grace.map(|g| Instant::now() + g);
+                        decoded_any = true;
                         let size = available - self.buffer.len();
                         if let Step::End(ending) = self.handle(packet, size).await {
                             return ending;
                         }
                     }
-                    Ok(None) => break,
+                    Ok(None) => {
+                        if decoded_any {
+                            deadline = grace.map(|g| Instant::now() + g);
+                        }
+                        break;
+                    }
                     Err(error) => {
                         // A malformed packet closes this connection only (MQTT-4.13.1-1).
                         tracing::debug!(client_id = %self.client_id, %error, "closing on a bad packet");
@@ -762,7 +770,6 @@ impl<W: ByteStream> Writer<W> {
             }
             None => (None, false, false),
         };
-        let now = Instant::now();
         let fields = PublishDelivery {
             qos: delivery.qos,
             dup: delivery.dup,
@@ -771,7 +778,7 @@ impl<W: ByteStream> Writer<W> {
             topic_alias,
             omit_topic,
             subscription_identifiers: &delivery.subscription_ids,
-            message_expiry_interval: delivery.message.remaining_expiry(now),
+            message_expiry_interval: delivery.message.remaining_expiry_now(),
         };
         let before = batch.len();
         match encode_publish(publish, &fields, self.version, self.max_packet_size, batch) {

@@ -518,7 +518,7 @@ impl Router {
             properties,
             payload: will.payload,
         };
-        let message = Arc::new(Message::new(publish, Instant::now()));
+        let message = Arc::new(Message::arrived(publish));
         if message.publish.retain {
             self.retain(&message).await;
         }
@@ -582,7 +582,7 @@ impl Router {
             }
         }
         self.congested = None;
-        let message = Arc::new(Message::new(publish, Instant::now()));
+        let message = Arc::new(Message::arrived(publish));
         if message.publish.retain {
             // MQTT-3.3.1-5..-7: store, replace, or clear with an empty payload.
             self.retain(&message).await;
@@ -694,12 +694,11 @@ impl Router {
     /// Hands one message to one session: straight to its connection when the inflight
     /// window allows, otherwise into its queue (bounded by `max_queued_messages`).
     async fn deliver(&mut self, key: SessionKey, mut queued: Queued) {
-        let now = Instant::now();
         let max_queued = self.limits.max_queued_messages as usize;
         let Some(session) = self.sessions.get_mut(&key) else {
             return;
         };
-        if queued.message.is_expired(now) {
+        if queued.message.has_expired() {
             Metrics::add(&self.shared.metrics.messages_dropped, 1);
             return;
         }
