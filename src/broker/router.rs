@@ -94,6 +94,9 @@ enum TimerKind {
     SessionExpiry,
 }
 
+/// Messages the router handles in a row once woken, before it looks at its timers again.
+const INBOX_BATCH: usize = 64;
+
 pub struct Router {
     shared: Arc<Shared>,
     store: Arc<dyn Store>,
@@ -146,7 +149,17 @@ impl Router {
             let next_timer = self.timers.first().map(|t| t.0);
             tokio::select! {
                 message = self.inbox.recv() => match message {
-                    Some(message) => self.handle(message).await,
+                    Some(message) => {
+                        self.handle(message).await;
+                        // Whatever else is waiting is handled before going back to the
+                        // select (bounded, so timers and the tick still get their turn).
+                        for _ in 1..INBOX_BATCH {
+                            match self.inbox.try_recv() {
+                                Ok(message) => self.handle(message).await,
+                                Err(_) => break,
+                            }
+                        }
+                    }
                     None => break,
                 },
                 _ = sleep_until(next_timer), if next_timer.is_some() => self.fire_timers().await,
