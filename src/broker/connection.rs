@@ -5,7 +5,7 @@
 //! The code sees only a byte stream ([`ByteStream`]) so that TLS and WebSockets slot in as
 //! other transports.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};

@@ -2,7 +2,9 @@
 //! and is reached only through its channel. It never waits on a connection: deliveries go
 //! to each connection's writer through [`ConnectionLink`].
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use foldhash::{HashMap, HashMapExt};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
