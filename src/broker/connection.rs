@@ -237,6 +237,7 @@ pub async fn run<S: ByteStream>(
         session,
         connection_id,
         sender: sender.clone(),
+        pending: Vec::new(),
     };
     let ending = connection.run(&closed).await;
     if !ending.closed_by_broker {
@@ -453,7 +454,14 @@ struct Reader<R> {
     session: SessionKey,
     connection_id: u64,
     sender: mpsc::UnboundedSender<Outbound>,
+    /// Packets decoded from the current read, sent to the router together (in order) before
+    /// the next read, before anything the reader handles itself ends the connection, or when
+    /// [`FORWARD_BATCH`] of them are waiting.
+    pending: Vec<Packet>,
 }
+
+/// Packets the reader hands to the router in one message at most.
+const FORWARD_BATCH: usize = 64;
 
 enum Step {
     Continue,
@@ -491,6 +499,8 @@ impl<R: ByteStream> Reader<R> {
                         decoded_any = true;
                         let size = available - self.buffer.len();
                         if let Step::End(ending) = self.handle(packet, size).await {
+                            // What came before the end still reaches the router first.
+                            let _ = self.flush_pending().await;
                             return ending;
                         }
                     }
@@ -503,11 +513,15 @@ impl<R: ByteStream> Reader<R> {
                     Err(error) => {
                         // A malformed packet closes this connection only (MQTT-4.13.1-1).
                         tracing::debug!(client_id = %self.client_id, %error, "closing on a bad packet");
+                        let _ = self.flush_pending().await;
                         if let Step::End(ending) = protocol_error(error.reason_code()) {
                             return ending;
                         }
                     }
                 }
+            }
+            if let Step::End(ending) = self.flush_pending().await {
+                return ending;
             }
             if let Some(backlog) = self.throttle.take() {
                 // Our messages feed a subscriber that is behind: read no more until it has
@@ -589,10 +603,22 @@ impl<R: ByteStream> Reader<R> {
     }
 
     async fn forward(&mut self, packet: Packet) -> Step {
+        self.pending.push(packet);
+        if self.pending.len() >= FORWARD_BATCH {
+            return self.flush_pending().await;
+        }
+        Step::Continue
+    }
+
+    /// Sends the packets decoded so far to the router, in one message.
+    async fn flush_pending(&mut self) -> Step {
+        if self.pending.is_empty() {
+            return Step::Continue;
+        }
         let message = RouterMsg::FromClient {
             session: self.session,
             connection_id: self.connection_id,
-            packet,
+            packets: std::mem::take(&mut self.pending),
         };
         if self.router.send(message).await.is_err() {
             return Step::End(Ending {

@@ -56,11 +56,13 @@ pub struct ConnectRequest {
 #[derive(Debug)]
 pub enum RouterMsg {
     Connect(Box<ConnectRequest>),
-    /// A packet from a connected client (PUBLISH with its topic alias resolved).
+    /// Packets from a connected client, in the order received (PUBLISH with its topic alias
+    /// resolved): all those one read from the socket brought in, so that the router is
+    /// woken once per read rather than once per packet.
     FromClient {
         session: SessionKey,
         connection_id: u64,
-        packet: Packet,
+        packets: Vec<Packet>,
     },
     /// The connection ended on its own (client DISCONNECT, socket closed, protocol error).
     ConnectionLost {
@@ -224,9 +226,14 @@ impl Router {
             RouterMsg::FromClient {
                 session,
                 connection_id,
-                packet,
+                packets,
             } => {
-                if self.is_current(session, connection_id) {
+                for packet in packets {
+                    // A packet can end the connection (e.g. Receive Maximum exceeded): the
+                    // rest of the batch is then ignored like anything else it sent later.
+                    if !self.is_current(session, connection_id) {
+                        break;
+                    }
                     self.client_packet(session, packet).await;
                 }
             }
