@@ -484,6 +484,13 @@ impl<R: ByteStream> Reader<R> {
         let grace =
             (self.keep_alive > 0).then(|| Duration::from_millis(u64::from(self.keep_alive) * 1500));
         let mut deadline = grace.map(|g| Instant::now() + g);
+        // One timer and one cancellation waiter for the whole connection: creating them per
+        // read registered and deregistered both every time. The timer is set to the deadline
+        // known when it was armed; when it fires early (packets came since), it is re-armed.
+        let keep_alive = sleep_until(deadline);
+        tokio::pin!(keep_alive);
+        let cancelled = closed.cancelled();
+        tokio::pin!(cancelled);
         loop {
             // The keep-alive deadline moves once per read, not per packet: one clock read
             // for all the packets a read brought in.
@@ -532,7 +539,7 @@ impl<R: ByteStream> Reader<R> {
             }
             self.buffer.reserve(READ_CHUNK);
             tokio::select! {
-                _ = closed.cancelled() => {
+                _ = &mut cancelled => {
                     return Ending { reason: None, publish_will: true, expiry_secs: None, closed_by_broker: true };
                 }
                 read = self.reader.read_buf(&mut self.buffer) => match read {
@@ -541,7 +548,11 @@ impl<R: ByteStream> Reader<R> {
                     }
                     Ok(n) => Metrics::add(&self.shared.metrics.bytes_received, n as u64),
                 },
-                _ = sleep_until(deadline), if deadline.is_some() => {
+                _ = &mut keep_alive, if deadline.is_some() => {
+                    if deadline.is_some_and(|at| at > Instant::now()) {
+                        keep_alive.set(sleep_until(deadline));
+                        continue;
+                    }
                     tracing::debug!(client_id = %self.client_id, "keep alive timeout");
                     return Ending {
                         reason: Some(ReasonCode::KeepAliveTimeout),
@@ -703,10 +714,14 @@ struct Writer<W> {
 impl<W: ByteStream> Writer<W> {
     async fn run(mut self) {
         let mut batch = BytesMut::with_capacity(WRITE_BATCH);
+        // Created once: a waiter per wake-up registered and deregistered itself every time.
+        let closed = self.closed.clone();
+        let cancelled = closed.cancelled();
+        tokio::pin!(cancelled);
         'outer: loop {
             let first = tokio::select! {
                 item = self.receiver.recv() => item,
-                _ = self.closed.cancelled() => None,
+                _ = &mut cancelled => None,
             };
             let Some(first) = first else { break };
             let mut next = Some(first);
