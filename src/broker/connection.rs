@@ -5,7 +5,7 @@
 //! The code sees only a byte stream ([`ByteStream`]) so that TLS and WebSockets slot in as
 //! other transports.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -261,6 +261,7 @@ pub async fn run<S: ByteStream>(
         session,
         connection_id,
         sender: sender.clone(),
+        pending: Vec::new(),
     };
     let ending = connection.run(&closed).await;
     if !ending.closed_by_broker {
@@ -501,7 +502,14 @@ struct Reader<R> {
     session: SessionKey,
     connection_id: u64,
     sender: mpsc::UnboundedSender<Outbound>,
+    /// Packets decoded from the current read, sent to the router together (in order) before
+    /// the next read, before anything the reader handles itself ends the connection, or when
+    /// [`FORWARD_BATCH`] of them are waiting.
+    pending: Vec<Packet>,
 }
+
+/// Packets the reader hands to the router in one message at most.
+const FORWARD_BATCH: usize = 64;
 
 enum Step {
     Continue,
@@ -524,7 +532,17 @@ impl<R: ByteStream> Reader<R> {
         let grace =
             (self.keep_alive > 0).then(|| Duration::from_millis(u64::from(self.keep_alive) * 1500));
         let mut deadline = grace.map(|g| Instant::now() + g);
+        // One timer and one cancellation waiter for the whole connection: creating them per
+        // read registered and deregistered both every time. The timer is set to the deadline
+        // known when it was armed; when it fires early (packets came since), it is re-armed.
+        let keep_alive = sleep_until(deadline);
+        tokio::pin!(keep_alive);
+        let cancelled = closed.cancelled();
+        tokio::pin!(cancelled);
         loop {
+            // The keep-alive deadline moves once per read, not per packet: one clock read
+            // for all the packets a read brought in.
+            let mut decoded_any = false;
             loop {
                 let available = self.buffer.len();
                 match decode(
@@ -533,21 +551,32 @@ impl<R: ByteStream> Reader<R> {
                     self.limits.max_packet_size,
                 ) {
                     Ok(Some(packet)) => {
-                        deadline = grace.map(|g| Instant::now() + g);
+                        decoded_any = true;
                         let size = available - self.buffer.len();
                         if let Step::End(ending) = self.handle(packet, size).await {
+                            // What came before the end still reaches the router first.
+                            let _ = self.flush_pending().await;
                             return ending;
                         }
                     }
-                    Ok(None) => break,
+                    Ok(None) => {
+                        if decoded_any {
+                            deadline = grace.map(|g| Instant::now() + g);
+                        }
+                        break;
+                    }
                     Err(error) => {
                         // A malformed packet closes this connection only (MQTT-4.13.1-1).
                         tracing::debug!(client_id = %self.client_id, %error, "closing on a bad packet");
+                        let _ = self.flush_pending().await;
                         if let Step::End(ending) = protocol_error(error.reason_code()) {
                             return ending;
                         }
                     }
                 }
+            }
+            if let Step::End(ending) = self.flush_pending().await {
+                return ending;
             }
             if let Some(backlog) = self.throttle.take() {
                 // Our messages feed a subscriber that is behind: read no more until it has
@@ -558,7 +587,7 @@ impl<R: ByteStream> Reader<R> {
             }
             self.buffer.reserve(READ_CHUNK);
             tokio::select! {
-                _ = closed.cancelled() => {
+                _ = &mut cancelled => {
                     return Ending { reason: None, publish_will: true, expiry_secs: None, closed_by_broker: true };
                 }
                 read = self.reader.read_buf(&mut self.buffer) => match read {
@@ -567,7 +596,11 @@ impl<R: ByteStream> Reader<R> {
                     }
                     Ok(n) => Metrics::add(&self.shared.metrics.bytes_received, n as u64),
                 },
-                _ = sleep_until(deadline), if deadline.is_some() => {
+                _ = &mut keep_alive, if deadline.is_some() => {
+                    if deadline.is_some_and(|at| at > Instant::now()) {
+                        keep_alive.set(sleep_until(deadline));
+                        continue;
+                    }
                     tracing::debug!(client_id = %self.client_id, "keep alive timeout");
                     return Ending {
                         reason: Some(ReasonCode::KeepAliveTimeout),
@@ -629,10 +662,22 @@ impl<R: ByteStream> Reader<R> {
     }
 
     async fn forward(&mut self, packet: Packet) -> Step {
+        self.pending.push(packet);
+        if self.pending.len() >= FORWARD_BATCH {
+            return self.flush_pending().await;
+        }
+        Step::Continue
+    }
+
+    /// Sends the packets decoded so far to the router, in one message.
+    async fn flush_pending(&mut self) -> Step {
+        if self.pending.is_empty() {
+            return Step::Continue;
+        }
         let message = RouterMsg::FromClient {
             session: self.session,
             connection_id: self.connection_id,
-            packet,
+            packets: std::mem::take(&mut self.pending),
         };
         if self.router.send(message).await.is_err() {
             return Step::End(Ending {
@@ -717,10 +762,14 @@ struct Writer<W> {
 impl<W: ByteStream> Writer<W> {
     async fn run(mut self) {
         let mut batch = BytesMut::with_capacity(WRITE_BATCH);
+        // Created once: a waiter per wake-up registered and deregistered itself every time.
+        let closed = self.closed.clone();
+        let cancelled = closed.cancelled();
+        tokio::pin!(cancelled);
         'outer: loop {
             let first = tokio::select! {
                 item = self.receiver.recv() => item,
-                _ = self.closed.cancelled() => None,
+                _ = &mut cancelled => None,
             };
             let Some(first) = first else { break };
             let mut next = Some(first);
@@ -818,7 +867,6 @@ impl<W: ByteStream> Writer<W> {
             }
             None => (None, false, false),
         };
-        let now = Instant::now();
         let fields = PublishDelivery {
             qos: delivery.qos,
             dup: delivery.dup,
@@ -827,7 +875,7 @@ impl<W: ByteStream> Writer<W> {
             topic_alias,
             omit_topic,
             subscription_identifiers: &delivery.subscription_ids,
-            message_expiry_interval: delivery.message.remaining_expiry(now),
+            message_expiry_interval: delivery.message.remaining_expiry_now(),
         };
         let before = batch.len();
         match encode_publish(publish, &fields, self.version, self.max_packet_size, batch) {

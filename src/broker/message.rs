@@ -17,7 +17,16 @@ pub struct Message {
 }
 
 impl Message {
-    pub fn new(mut publish: Publish, now: Instant) -> Message {
+    pub fn new(publish: Publish, now: Instant) -> Message {
+        Message::arrived_at(publish, || now)
+    }
+
+    /// A message arriving now; the clock is read only when the message can expire.
+    pub fn arrived(publish: Publish) -> Message {
+        Message::arrived_at(publish, Instant::now)
+    }
+
+    fn arrived_at(mut publish: Publish, now: impl FnOnce() -> Instant) -> Message {
         // Aliases belong to one connection; each delivery chooses its own (MQTT-3.3.2-10).
         publish.properties.topic_alias = None;
         publish.packet_id = None;
@@ -26,7 +35,7 @@ impl Message {
             .properties
             .message_expiry_interval
             // An interval past the clock's range never expires.
-            .and_then(|secs| now.checked_add(Duration::from_secs(u64::from(secs))));
+            .and_then(|secs| now().checked_add(Duration::from_secs(u64::from(secs))));
         Message {
             publish,
             expires_at,
@@ -39,6 +48,19 @@ impl Message {
 
     pub fn is_expired(&self, now: Instant) -> bool {
         self.expires_at.is_some_and(|at| at <= now)
+    }
+
+    /// Like [`Message::is_expired`] at the current instant, without reading the clock for a
+    /// message that cannot expire (most of them).
+    pub fn has_expired(&self) -> bool {
+        self.expires_at.is_some_and(|at| at <= Instant::now())
+    }
+
+    /// [`Message::remaining_expiry`] from the current instant, reading the clock only for a
+    /// message that can expire.
+    pub fn remaining_expiry_now(&self) -> Option<u32> {
+        self.expires_at
+            .and_then(|_| self.remaining_expiry(Instant::now()))
     }
 
     /// The Message Expiry Interval to forward: the time left, rounded up so that a message

@@ -2,7 +2,9 @@
 //! and is reached only through its channel. It never waits on a connection: deliveries go
 //! to each connection's writer through [`ConnectionLink`].
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use foldhash::{HashMap, HashMapExt};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -54,11 +56,13 @@ pub struct ConnectRequest {
 #[derive(Debug)]
 pub enum RouterMsg {
     Connect(Box<ConnectRequest>),
-    /// A packet from a connected client (PUBLISH with its topic alias resolved).
+    /// Packets from a connected client, in the order received (PUBLISH with its topic alias
+    /// resolved): all those one read from the socket brought in, so that the router is
+    /// woken once per read rather than once per packet.
     FromClient {
         session: SessionKey,
         connection_id: u64,
-        packet: Packet,
+        packets: Vec<Packet>,
     },
     /// The connection ended on its own (client DISCONNECT, socket closed, protocol error).
     ConnectionLost {
@@ -95,6 +99,9 @@ enum TimerKind {
     Will,
     SessionExpiry,
 }
+
+/// Messages the router handles in a row once woken, before it looks at its timers again.
+const INBOX_BATCH: usize = 64;
 
 pub struct Router {
     shared: Arc<Shared>,
@@ -148,7 +155,17 @@ impl Router {
             let next_timer = self.timers.first().map(|t| t.0);
             tokio::select! {
                 message = self.inbox.recv() => match message {
-                    Some(message) => self.handle(message).await,
+                    Some(message) => {
+                        self.handle(message).await;
+                        // Whatever else is waiting is handled before going back to the
+                        // select (bounded, so timers and the tick still get their turn).
+                        for _ in 1..INBOX_BATCH {
+                            match self.inbox.try_recv() {
+                                Ok(message) => self.handle(message).await,
+                                Err(_) => break,
+                            }
+                        }
+                    }
                     None => break,
                 },
                 _ = sleep_until(next_timer), if next_timer.is_some() => self.fire_timers().await,
@@ -211,9 +228,14 @@ impl Router {
             RouterMsg::FromClient {
                 session,
                 connection_id,
-                packet,
+                packets,
             } => {
-                if self.is_current(session, connection_id) {
+                for packet in packets {
+                    // A packet can end the connection (e.g. Receive Maximum exceeded): the
+                    // rest of the batch is then ignored like anything else it sent later.
+                    if !self.is_current(session, connection_id) {
+                        break;
+                    }
                     self.client_packet(session, packet).await;
                 }
             }
@@ -559,7 +581,7 @@ impl Router {
             properties,
             payload: will.payload,
         };
-        let message = Arc::new(Message::new(publish, Instant::now()));
+        let message = Arc::new(Message::arrived(publish));
         if message.publish.retain {
             self.retain(&message).await;
         }
@@ -623,7 +645,7 @@ impl Router {
             }
         }
         self.congested = None;
-        let message = Arc::new(Message::new(publish, Instant::now()));
+        let message = Arc::new(Message::arrived(publish));
         if message.publish.retain {
             // MQTT-3.3.1-5..-7: store, replace, or clear with an empty payload.
             self.retain(&message).await;
@@ -735,12 +757,11 @@ impl Router {
     /// Hands one message to one session: straight to its connection when the inflight
     /// window allows, otherwise into its queue (bounded by `max_queued_messages`).
     async fn deliver(&mut self, key: SessionKey, mut queued: Queued) {
-        let now = Instant::now();
         let max_queued = self.limits.max_queued_messages as usize;
         let Some(session) = self.sessions.get_mut(&key) else {
             return;
         };
-        if queued.message.is_expired(now) {
+        if queued.message.has_expired() {
             Metrics::add(&self.shared.metrics.messages_dropped, 1);
             return;
         }

@@ -1,7 +1,9 @@
 //! One session as the router holds it (MQTT 5.0 §4.1): subscriptions, messages queued and in
 //! flight in both directions, the will, and the connection currently attached.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
+
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};

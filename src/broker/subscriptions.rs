@@ -1,7 +1,7 @@
 //! The subscription index: a tree of topic levels with `+` and `#` children, ordinary
 //! subscribers and shared subscription groups (`$share/{group}/{filter}`) at each node.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::Arc;
 
 use crate::mqtt::SubscriptionOptions;
