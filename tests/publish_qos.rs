@@ -177,6 +177,58 @@ async fn exceeding_our_receive_maximum_disconnects_with_0x93() {
 }
 
 #[tokio::test]
+async fn qos1_and_qos2_share_our_receive_maximum() {
+    // MQTT-3.3.4-7 seen from the server, MQTT 5.0 §4.9: QoS 1 and QoS 2 PUBLISH count together
+    // against the Receive Maximum until PUBACK / PUBCOMP; a re-sent QoS 2 PUBLISH (DUP) with a
+    // packet id already held counts once; PUBREL gives its slot back.
+    let broker = start_with(|c| c.limits.max_inflight = 2).await;
+    let mut client = broker.connected(ProtocolVersion::V5, "mixed").await;
+    client
+        .publish(publish("x", "a", QoS::ExactlyOnce, Some(1)))
+        .await;
+    let mut resent = publish("x", "a", QoS::ExactlyOnce, Some(1));
+    resent.dup = true;
+    client.publish(resent).await;
+    client
+        .publish(publish("x", "b", QoS::ExactlyOnce, Some(2)))
+        .await;
+    // Two held, both PUBRECs arrive (one per PUBLISH received, the re-send included).
+    for _ in 0..3 {
+        match client.recv().await {
+            Some(Packet::PubRec(rec)) => assert!(rec.packet_id == 1 || rec.packet_id == 2),
+            other => panic!("expected PUBREC, got {other:?}"),
+        }
+    }
+    client.send(&Packet::PubRel(PubResponse::success(1))).await;
+    match client.recv().await {
+        Some(Packet::PubComp(comp)) => assert_eq!(comp.packet_id, 1),
+        other => panic!("expected PUBCOMP, got {other:?}"),
+    }
+    // One QoS 2 held: a QoS 1 fits (1 + 1 = 2) ...
+    client
+        .publish(publish("x", "c", QoS::AtLeastOnce, Some(3)))
+        .await;
+    match client.recv().await {
+        Some(Packet::PubAck(ack)) => assert_eq!(ack.packet_id, 3),
+        other => panic!("expected PUBACK, got {other:?}"),
+    }
+    // ... a second held QoS 2 fills the quota (2 + 0 = 2) ...
+    client
+        .publish(publish("x", "d", QoS::ExactlyOnce, Some(4)))
+        .await;
+    match client.recv().await {
+        Some(Packet::PubRec(rec)) => assert_eq!(rec.packet_id, 4),
+        other => panic!("expected PUBREC, got {other:?}"),
+    }
+    // ... so a QoS 1 on top of the two QoS 2 is one too many, though QoS 1 alone is under it.
+    client
+        .publish(publish("x", "e", QoS::AtLeastOnce, Some(5)))
+        .await;
+    let disconnect = client.expect_disconnect().await.expect("DISCONNECT");
+    assert_eq!(disconnect.reason, ReasonCode::ReceiveMaximumExceeded);
+}
+
+#[tokio::test]
 async fn rumqttc_qos2_round_trip() {
     let broker = start().await;
     let mut sub = v5::spawn(v5::options(broker.addr, "r-sub")).await;

@@ -5,7 +5,7 @@
 //! The code sees only a byte stream ([`ByteStream`]) so that TLS and WebSockets slot in as
 //! other transports.
 
-use foldhash::{HashMap, HashMapExt};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -254,6 +254,7 @@ pub async fn run<S: ByteStream>(
         connect_expiry: negotiated.requested_expiry,
         aliases: HashMap::new(),
         unacknowledged_qos1,
+        unreleased_qos2: HashSet::new(),
         throttle,
         shared: shared.clone(),
         client_id: client_id.clone(),
@@ -494,6 +495,11 @@ struct Reader<R> {
     aliases: HashMap<u16, Arc<str>>,
     /// Inbound QoS 1 PUBLISH whose PUBACK the writer has not sent yet (shared with it).
     unacknowledged_qos1: Arc<AtomicUsize>,
+    /// Packet ids of inbound v5 QoS 2 PUBLISH on this connection not yet released by PUBREL.
+    /// With `unacknowledged_qos1` it is the client's send quota in use (MQTT 5.0 §4.9), which
+    /// starts afresh on every network connection. Bounded: exceeding our Receive Maximum ends
+    /// the connection.
+    unreleased_qos2: HashSet<u16>,
     /// Backpressure from a congested subscriber (see [`Backlog`]).
     throttle: Arc<Throttle>,
     shared: Arc<Shared>,
@@ -613,6 +619,26 @@ impl<R: ByteStream> Reader<R> {
         }
     }
 
+    /// Whether this PUBLISH takes a v5 client past our Receive Maximum: QoS 1 and QoS 2
+    /// messages count together until PUBACK / PUBCOMP (MQTT-3.3.4-7 seen from the server;
+    /// MQTT 5.0 §4.9). A re-sent QoS 2 PUBLISH with a packet id already held counts once.
+    fn exceeds_receive_maximum(&mut self, publish: &Publish) -> bool {
+        let in_use = match publish.qos {
+            QoS::AtMostOnce => return false,
+            QoS::AtLeastOnce => self.unacknowledged_qos1.fetch_add(1, Relaxed) + 1,
+            QoS::ExactlyOnce => {
+                if self.version.is_v5()
+                    && let Some(packet_id) = publish.packet_id
+                {
+                    self.unreleased_qos2.insert(packet_id);
+                }
+                self.unacknowledged_qos1.load(Relaxed)
+            }
+        };
+        self.version.is_v5()
+            && in_use + self.unreleased_qos2.len() > usize::from(self.limits.max_inflight)
+    }
+
     async fn handle(&mut self, packet: Packet, size: usize) -> Step {
         if self.shared.diagnostics.is_on() {
             self.shared
@@ -628,15 +654,8 @@ impl<R: ByteStream> Reader<R> {
             }
             Packet::Publish(publish) => match self.resolve_topic(publish) {
                 Ok(publish) => {
-                    if publish.qos == QoS::AtLeastOnce {
-                        let unacknowledged = self.unacknowledged_qos1.fetch_add(1, Relaxed) + 1;
-                        // More QoS 1 messages without PUBACK than our Receive Maximum: 0x93
-                        // (MQTT 5.0 §3.3.4; QoS 2 is counted by the router).
-                        if self.version.is_v5()
-                            && unacknowledged > usize::from(self.limits.max_inflight)
-                        {
-                            return protocol_error(ReasonCode::ReceiveMaximumExceeded);
-                        }
+                    if self.exceeds_receive_maximum(&publish) {
+                        return protocol_error(ReasonCode::ReceiveMaximumExceeded);
                     }
                     Metrics::add(&self.shared.metrics.messages_received, 1);
                     self.forward(Packet::Publish(publish)).await
@@ -644,9 +663,12 @@ impl<R: ByteStream> Reader<R> {
                 Err(reason) => protocol_error(reason),
             },
             Packet::Disconnect(disconnect) => self.disconnect(disconnect),
+            Packet::PubRel(release) => {
+                self.unreleased_qos2.remove(&release.packet_id);
+                self.forward(Packet::PubRel(release)).await
+            }
             Packet::PubAck(_)
             | Packet::PubRec(_)
-            | Packet::PubRel(_)
             | Packet::PubComp(_)
             | Packet::Subscribe(_)
             | Packet::Unsubscribe(_) => self.forward(packet).await,

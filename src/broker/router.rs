@@ -633,16 +633,8 @@ impl Router {
                 session.send_packet(Packet::PubRec(PubResponse::success(packet_id)));
                 return;
             }
+            // Receive Maximum is enforced per connection by its reader (MQTT 5.0 §4.9).
             session.incoming_qos2.insert(packet_id);
-            // More unacknowledged QoS 2 messages than our Receive Maximum (MQTT-3.3.4-9
-            // seen from the client's side): DISCONNECT 0x93.
-            if session.protocol.is_v5()
-                && session.incoming_qos2.len() > usize::from(self.limits.max_inflight)
-            {
-                self.close_connection(key, Some(ReasonCode::ReceiveMaximumExceeded), true)
-                    .await;
-                return;
-            }
         }
         self.congested = None;
         let message = Arc::new(Message::arrived(publish));
