@@ -16,7 +16,8 @@ use roost::headless::{ServeOverrides, headless_config, serve};
     about = "MQTT broker with its administration console built in"
 )]
 struct Cli {
-    /// Configuration file (created with defaults if missing).
+    /// Configuration file [default: roost.ron]. The console creates it with the defaults when
+    /// it is missing; `serve` uses the defaults when no file is named and roost.ron is absent.
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
 
