@@ -6,8 +6,10 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum ConsoleError {
-    #[error("cannot load the configuration {path}: {message}")]
-    Config { path: PathBuf, message: String },
+    /// The config file could not be read, parsed or validated (the message names the file,
+    /// and the field where one is at fault).
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigFileError),
     #[error("cannot open the log file {path}: {source}")]
     LogFile {
         path: PathBuf,

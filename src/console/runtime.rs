@@ -40,10 +40,7 @@ pub struct ConsoleOptions {
 /// or a SIGTERM/SIGHUP arrives. The broker is stopped and the terminal restored either way.
 pub async fn run(options: ConsoleOptions) -> Result<(), ConsoleError> {
     let path = options.config_path;
-    let config = Config::load_or_create(&path).map_err(|err| ConsoleError::Config {
-        path: path.clone(),
-        message: err.to_string(),
-    })?;
+    let config = Config::load_or_create(&path)?;
     logging::init(&logging::log_path(&path))?;
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let theme = Theme::resolve(options.theme.as_deref(), &config.console.theme, no_color)?;
