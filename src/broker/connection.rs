@@ -801,6 +801,7 @@ impl<W: ByteStream> Writer<W> {
                 self.backlog.taken(&item);
                 match item {
                     Outbound::Packet(packet) => self.encode_packet(*packet, &mut batch),
+                    Outbound::Ack(ack) => self.encode_packet(ack.into_packet(), &mut batch),
                     Outbound::Publish(delivery) => self.encode_delivery(delivery, &mut batch).await,
                     Outbound::Close(reason) => {
                         closing = Some(reason);
