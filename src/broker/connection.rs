@@ -14,7 +14,6 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, oneshot};
-use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::api::{Direction, ListenerKind};
@@ -184,7 +183,7 @@ pub async fn run<S: ByteStream>(
         backlog: backlog.clone(),
         throttle: throttle.clone(),
     };
-    let closed = CancellationToken::new();
+    let (writer_ended, mut closed) = oneshot::channel::<()>();
     let (attached_tx, attached_rx) = oneshot::channel();
     let writer_task = tokio::spawn(
         Writer {
@@ -203,7 +202,7 @@ pub async fn run<S: ByteStream>(
             connection_id,
             session: attached_rx,
             session_key: None,
-            closed: closed.clone(),
+            _ended: writer_ended,
         }
         .run()
         .instrument(tracing::Span::current()),
@@ -264,7 +263,7 @@ pub async fn run<S: ByteStream>(
         sender: sender.clone(),
         pending: Vec::new(),
     };
-    let ending = connection.run(&closed).await;
+    let ending = connection.run(&mut closed).await;
     if !ending.closed_by_broker {
         let reason = ending.reason.filter(|_| version.is_v5());
         let _ = sender.send(Outbound::Close(reason));
@@ -532,19 +531,17 @@ fn protocol_error(reason: ReasonCode) -> Step {
 }
 
 impl<R: ByteStream> Reader<R> {
-    async fn run(&mut self, closed: &CancellationToken) -> Ending {
+    async fn run(&mut self, writer_ended: &mut oneshot::Receiver<()>) -> Ending {
         // Keep alive: 1.5 times the interval without a packet closes the connection
         // (MQTT-3.1.2-24); v5 clients get DISCONNECT 0x8D first.
         let grace =
             (self.keep_alive > 0).then(|| Duration::from_millis(u64::from(self.keep_alive) * 1500));
         let mut deadline = grace.map(|g| Instant::now() + g);
-        // One timer and one cancellation waiter for the whole connection: creating them per
-        // read registered and deregistered both every time. The timer is set to the deadline
-        // known when it was armed; when it fires early (packets came since), it is re-armed.
+        // One timer for the whole connection: creating it per read registered and
+        // deregistered it every time. It is set to the deadline known when it was armed; when
+        // it fires early (packets came since), it is re-armed.
         let keep_alive = sleep_until(deadline);
         tokio::pin!(keep_alive);
-        let cancelled = closed.cancelled();
-        tokio::pin!(cancelled);
         loop {
             // The keep-alive deadline moves once per read, not per packet: one clock read
             // for all the packets a read brought in.
@@ -593,7 +590,9 @@ impl<R: ByteStream> Reader<R> {
             }
             self.buffer.reserve(READ_CHUNK);
             tokio::select! {
-                _ = &mut cancelled => {
+                // The writer ended (the broker closed the connection or the peer stopped
+                // taking data): this branch completes once, and the loop returns.
+                _ = &mut *writer_ended => {
                     return Ending { reason: None, publish_will: true, expiry_secs: None, closed_by_broker: true };
                 }
                 read = self.reader.read_buf(&mut self.buffer) => match read {
@@ -778,22 +777,19 @@ struct Writer<W> {
     connection_id: u64,
     session: oneshot::Receiver<SessionKey>,
     session_key: Option<SessionKey>,
-    closed: CancellationToken,
+    /// Dropped when the writer ends (closed, write failed or timed out, or aborted): the
+    /// reader then stops reading. A channel rather than a cancellation token because the
+    /// reader polls it on every wake-up, and a oneshot receiver is polled with atomics only.
+    _ended: oneshot::Sender<()>,
 }
 
 impl<W: ByteStream> Writer<W> {
     async fn run(mut self) {
         let mut batch = BytesMut::with_capacity(WRITE_BATCH);
-        // Created once: a waiter per wake-up registered and deregistered itself every time.
-        let closed = self.closed.clone();
-        let cancelled = closed.cancelled();
-        tokio::pin!(cancelled);
         'outer: loop {
-            let first = tokio::select! {
-                item = self.receiver.recv() => item,
-                _ = &mut cancelled => None,
+            let Some(first) = self.receiver.recv().await else {
+                break;
             };
-            let Some(first) = first else { break };
             let mut next = Some(first);
             let mut closing = None;
             // Drain everything queued into one buffer, then write once.
@@ -801,6 +797,7 @@ impl<W: ByteStream> Writer<W> {
                 self.backlog.taken(&item);
                 match item {
                     Outbound::Packet(packet) => self.encode_packet(*packet, &mut batch),
+                    Outbound::Ack(ack) => self.encode_packet(ack.into_packet(), &mut batch),
                     Outbound::Publish(delivery) => self.encode_delivery(delivery, &mut batch).await,
                     Outbound::Close(reason) => {
                         closing = Some(reason);
@@ -824,7 +821,6 @@ impl<W: ByteStream> Writer<W> {
                 break;
             }
         }
-        self.closed.cancel();
     }
 
     async fn flush(&mut self, batch: &mut BytesMut) -> std::io::Result<()> {

@@ -14,7 +14,8 @@ use super::api::ClientInfo;
 use super::message::{Delivery, Message};
 use super::metrics::{Metrics, RateMeter};
 use super::session::{
-    Backlog, Connected, ConnectionInfo, ConnectionLink, Inflight, Outbound, Queued, Session,
+    Ack, AckKind, Backlog, Connected, ConnectionInfo, ConnectionLink, Inflight, Outbound, Queued,
+    Session,
 };
 use super::shared::Shared;
 use super::subscriptions::{
@@ -393,9 +394,10 @@ impl Router {
                     break;
                 };
                 if inflight.released {
-                    link.send(Outbound::Packet(Box::new(Packet::PubRel(
-                        PubResponse::success(inflight.packet_id),
-                    ))));
+                    link.send(Outbound::Ack(Ack::success(
+                        AckKind::PubRel,
+                        inflight.packet_id,
+                    )));
                 } else if unacknowledged < session.window && session.pending_resend.is_empty() {
                     unacknowledged += 1;
                     link.send(Outbound::Publish(delivery(
@@ -606,11 +608,7 @@ impl Router {
                 } else {
                     ReasonCode::PacketIdentifierNotFound
                 };
-                session.send_packet(Packet::PubComp(PubResponse {
-                    packet_id: rel.packet_id,
-                    reason,
-                    properties: Properties::default(),
-                }));
+                session.send_ack(Ack::new(AckKind::PubComp, rel.packet_id, reason));
             }
             Packet::Subscribe(subscribe) => self.subscribe(key, subscribe).await,
             Packet::Unsubscribe(unsubscribe) => self.unsubscribe(key, unsubscribe).await,
@@ -630,7 +628,7 @@ impl Router {
             if session.incoming_qos2.contains(&packet_id) {
                 // A re-sent PUBLISH of a message already forwarded (method B, MQTT-4.3.3-9):
                 // acknowledge again, forward nothing.
-                session.send_packet(Packet::PubRec(PubResponse::success(packet_id)));
+                session.send_ack(Ack::success(AckKind::PubRec, packet_id));
                 return;
             }
             // Receive Maximum is enforced per connection by its reader (MQTT 5.0 §4.9).
@@ -656,15 +654,10 @@ impl Router {
         } else {
             ReasonCode::Success
         };
-        let response = PubResponse {
-            packet_id,
-            reason,
-            properties: Properties::default(),
-        };
         match qos {
             QoS::AtMostOnce => {}
-            QoS::AtLeastOnce => session.send_packet(Packet::PubAck(response)),
-            QoS::ExactlyOnce => session.send_packet(Packet::PubRec(response)),
+            QoS::AtLeastOnce => session.send_ack(Ack::new(AckKind::PubAck, packet_id, reason)),
+            QoS::ExactlyOnce => session.send_ack(Ack::new(AckKind::PubRec, packet_id, reason)),
         }
     }
 
@@ -871,7 +864,7 @@ impl Router {
                 inflight.released = true;
                 // Received on an earlier connection: the PUBLISH need not go again.
                 session.forget_resend(rec.packet_id);
-                session.send_packet(Packet::PubRel(PubResponse::success(rec.packet_id)));
+                session.send_ack(Ack::success(AckKind::PubRel, rec.packet_id));
             }
             None => {
                 let reason = if session.protocol.is_v5() {
@@ -879,11 +872,7 @@ impl Router {
                 } else {
                     ReasonCode::Success
                 };
-                session.send_packet(Packet::PubRel(PubResponse {
-                    packet_id: rec.packet_id,
-                    reason,
-                    properties: Properties::default(),
-                }));
+                session.send_ack(Ack::new(AckKind::PubRel, rec.packet_id, reason));
             }
         }
     }

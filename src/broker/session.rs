@@ -14,15 +14,66 @@ use tokio::sync::{Notify, mpsc};
 use super::api::ListenerKind;
 use super::message::{Delivery, Message};
 use super::subscriptions::Subscription;
-use crate::mqtt::{Packet, ProtocolVersion, QoS, ReasonCode, Will};
+use crate::mqtt::{Packet, Properties, ProtocolVersion, PubResponse, QoS, ReasonCode, Will};
 
 /// What the router (or the reader half of a connection) asks a connection's writer to send.
 #[derive(Debug)]
 pub enum Outbound {
     Packet(Box<Packet>),
+    /// A PUBACK, PUBREC, PUBREL or PUBCOMP without properties: the most frequent control
+    /// packets, sent without allocating a boxed [`Packet`] each.
+    Ack(Ack),
     Publish(Delivery),
     /// Send DISCONNECT with this reason (MQTT 5.0 only), then close the connection.
     Close(Option<ReasonCode>),
+}
+
+/// Which acknowledgement an [`Outbound::Ack`] is.
+// The variants are named after the packet types they stand for.
+#[allow(clippy::enum_variant_names)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckKind {
+    PubAck,
+    PubRec,
+    PubRel,
+    PubComp,
+}
+
+/// An acknowledgement of one packet identifier, without properties.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ack {
+    pub kind: AckKind,
+    pub packet_id: u16,
+    pub reason: ReasonCode,
+}
+
+impl Ack {
+    pub fn new(kind: AckKind, packet_id: u16, reason: ReasonCode) -> Self {
+        Ack {
+            kind,
+            packet_id,
+            reason,
+        }
+    }
+
+    pub fn success(kind: AckKind, packet_id: u16) -> Self {
+        Ack::new(kind, packet_id, ReasonCode::Success)
+    }
+
+    /// The packet the writer encodes.
+    pub fn into_packet(self) -> Packet {
+        let response = PubResponse {
+            packet_id: self.packet_id,
+            reason: self.reason,
+            properties: Properties::default(),
+        };
+        match self.kind {
+            AckKind::PubAck => Packet::PubAck(response),
+            AckKind::PubRec => Packet::PubRec(response),
+            AckKind::PubRel => Packet::PubRel(response),
+            AckKind::PubComp => Packet::PubComp(response),
+        }
+    }
 }
 
 /// What is waiting for one connection's writer. Shared by the router (adds) and the writer
@@ -297,6 +348,13 @@ impl Session {
             link.send(Outbound::Packet(Box::new(packet)));
         }
     }
+
+    /// Sends an acknowledgement to the attached connection, if any.
+    pub fn send_ack(&self, ack: Ack) {
+        if let Some(link) = self.link() {
+            link.send(Outbound::Ack(ack));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -306,7 +364,7 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::mqtt::Publish;
+    use crate::mqtt::{PacketType, Publish};
 
     fn qos0() -> Outbound {
         let publish = Publish {
@@ -403,5 +461,28 @@ mod tests {
             !link.backlog.is_congested(),
             "given up on: throttles no one"
         );
+    }
+
+    #[test]
+    fn an_ack_becomes_the_packet_of_its_kind_without_properties() {
+        let cases = [
+            (AckKind::PubAck, PacketType::PubAck),
+            (AckKind::PubRec, PacketType::PubRec),
+            (AckKind::PubRel, PacketType::PubRel),
+            (AckKind::PubComp, PacketType::PubComp),
+        ];
+        for (kind, packet_type) in cases {
+            let packet = Ack::new(kind, 7, ReasonCode::NoMatchingSubscribers).into_packet();
+            assert_eq!(packet.packet_type(), packet_type);
+            let (Packet::PubAck(r) | Packet::PubRec(r) | Packet::PubRel(r) | Packet::PubComp(r)) =
+                packet
+            else {
+                panic!("not an acknowledgement: {packet:?}");
+            };
+            assert_eq!(r.packet_id, 7);
+            assert_eq!(r.reason, ReasonCode::NoMatchingSubscribers);
+            assert_eq!(r.properties, Properties::default());
+        }
+        assert_eq!(Ack::success(AckKind::PubAck, 1).reason, ReasonCode::Success);
     }
 }

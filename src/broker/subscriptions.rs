@@ -151,8 +151,19 @@ impl SubscriptionTree {
         is_connected: impl Fn(SessionKey) -> bool,
         out: &mut Vec<Match>,
     ) {
-        let levels: Vec<&str> = topic.split('/').collect();
-        collect(&mut self.root, &levels, true, &is_connected, out);
+        // Split on the stack for usual topics: this runs for every message routed.
+        let mut stack = [""; STACK_LEVELS];
+        let mut count = 0;
+        for level in topic.split('/') {
+            if count == STACK_LEVELS {
+                let levels: Vec<&str> = topic.split('/').collect();
+                collect(&mut self.root, &levels, true, &is_connected, out);
+                return;
+            }
+            stack[count] = level;
+            count += 1;
+        }
+        collect(&mut self.root, &stack[..count], true, &is_connected, out);
     }
 
     /// Another member of the shared group `share` than `except`, connected, round-robin.
@@ -172,6 +183,9 @@ impl SubscriptionTree {
         pick_member(shared, |key| key != except && is_connected(key))
     }
 }
+
+/// Topics with up to this many levels are matched without allocating.
+const STACK_LEVELS: usize = 16;
 
 fn remove_at(node: &mut Node, levels: &[&str], group: Option<&str>, session: SessionKey) -> bool {
     let Some((first, rest)) = levels.split_first() else {
@@ -329,6 +343,28 @@ mod tests {
         assert_eq!(matched(&mut tree, "a/b"), vec![2, 3, 4, 5]);
         assert_eq!(matched(&mut tree, "a"), vec![2, 3]);
         assert_eq!(matched(&mut tree, "b/x/c"), vec![3]);
+    }
+
+    #[test]
+    fn topics_longer_than_the_stack_split_match_the_same_way() {
+        for levels in [
+            STACK_LEVELS - 1,
+            STACK_LEVELS,
+            STACK_LEVELS + 1,
+            3 * STACK_LEVELS,
+        ] {
+            let topic = vec!["x"; levels].join("/");
+            let mut tree = SubscriptionTree::default();
+            tree.insert(&topic, 1, sub(QoS::AtMostOnce));
+            tree.insert(&format!("{topic}/#"), 2, sub(QoS::AtMostOnce));
+            tree.insert(
+                &format!("+/{}", vec!["x"; levels - 1].join("/")),
+                3,
+                sub(QoS::AtMostOnce),
+            );
+            tree.insert(&format!("{topic}/x"), 4, sub(QoS::AtMostOnce));
+            assert_eq!(matched(&mut tree, &topic), vec![1, 2, 3], "{levels} levels");
+        }
     }
 
     #[test]
