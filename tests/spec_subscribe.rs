@@ -184,20 +184,8 @@ async fn shared_wildcard_filters_do_not_match_dollar_topics() {
     // there do not match topics starting with "$".
     let broker = start().await;
     let mut sub = broker.connected(ProtocolVersion::V5, "sdl-sub").await;
-    subscribe_many(
-        &mut sub,
-        1,
-        vec![filter("$share/g/#", QoS::AtMostOnce)],
-        None,
-    )
-    .await;
-    subscribe_many(
-        &mut sub,
-        2,
-        vec![filter("$share/h/+/x", QoS::AtMostOnce)],
-        None,
-    )
-    .await;
+    subscribe_one(&mut sub, 1, "$share/g/#", QoS::AtMostOnce).await;
+    subscribe_one(&mut sub, 2, "$share/h/+/x", QoS::AtMostOnce).await;
     let mut p = broker.connected(ProtocolVersion::V5, "sdl-pub").await;
     p.publish(publish("$app/x", "d", QoS::AtMostOnce, None))
         .await;
@@ -302,7 +290,7 @@ async fn resubscribe_replaces_the_subscription_identifier() {
         c.recv_publish().await.properties.subscription_identifiers,
         vec![6]
     );
-    subscribe_many(&mut c, 3, vec![filter("rsid", QoS::AtMostOnce)], None).await;
+    subscribe_one(&mut c, 3, "rsid", QoS::AtMostOnce).await;
     p.publish(publish("rsid", "b", QoS::AtMostOnce, None)).await;
     assert!(
         c.recv_publish()
@@ -320,13 +308,7 @@ async fn shared_subscription_respects_the_granted_qos() {
     // MQTT-4.8.2-3: the server respects the granted QoS of the member's subscription.
     let broker = start().await;
     let mut m2 = broker.connected(ProtocolVersion::V5, "sq-2").await;
-    let suback = subscribe_many(
-        &mut m2,
-        1,
-        vec![filter("$share/g/sq", QoS::ExactlyOnce)],
-        None,
-    )
-    .await;
+    let suback = subscribe_one(&mut m2, 1, "$share/g/sq", QoS::ExactlyOnce).await;
     assert_eq!(suback.reasons, vec![ReasonCode::GrantedQoS2]);
     let mut p = broker.connected(ProtocolVersion::V5, "sq-p").await;
     publish_acked(&mut p, publish("sq", "x", QoS::ExactlyOnce, Some(1))).await;
@@ -342,13 +324,7 @@ async fn shared_subscription_respects_the_granted_qos() {
     m2.send(&Packet::PubComp(response(id))).await;
 
     let mut m0 = broker.connected(ProtocolVersion::V5, "sq-0").await;
-    subscribe_many(
-        &mut m0,
-        1,
-        vec![filter("$share/h/sq", QoS::AtMostOnce)],
-        None,
-    )
-    .await;
+    subscribe_one(&mut m0, 1, "$share/h/sq", QoS::AtMostOnce).await;
     publish_acked(&mut p, publish("sq", "y", QoS::ExactlyOnce, Some(2))).await;
     let got = m0.recv_publish().await;
     assert_eq!(got.qos, QoS::AtMostOnce);
@@ -359,13 +335,7 @@ async fn unsubscribing_a_shared_subscription_stops_its_messages() {
     // MQTT-3.10.4-1/-2 applied to "$share/..." filters (MQTT 5.0 §4.8.2).
     let broker = start().await;
     let mut c = broker.connected(ProtocolVersion::V5, "us-shared").await;
-    subscribe_many(
-        &mut c,
-        1,
-        vec![filter("$share/g/us", QoS::AtMostOnce)],
-        None,
-    )
-    .await;
+    subscribe_one(&mut c, 1, "$share/g/us", QoS::AtMostOnce).await;
     let mut p = broker.connected(ProtocolVersion::V5, "us-p").await;
     p.publish(publish("us", "1", QoS::AtMostOnce, None)).await;
     assert_eq!(&c.recv_publish().await.payload[..], b"1");
@@ -412,13 +382,7 @@ async fn shared_groups_each_get_one_copy() {
     for c in [&mut a1, &mut a2] {
         subscribe_many(c, 1, vec![filter("$share/a/gg", QoS::AtMostOnce)], None).await;
     }
-    subscribe_many(
-        &mut b1,
-        1,
-        vec![filter("$share/b/gg", QoS::AtMostOnce)],
-        None,
-    )
-    .await;
+    subscribe_one(&mut b1, 1, "$share/b/gg", QoS::AtMostOnce).await;
     let mut p = broker.connected(ProtocolVersion::V5, "gg-p").await;
     p.publish(publish("gg", "x", QoS::AtMostOnce, None)).await;
     assert_eq!(&b1.recv_publish().await.payload[..], b"x");

@@ -79,6 +79,16 @@ pub async fn subscribe_many(
     }
 }
 
+/// SUBSCRIBE to one filter without a subscription identifier; returns the SUBACK.
+pub async fn subscribe_one(
+    client: &mut RawClient,
+    packet_id: u16,
+    topic_filter: &str,
+    qos: QoS,
+) -> SubAck {
+    subscribe_many(client, packet_id, vec![filter(topic_filter, qos)], None).await
+}
+
 pub async fn unsubscribe(client: &mut RawClient, packet_id: u16, filters: &[&str]) -> UnsubAck {
     let u = Unsubscribe {
         packet_id,
