@@ -1,0 +1,84 @@
+//! Administration: the console's client list, closing one client on request, the gauges,
+//! and the `$SYS/broker/...` topics.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::Router;
+use crate::broker::api::ClientInfo;
+use crate::broker::message::Message;
+use crate::broker::metrics::Metrics;
+use crate::broker::session::Session;
+use crate::broker::sys;
+use crate::mqtt::{Properties, Publish, QoS, ReasonCode};
+
+impl Router {
+    /// The connected clients, sorted by client id.
+    pub(super) fn clients(&self) -> Vec<ClientInfo> {
+        let mut clients: Vec<ClientInfo> = self
+            .sessions
+            .values()
+            .filter_map(|session| {
+                let connected = session.connection.as_ref()?;
+                Some(ClientInfo {
+                    client_id: session.client_id.clone(),
+                    address: connected.info.address,
+                    listener: connected.info.listener,
+                    protocol: session.protocol,
+                    username: connected.info.username.clone(),
+                    keep_alive_secs: connected.info.keep_alive_secs,
+                    subscriptions: session.subscriptions.len(),
+                    inflight: session.inflight.len(),
+                    queued: session.queue.len(),
+                    connected_since: connected.info.connected_since,
+                })
+            })
+            .collect();
+        clients.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+        clients
+    }
+
+    /// Closes the connection of `client_id`; false when it is not connected.
+    pub(super) async fn disconnect_client(&mut self, client_id: &str) -> bool {
+        match self.by_client_id.get(client_id).copied() {
+            Some(key) if self.sessions.get(&key).is_some_and(Session::is_connected) => {
+                // An administrative close is not the client's normal DISCONNECT:
+                // its will is published (MQTT-3.1.2-8).
+                self.close_connection(key, Some(ReasonCode::AdministrativeAction), true)
+                    .await;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The session, subscription and retained-message counts the metrics show.
+    pub(super) fn update_gauges(&self) {
+        let metrics = &self.shared.metrics;
+        Metrics::set(&metrics.sessions, self.sessions.len() as u64);
+        Metrics::set(&metrics.subscriptions, self.tree.len() as u64);
+        Metrics::set(&metrics.retained, self.retained.len() as u64);
+    }
+
+    /// Publishes the `$SYS/broker/...` topics, retained.
+    pub(super) async fn publish_sys(&mut self) {
+        let now = Instant::now();
+        self.retained.purge_expired(now);
+        self.update_gauges();
+        for (topic, value) in sys::values(&self.shared) {
+            let publish = Publish {
+                dup: false,
+                qos: QoS::AtMostOnce,
+                retain: true,
+                topic: Arc::from(topic.as_str()),
+                packet_id: None,
+                properties: Properties::default(),
+                payload: value.into(),
+            };
+            let message = Arc::new(Message::new(publish, now));
+            self.retained.set(message.clone());
+            self.route(&message, None).await;
+        }
+        self.update_gauges();
+    }
+}

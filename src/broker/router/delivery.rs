@@ -1,0 +1,396 @@
+//! Delivery: a PUBLISH from a client routed to the matching sessions, each copy handed to
+//! its session's connection or queue, the inflight window pumped, resends, and the
+//! acknowledgements that complete outbound messages (PUBACK, PUBREC, PUBCOMP) or inbound
+//! QoS 2 ones (PUBREL).
+//!
+//! What concerns one session alone is written as methods on [`Session`], which unit tests
+//! drive without the router; the router's methods add the store, the metrics and the
+//! lookups across sessions.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::Router;
+use crate::broker::message::{Delivery, Message};
+use crate::broker::metrics::Metrics;
+use crate::broker::session::{Ack, AckKind, Inflight, Outbound, Queued, Session};
+use crate::broker::subscriptions::SessionKey;
+use crate::mqtt::{PubResponse, Publish, QoS, ReasonCode};
+use crate::store::QueuedRecord;
+
+impl Router {
+    /// A PUBLISH from a client: forwarded to the subscribers, then acknowledged.
+    pub(super) async fn client_publish(&mut self, key: SessionKey, publish: Publish) {
+        let Some(session) = self.sessions.get_mut(&key) else {
+            return;
+        };
+        let qos = publish.qos;
+        let packet_id = publish.packet_id.unwrap_or(0);
+        if qos == QoS::ExactlyOnce {
+            if session.incoming_qos2.contains(&packet_id) {
+                // A re-sent PUBLISH of a message already forwarded (method B, MQTT-4.3.3-9):
+                // acknowledge again, forward nothing.
+                session.send_ack(Ack::success(AckKind::PubRec, packet_id));
+                return;
+            }
+            // Receive Maximum is enforced per connection by its reader (MQTT 5.0 §4.9).
+            session.incoming_qos2.insert(packet_id);
+        }
+        self.congested = None;
+        let message = Arc::new(Message::arrived(publish));
+        if message.publish.retain {
+            // MQTT-3.3.1-5..-7: store, replace, or clear with an empty payload.
+            self.retain(&message).await;
+        }
+        let delivered = self.route(&message, Some(key)).await;
+        let Some(session) = self.sessions.get(&key) else {
+            return;
+        };
+        if let Some(backlog) = self.congested.take()
+            && let Some(link) = session.link()
+        {
+            link.throttle.set(backlog);
+        }
+        let reason = if delivered == 0 && session.protocol.is_v5() {
+            ReasonCode::NoMatchingSubscribers
+        } else {
+            ReasonCode::Success
+        };
+        match qos {
+            QoS::AtMostOnce => {}
+            QoS::AtLeastOnce => session.send_ack(Ack::new(AckKind::PubAck, packet_id, reason)),
+            QoS::ExactlyOnce => session.send_ack(Ack::new(AckKind::PubRec, packet_id, reason)),
+        }
+    }
+
+    /// Sends `message` to every matching subscription; returns how many sessions got it.
+    pub(super) async fn route(
+        &mut self,
+        message: &Arc<Message>,
+        publisher: Option<SessionKey>,
+    ) -> usize {
+        let mut matches = std::mem::take(&mut self.scratch);
+        matches.clear();
+        let sessions = &self.sessions;
+        self.tree.matches(
+            message.topic(),
+            |key| sessions.get(&key).is_some_and(Session::is_connected),
+            &mut matches,
+        );
+        // No Local: not back to the publishing client (MQTT-3.8.3-3).
+        matches.retain(|m| !(m.subscription.options.no_local && Some(m.session) == publisher));
+        // One copy per session for its overlapping ordinary subscriptions, at the highest
+        // QoS, with every matching subscription identifier (MQTT-3.3.4-2, -3).
+        matches.sort_unstable_by_key(|m| (m.share.is_some(), m.session));
+        let mut delivered = 0;
+        let mut index = 0;
+        while index < matches.len() {
+            let first = &matches[index];
+            let mut end = index + 1;
+            if first.share.is_none() {
+                while end < matches.len()
+                    && matches[end].share.is_none()
+                    && matches[end].session == first.session
+                {
+                    end += 1;
+                }
+            }
+            let group = &matches[index..end];
+            let max_qos = group
+                .iter()
+                .map(|m| m.subscription.options.qos)
+                .max()
+                .unwrap_or(QoS::AtMostOnce);
+            let retain_as_published = group
+                .iter()
+                .any(|m| m.subscription.options.retain_as_published);
+            let subscription_ids: Vec<u32> = group
+                .iter()
+                .filter_map(|m| m.subscription.identifier)
+                .collect();
+            let queued = Queued {
+                sequence: 0,
+                message: message.clone(),
+                // Downgraded to the subscription's maximum QoS (MQTT-3.8.4-8 / 3.1.1 §3.8.4).
+                qos: message.publish.qos.min(max_qos),
+                // Retain As Published (MQTT-3.3.1-12/-13).
+                retain: retain_as_published && message.publish.retain,
+                subscription_ids,
+                share: first.share.clone(),
+            };
+            let session = first.session;
+            self.deliver(session, queued).await;
+            delivered += 1;
+            index = end;
+        }
+        self.scratch = matches;
+        delivered
+    }
+
+    /// Hands one message to one session: straight to its connection when the inflight
+    /// window allows, otherwise into its queue (bounded by `max_queued_messages`).
+    pub(super) async fn deliver(&mut self, key: SessionKey, mut queued: Queued) {
+        let max_queued = self.limits.max_queued_messages as usize;
+        let Some(session) = self.sessions.get_mut(&key) else {
+            return;
+        };
+        if queued.message.has_expired() {
+            Metrics::add(&self.shared.metrics.messages_dropped, 1);
+            return;
+        }
+        if queued.qos == QoS::AtMostOnce {
+            // QoS 0 is never queued for an offline session, and is the first to go when a
+            // connection cannot keep up.
+            if let Some(link) = session.link() {
+                if !link.try_send_qos0(delivery(&queued, None, false)) {
+                    Metrics::add(&self.shared.metrics.messages_dropped, 1);
+                } else if self.congested.is_none() && link.backlog.is_congested() {
+                    self.congested = Some(link.backlog.clone());
+                }
+            }
+            return;
+        }
+        if session.is_queue_full(max_queued) {
+            Metrics::add(&self.shared.metrics.messages_dropped, 1);
+            return;
+        }
+        queued.sequence = session.next_sequence();
+        if session.is_persistent() {
+            let record = QueuedRecord {
+                sequence: queued.sequence,
+                message: queued.message.clone(),
+                qos: queued.qos,
+                retain: queued.retain,
+                subscription_ids: queued.subscription_ids.clone(),
+            };
+            if let Err(error) = self.store.push_message(&session.client_id, record).await {
+                tracing::warn!(%error, "store: cannot queue message");
+            }
+        }
+        session.send_or_queue(queued);
+    }
+
+    /// Resends messages owed a resend, then moves queued messages into the inflight window,
+    /// while it has room; expired queued messages are dropped.
+    pub(super) async fn pump(&mut self, key: SessionKey) {
+        let now = Instant::now();
+        let Some(session) = self.sessions.get_mut(&key) else {
+            return;
+        };
+        let expired = session.pump_queue(now);
+        if !expired.is_empty() {
+            Metrics::add(&self.shared.metrics.messages_dropped, expired.len() as u64);
+            if session.is_persistent() {
+                let client_id = session.client_id.clone();
+                for sequence in expired {
+                    let _ = self.store.remove_message(&client_id, sequence).await;
+                }
+            }
+        }
+    }
+
+    /// PUBACK, PUBCOMP, or a discarded oversize PUBLISH: the message is done.
+    pub(super) async fn complete_outbound(&mut self, key: SessionKey, packet_id: u16) {
+        let Some(session) = self.sessions.get_mut(&key) else {
+            return;
+        };
+        let Some(done) = session.complete(packet_id) else {
+            return;
+        };
+        if session.is_persistent() {
+            let client_id = session.client_id.clone();
+            let _ = self
+                .store
+                .remove_message(&client_id, done.queued.sequence)
+                .await;
+        }
+        self.pump(key).await;
+    }
+
+    pub(super) async fn pubrec(&mut self, key: SessionKey, rec: PubResponse) {
+        let Some(session) = self.sessions.get_mut(&key) else {
+            return;
+        };
+        if session.receive_pubrec(&rec) {
+            self.complete_outbound(key, rec.packet_id).await;
+        }
+    }
+}
+
+impl Session {
+    /// Whether a new QoS 1/2 message goes straight out: connected, nothing queued ahead of
+    /// it, and room in the inflight window.
+    pub(super) fn can_send_now(&self) -> bool {
+        self.is_connected() && self.queue.is_empty() && self.has_window()
+    }
+
+    /// Whether a new QoS 1/2 message must be dropped: the queue holds `max_queued` and the
+    /// message could not go straight out.
+    pub(super) fn is_queue_full(&self, max_queued: usize) -> bool {
+        self.queue.len() >= max_queued && !self.can_send_now()
+    }
+
+    /// Sends a QoS 1/2 message now if it can go, otherwise queues it behind the others.
+    pub(super) fn send_or_queue(&mut self, queued: Queued) {
+        if self.can_send_now() {
+            self.send_inflight(queued);
+        } else {
+            self.queue.push_back(queued);
+        }
+    }
+
+    /// Sends a message under a fresh packet id and records it as in flight; with no id free
+    /// it goes back to the front of the queue.
+    pub(super) fn send_inflight(&mut self, queued: Queued) {
+        let Some(packet_id) = self.allocate_packet_id() else {
+            self.queue.push_front(queued);
+            return;
+        };
+        if let Some(link) = self.link() {
+            link.send(Outbound::Publish(delivery(&queued, Some(packet_id), false)));
+        }
+        self.inflight.push_back(Inflight {
+            packet_id,
+            queued,
+            released: false,
+        });
+    }
+
+    /// Resends, with DUP, the in-flight PUBLISHes owed a resend that the window has room for.
+    pub(super) fn resend_within_window(&mut self) {
+        while self.is_connected() && self.has_window_for_resend() {
+            let Some(packet_id) = self.pending_resend.pop_front() else {
+                break;
+            };
+            let Some(inflight) = self.inflight.iter().find(|i| i.packet_id == packet_id) else {
+                continue;
+            };
+            if let Some(link) = self.link() {
+                link.send(Outbound::Publish(delivery(
+                    &inflight.queued,
+                    Some(packet_id),
+                    true,
+                )));
+            }
+        }
+    }
+
+    /// Resends what is owed a resend, then moves queued messages into the inflight window
+    /// while it has room. Returns the sequence numbers of the queued messages dropped
+    /// because they expired (MQTT-3.3.2-5), for the store.
+    pub(super) fn pump_queue(&mut self, now: Instant) -> Vec<u64> {
+        if !self.pending_resend.is_empty() {
+            self.resend_within_window();
+        }
+        let mut expired = Vec::new();
+        while self.is_connected() && self.has_window() {
+            let Some(queued) = self.queue.pop_front() else {
+                break;
+            };
+            if queued.message.is_expired(now) {
+                // Expired messages are dropped from queues (MQTT-3.3.2-5).
+                expired.push(queued.sequence);
+                continue;
+            }
+            self.send_inflight(queued);
+        }
+        expired
+    }
+
+    /// The in-flight message `packet_id` is done (acknowledged, refused or discarded):
+    /// returns it, or `None` for an id not in flight.
+    pub(super) fn complete(&mut self, packet_id: u16) -> Option<Inflight> {
+        let position = self
+            .inflight
+            .iter()
+            .position(|i| i.packet_id == packet_id)?;
+        let done = self.inflight.remove(position)?;
+        self.forget_resend(packet_id);
+        Some(done)
+    }
+
+    /// PUBREC for an outbound QoS 2 message: PUBREL goes back. Returns true when the client
+    /// refused the message (an error reason), which is then done (MQTT 5.0 §4.3.3) and for
+    /// the caller to complete.
+    pub(super) fn receive_pubrec(&mut self, rec: &PubResponse) -> bool {
+        let found = self
+            .inflight
+            .iter_mut()
+            .find(|i| i.packet_id == rec.packet_id && i.queued.qos == QoS::ExactlyOnce);
+        match found {
+            Some(_) if rec.reason.is_error() => true,
+            Some(inflight) => {
+                inflight.released = true;
+                // Received on an earlier connection: the PUBLISH need not go again.
+                self.forget_resend(rec.packet_id);
+                self.send_ack(Ack::success(AckKind::PubRel, rec.packet_id));
+                false
+            }
+            None => {
+                let reason = if self.protocol.is_v5() {
+                    ReasonCode::PacketIdentifierNotFound
+                } else {
+                    ReasonCode::Success
+                };
+                self.send_ack(Ack::new(AckKind::PubRel, rec.packet_id, reason));
+                false
+            }
+        }
+    }
+
+    /// PUBREL for an inbound QoS 2 message: the packet id is free again, PUBCOMP goes back.
+    pub(super) fn receive_pubrel(&mut self, packet_id: u16) {
+        let known = self.incoming_qos2.remove(&packet_id);
+        let reason = if known || !self.protocol.is_v5() {
+            ReasonCode::Success
+        } else {
+            ReasonCode::PacketIdentifierNotFound
+        };
+        self.send_ack(Ack::new(AckKind::PubComp, packet_id, reason));
+    }
+
+    /// On resume: unacknowledged PUBLISHes again with DUP and PUBRELs again
+    /// (MQTT-4.4.0-1), in the original order (MQTT-4.6.0-1..-4), ahead of the queue. The
+    /// resent PUBLISHes count against the new connection's Receive Maximum like any other
+    /// (MQTT-3.3.4-9, MQTT-4.9.0-1/-2; QoS 2 ones until PUBCOMP): those beyond it wait in
+    /// `pending_resend` for [`Session::pump_queue`], which sends them as acknowledgements
+    /// free slots. Onward delivery of these has started, so they are resent even if their
+    /// expiry has passed since (MQTT-3.3.2-5 only drops copies whose delivery has not
+    /// started).
+    pub(super) fn resend_after_resume(&mut self) {
+        self.pending_resend.clear();
+        let mut unacknowledged = self.inflight.iter().filter(|i| i.released).count();
+        for inflight in &self.inflight {
+            let Some(link) = self.connection.as_ref().map(|c| &c.link) else {
+                break;
+            };
+            if inflight.released {
+                link.send(Outbound::Ack(Ack::success(
+                    AckKind::PubRel,
+                    inflight.packet_id,
+                )));
+            } else if unacknowledged < self.window && self.pending_resend.is_empty() {
+                unacknowledged += 1;
+                link.send(Outbound::Publish(delivery(
+                    &inflight.queued,
+                    Some(inflight.packet_id),
+                    true,
+                )));
+            } else {
+                self.pending_resend.push_back(inflight.packet_id);
+            }
+        }
+    }
+}
+
+/// One copy of a queued message as the connection's writer sends it.
+pub(super) fn delivery(queued: &Queued, packet_id: Option<u16>, dup: bool) -> Delivery {
+    Delivery {
+        message: queued.message.clone(),
+        qos: queued.qos,
+        packet_id,
+        dup,
+        retain: queued.retain,
+        subscription_ids: queued.subscription_ids.clone(),
+    }
+}

@@ -1,0 +1,338 @@
+//! The router actor: owns every session, the subscription tree and the retained messages,
+//! and is reached only through its channel. It never waits on a connection: deliveries go
+//! to each connection's writer through [`ConnectionLink`].
+//!
+//! This module holds the actor itself, its inbox messages, the run loop and the dispatch of
+//! each message; the work is done in one submodule per job:
+//! - [`lifecycle`]: connect, takeover, resume, connection lost, session end and expiry;
+//! - [`wills`]: holding a will for its delay and publishing it;
+//! - [`delivery`]: routing a PUBLISH, delivering, the inflight window and acknowledgements;
+//! - [`subscribe`]: SUBSCRIBE and UNSUBSCRIBE;
+//! - [`retained`]: the retained messages;
+//! - [`shared_subs`]: handing a leaving member's shared-subscription messages to another;
+//! - [`admin`]: the client list, the gauges and `$SYS`.
+
+mod admin;
+mod delivery;
+mod lifecycle;
+mod retained;
+mod shared_subs;
+mod subscribe;
+mod wills;
+
+use std::collections::BTreeSet;
+
+use foldhash::{HashMap, HashMapExt};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+
+use self::lifecycle::TimerKind;
+use self::retained::RetainedMessages;
+use super::api::ClientInfo;
+use super::metrics::RateMeter;
+use super::session::{Backlog, ConnectionInfo, ConnectionLink, Queued, Session};
+use super::shared::Shared;
+use super::subscriptions::{Match, SessionKey, SubscriptionTree};
+use crate::config::Limits;
+use crate::mqtt::{ConnAck, Packet, ProtocolVersion, ReasonCode, Will};
+use crate::store::Store;
+
+/// Capacity of the router's inbox: connections wait (and stop reading their socket) when
+/// it is full, which pushes back on publishers.
+pub const ROUTER_CHANNEL_CAPACITY: usize = 4096;
+
+/// A client whose CONNECT was accepted by its connection task.
+#[derive(Debug)]
+pub struct ConnectRequest {
+    pub client_id: Arc<str>,
+    pub protocol: ProtocolVersion,
+    pub clean_start: bool,
+    /// Seconds after disconnection; `None` never expires.
+    pub expiry_secs: Option<u32>,
+    pub will: Option<Will>,
+    /// How many QoS 1/2 messages may be in flight to the client.
+    pub window: usize,
+    pub link: ConnectionLink,
+    pub info: ConnectionInfo,
+    /// CONNACK as the connection negotiated it; the router sets Session Present.
+    pub connack: ConnAck,
+    pub reply: oneshot::Sender<SessionKey>,
+}
+
+// PUBLISH travels by value: boxing it would cost an allocation per message, and the
+// channel's slots are allocated once in blocks.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum RouterMsg {
+    Connect(Box<ConnectRequest>),
+    /// Packets from a connected client, in the order received (PUBLISH with its topic alias
+    /// resolved): all those one read from the socket brought in, so that the router is
+    /// woken once per read rather than once per packet.
+    FromClient {
+        session: SessionKey,
+        connection_id: u64,
+        packets: Vec<Packet>,
+    },
+    /// The connection ended on its own (client DISCONNECT, socket closed, protocol error).
+    ConnectionLost {
+        session: SessionKey,
+        connection_id: u64,
+        publish_will: bool,
+        /// Session Expiry Interval sent in a v5 DISCONNECT.
+        expiry_secs: Option<u32>,
+    },
+    /// An outbound PUBLISH was larger than the client's Maximum Packet Size and was
+    /// discarded as if delivered (MQTT-3.1.2-25).
+    Discarded {
+        session: SessionKey,
+        connection_id: u64,
+        packet_id: u16,
+    },
+    Configure(Arc<crate::config::Config>),
+    Clients(oneshot::Sender<Vec<ClientInfo>>),
+    DisconnectClient {
+        client_id: String,
+        reply: oneshot::Sender<bool>,
+    },
+    /// Closes every connection with this v5 reason (shutdown, service disabled).
+    DisconnectAll {
+        reason: ReasonCode,
+        /// The broker is shutting down: the sessions it holds end with it.
+        shutdown: bool,
+        reply: oneshot::Sender<()>,
+    },
+}
+
+/// Messages the router handles in a row once woken, before it looks at its timers again.
+const INBOX_BATCH: usize = 64;
+
+pub struct Router {
+    shared: Arc<Shared>,
+    store: Arc<dyn Store>,
+    limits: Limits,
+    sys_interval: Option<Duration>,
+    sessions: HashMap<SessionKey, Session>,
+    by_client_id: HashMap<Arc<str>, SessionKey>,
+    next_session_key: SessionKey,
+    tree: SubscriptionTree,
+    retained: RetainedMessages,
+    timers: BTreeSet<(Instant, SessionKey, TimerKind)>,
+    /// Reused for every PUBLISH so that matching allocates nothing per subscriber.
+    scratch: Vec<Match>,
+    /// A subscriber backlog the current PUBLISH found congested (see [`Backlog`]).
+    congested: Option<Arc<Backlog>>,
+    inbox: mpsc::Receiver<RouterMsg>,
+}
+
+impl Router {
+    pub fn new(
+        shared: Arc<Shared>,
+        store: Arc<dyn Store>,
+        inbox: mpsc::Receiver<RouterMsg>,
+    ) -> Router {
+        Router {
+            shared,
+            store,
+            limits: Limits::default(),
+            sys_interval: None,
+            sessions: HashMap::new(),
+            by_client_id: HashMap::new(),
+            next_session_key: 1,
+            tree: SubscriptionTree::default(),
+            retained: RetainedMessages::default(),
+            timers: BTreeSet::new(),
+            scratch: Vec::new(),
+            congested: None,
+            inbox,
+        }
+    }
+
+    pub async fn run(mut self) {
+        self.load().await;
+        let mut second = tokio::time::interval(Duration::from_secs(1));
+        second.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut rates = RateMeter::new(&self.shared.metrics);
+        // The first tick after $SYS is switched on publishes at once.
+        let mut last_sys: Option<Instant> = None;
+        loop {
+            let next_timer = self.timers.first().map(|t| t.0);
+            tokio::select! {
+                message = self.inbox.recv() => match message {
+                    Some(message) => {
+                        self.handle(message).await;
+                        // Whatever else is waiting is handled before going back to the
+                        // select (bounded, so timers and the tick still get their turn).
+                        for _ in 1..INBOX_BATCH {
+                            match self.inbox.try_recv() {
+                                Ok(message) => self.handle(message).await,
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    None => break,
+                },
+                _ = sleep_until(next_timer), if next_timer.is_some() => self.fire_timers().await,
+                _ = second.tick() => {
+                    rates.update(&self.shared.metrics);
+                    if let Some(interval) = self.sys_interval
+                        && last_sys.is_none_or(|at| at.elapsed() + Duration::from_millis(50) >= interval)
+                    {
+                        last_sys = Some(Instant::now());
+                        self.publish_sys().await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Starts from what the store holds (nothing for a fresh memory store).
+    async fn load(&mut self) {
+        let snapshot = match self.store.load().await {
+            Ok(snapshot) => snapshot,
+            Err(error) => {
+                tracing::error!(%error, "cannot load the store; starting empty");
+                return;
+            }
+        };
+        let now = Instant::now();
+        for message in snapshot.retained {
+            if !message.is_expired(now) {
+                self.retained.set(message);
+            }
+        }
+        for (record, queued) in snapshot.sessions {
+            let key = self.new_session(record.client_id.clone(), ProtocolVersion::V5);
+            let Some(session) = self.sessions.get_mut(&key) else {
+                continue;
+            };
+            session.expiry_secs = record.expiry_secs;
+            for (filter, subscription) in &record.subscriptions {
+                session.subscriptions.insert(filter.clone(), *subscription);
+                self.tree.insert(filter, key, *subscription);
+            }
+            for item in queued {
+                session.queue.push_back(Queued {
+                    sequence: item.sequence,
+                    message: item.message,
+                    qos: item.qos,
+                    retain: item.retain,
+                    subscription_ids: item.subscription_ids,
+                    share: None,
+                });
+            }
+            self.schedule_expiry(key, now);
+        }
+        self.update_gauges();
+    }
+
+    async fn handle(&mut self, message: RouterMsg) {
+        match message {
+            RouterMsg::Connect(request) => self.connect(*request).await,
+            RouterMsg::FromClient {
+                session,
+                connection_id,
+                packets,
+            } => {
+                for packet in packets {
+                    // A packet can end the connection (e.g. Receive Maximum exceeded): the
+                    // rest of the batch is then ignored like anything else it sent later.
+                    if !self.is_current(session, connection_id) {
+                        break;
+                    }
+                    self.client_packet(session, packet).await;
+                }
+            }
+            RouterMsg::ConnectionLost {
+                session,
+                connection_id,
+                publish_will,
+                expiry_secs,
+            } => {
+                if self.is_current(session, connection_id) {
+                    if let Some(s) = self.sessions.get_mut(&session) {
+                        s.connection = None;
+                        if let Some(expiry) = expiry_secs {
+                            s.expiry_secs = Some(expiry.min(self.limits.max_session_expiry_secs));
+                        }
+                    }
+                    self.connection_lost(session, publish_will).await;
+                }
+            }
+            RouterMsg::Discarded {
+                session,
+                connection_id,
+                packet_id,
+            } => {
+                if self.is_current(session, connection_id) {
+                    self.complete_outbound(session, packet_id).await;
+                }
+            }
+            RouterMsg::Configure(config) => {
+                self.limits = config.limits.clone();
+                self.sys_interval = match config.broker.sys_interval_secs {
+                    0 => None,
+                    secs => Some(Duration::from_secs(u64::from(secs))),
+                };
+            }
+            RouterMsg::Clients(reply) => {
+                let _ = reply.send(self.clients());
+            }
+            RouterMsg::DisconnectClient { client_id, reply } => {
+                let found = self.disconnect_client(&client_id).await;
+                let _ = reply.send(found);
+            }
+            RouterMsg::DisconnectAll {
+                reason,
+                shutdown,
+                reply,
+            } => {
+                self.disconnect_all(reason, shutdown).await;
+                let _ = reply.send(());
+            }
+        }
+    }
+
+    fn is_current(&self, session: SessionKey, connection_id: u64) -> bool {
+        self.sessions
+            .get(&session)
+            .and_then(|s| s.link())
+            .is_some_and(|link| link.connection_id == connection_id)
+    }
+
+    fn new_session(&mut self, client_id: Arc<str>, protocol: ProtocolVersion) -> SessionKey {
+        let key = self.next_session_key;
+        self.next_session_key += 1;
+        self.by_client_id.insert(client_id.clone(), key);
+        self.sessions.insert(key, Session::new(client_id, protocol));
+        key
+    }
+
+    /// One packet from a connected client, in the order it was received.
+    async fn client_packet(&mut self, key: SessionKey, packet: Packet) {
+        match packet {
+            Packet::Publish(publish) => self.client_publish(key, publish).await,
+            Packet::PubAck(ack) => self.complete_outbound(key, ack.packet_id).await,
+            Packet::PubRec(rec) => self.pubrec(key, rec).await,
+            Packet::PubComp(comp) => self.complete_outbound(key, comp.packet_id).await,
+            Packet::PubRel(rel) => {
+                if let Some(session) = self.sessions.get_mut(&key) {
+                    session.receive_pubrel(rel.packet_id);
+                }
+            }
+            Packet::Subscribe(subscribe) => self.subscribe(key, subscribe).await,
+            Packet::Unsubscribe(unsubscribe) => self.unsubscribe(key, unsubscribe).await,
+            other => {
+                tracing::debug!(packet = %other.packet_type(), "router ignores packet");
+            }
+        }
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,83 @@
+//! Retained messages (MQTT-3.3.1-5..-7): the last retained message of each topic, and the
+//! ones a new subscription gets (MQTT-3.3.1-9..-11).
+//!
+//! [`RetainedMessages`] is the container, behind a small interface so that its lookup can
+//! change (today a map by topic, scanned for each new subscription) without touching the
+//! router; [`Router::retain`] keeps it and the store in step.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use foldhash::{HashMap, HashMapExt};
+
+use super::Router;
+use crate::broker::message::Message;
+use crate::broker::metrics::Metrics;
+use crate::broker::subscriptions::filter_matches;
+
+/// The retained message of each topic that has one.
+#[derive(Debug)]
+pub(super) struct RetainedMessages {
+    by_topic: HashMap<Arc<str>, Arc<Message>>,
+}
+
+impl Default for RetainedMessages {
+    fn default() -> Self {
+        RetainedMessages {
+            by_topic: HashMap::new(),
+        }
+    }
+}
+
+impl RetainedMessages {
+    /// Stores `message` as its topic's retained message, replacing any earlier one.
+    pub(super) fn set(&mut self, message: Arc<Message>) {
+        self.by_topic.insert(message.publish.topic.clone(), message);
+    }
+
+    /// Removes the retained message of `topic`; returns whether there was one.
+    pub(super) fn clear(&mut self, topic: &str) -> bool {
+        self.by_topic.remove(topic).is_some()
+    }
+
+    /// The retained messages, not expired at `now`, whose topic `filter` matches (an
+    /// ordinary filter, without `$share/{group}/`). In no particular order.
+    pub(super) fn matching(&self, filter: &str, now: Instant) -> Vec<Arc<Message>> {
+        self.by_topic
+            .values()
+            .filter(|message| filter_matches(filter, message.topic()) && !message.is_expired(now))
+            .cloned()
+            .collect()
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.by_topic.len()
+    }
+
+    /// Drops the messages expired at `now` (MQTT-3.3.2-5).
+    pub(super) fn purge_expired(&mut self, now: Instant) {
+        self.by_topic.retain(|_, message| !message.is_expired(now));
+    }
+}
+
+impl Router {
+    /// A PUBLISH with RETAIN set: stored, replacing the topic's earlier one, or, with an
+    /// empty payload, clearing it (MQTT-3.3.1-5..-7); the store follows.
+    pub(super) async fn retain(&mut self, message: &Arc<Message>) {
+        let topic = message.publish.topic.clone();
+        if message.publish.payload.is_empty() {
+            // An empty retained message clears the topic and is not stored (MQTT-3.3.1-6/-7).
+            if self.retained.clear(&topic)
+                && let Err(error) = self.store.set_retained(&topic, None).await
+            {
+                tracing::warn!(%error, "store: cannot clear retained message");
+            }
+        } else {
+            self.retained.set(message.clone());
+            if let Err(error) = self.store.set_retained(&topic, Some(message.clone())).await {
+                tracing::warn!(%error, "store: cannot save retained message");
+            }
+        }
+        Metrics::set(&self.shared.metrics.retained, self.retained.len() as u64);
+    }
+}

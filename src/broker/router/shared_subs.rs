@@ -1,0 +1,77 @@
+//! Shared subscriptions (MQTT 5.0 §4.8.2): when a member of a group leaves, the group's
+//! messages it holds go to another connected member.
+
+use crate::broker::session::{Queued, Session};
+use crate::broker::subscriptions::SessionKey;
+use crate::mqtt::QoS;
+
+use super::Router;
+
+impl Router {
+    /// A shared-subscription member left: its QoS 1 messages in flight and every queued
+    /// message of the group go to another connected member (MQTT 5.0 §4.8.2). QoS 2
+    /// messages already in flight stay: their delivery completes with this client when it
+    /// reconnects (MQTT-4.8.2-4/-5).
+    pub(super) async fn redistribute_shared(&mut self, key: SessionKey) {
+        let Some(session) = self.sessions.get_mut(&key) else {
+            return;
+        };
+        let moving = session.take_shared_messages();
+        let client_id = session.client_id.clone();
+        let persistent = session.is_persistent();
+        for queued in moving {
+            let Some(share) = queued.share.clone() else {
+                continue;
+            };
+            let sessions = &self.sessions;
+            let other = self.tree.pick_other_member(&share, key, |k| {
+                sessions.get(&k).is_some_and(Session::is_connected)
+            });
+            match other {
+                Some((other, subscription)) => {
+                    if persistent {
+                        let _ = self.store.remove_message(&client_id, queued.sequence).await;
+                    }
+                    let moved = Queued {
+                        qos: queued.message.publish.qos.min(subscription.options.qos),
+                        subscription_ids: subscription.identifier.into_iter().collect(),
+                        ..queued
+                    };
+                    self.deliver(other, moved).await;
+                }
+                None => {
+                    // Nobody else to take it: it waits for this member.
+                    if let Some(session) = self.sessions.get_mut(&key) {
+                        session.queue.push_front(queued);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Session {
+    /// Takes what a leaving member hands on to its groups: its QoS 1 shared messages in
+    /// flight (in send order), then its queued shared messages (in queue order). Its own
+    /// queued messages keep their order; QoS 2 messages in flight stay (MQTT-4.8.2-4/-5).
+    pub(super) fn take_shared_messages(&mut self) -> Vec<Queued> {
+        let mut moving = Vec::new();
+        let mut index = 0;
+        while index < self.inflight.len() {
+            let inflight = &self.inflight[index];
+            if inflight.queued.share.is_some() && inflight.queued.qos == QoS::AtLeastOnce {
+                if let Some(inflight) = self.inflight.remove(index) {
+                    self.forget_resend(inflight.packet_id);
+                    moving.push(inflight.queued);
+                }
+            } else {
+                index += 1;
+            }
+        }
+        let (shared, own): (Vec<Queued>, Vec<Queued>) =
+            self.queue.drain(..).partition(|q| q.share.is_some());
+        self.queue.extend(own);
+        moving.extend(shared);
+        moving
+    }
+}
