@@ -4,6 +4,7 @@
 //! - [`mqtt`]: the wire protocol only (packets, properties, reason codes, encode/decode; no I/O);
 //! - [`config`]: the RON configuration, its validation and its diff;
 //! - [`broker`]: the tokio actor system behind [`broker::BrokerHandle`];
+//! - [`model`]: the records the broker and the store share (messages, subscriptions);
 //! - [`store`]: the `Store` trait that session state and retained messages go through;
 //! - [`console`]: the ratatui administration console;
 //! - [`bench`]: `roost bench`, a load generator and the comparison with Mosquitto.
@@ -14,6 +15,7 @@ pub mod broker;
 pub mod config;
 pub mod console;
 pub mod headless;
+pub mod model;
 pub mod mqtt;
 pub mod pki;
 pub mod store;

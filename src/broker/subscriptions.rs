@@ -4,18 +4,10 @@
 use foldhash::HashMap;
 use std::sync::Arc;
 
-use crate::mqtt::SubscriptionOptions;
-
 /// The router's numeric name for a session (cheaper to compare and hash than client ids).
 pub type SessionKey = u64;
 
-/// One subscription of one session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Subscription {
-    pub options: SubscriptionOptions,
-    /// MQTT 5.0 subscription identifier (§3.8.2.1.2).
-    pub identifier: Option<u32>,
-}
+pub use crate::model::Subscription;
 
 /// A subscriber that a topic matched.
 #[derive(Debug, Clone)]
@@ -311,7 +303,7 @@ pub fn filter_matches(filter: &str, topic: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mqtt::QoS;
+    use crate::mqtt::{QoS, SubscriptionOptions};
 
     fn sub(qos: QoS) -> Subscription {
         Subscription {

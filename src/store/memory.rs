@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{QueuedRecord, SessionRecord, Snapshot, Store, StoreFuture};
-use crate::broker::Message;
+use crate::model::Message;
 
 #[derive(Debug, Default)]
 struct Inner {

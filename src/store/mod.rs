@@ -16,8 +16,7 @@ use thiserror::Error;
 
 pub use memory::MemoryStore;
 
-use crate::broker::Message;
-use crate::broker::Subscription;
+use crate::model::{Message, Subscription};
 
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
