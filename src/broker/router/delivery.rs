@@ -394,3 +394,220 @@ pub(super) fn delivery(queued: &Queued, packet_id: Option<u16>, dup: bool) -> De
         subscription_ids: queued.subscription_ids.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::super::testing::{connected_session, inflight, message_at, queued, sent};
+    use crate::mqtt::{Properties, ProtocolVersion, PubResponse, QoS, ReasonCode};
+
+    fn pubrec(packet_id: u16, reason: ReasonCode) -> PubResponse {
+        PubResponse {
+            packet_id,
+            reason,
+            properties: Properties::default(),
+        }
+    }
+
+    #[test]
+    fn messages_go_out_while_the_window_has_room_then_queue_in_order() {
+        // MQTT-4.9.0-2: no more QoS 1/2 PUBLISHes in flight than the Receive Maximum.
+        let (mut session, mut receiver) = connected_session(ProtocolVersion::V5, 2);
+        for topic in ["a", "b", "c", "d"] {
+            session.send_or_queue(queued(topic, QoS::AtLeastOnce, None));
+        }
+        assert_eq!(sent(&mut receiver), ["PUBLISH a 1 new", "PUBLISH b 2 new"]);
+        assert_eq!(session.inflight.len(), 2);
+        let waiting: Vec<&str> = session.queue.iter().map(|q| q.message.topic()).collect();
+        assert_eq!(waiting, ["c", "d"]);
+        assert!(
+            session.is_queue_full(2),
+            "queue at its limit, no room to send"
+        );
+        assert!(!session.is_queue_full(3));
+    }
+
+    #[test]
+    fn an_acknowledgement_frees_a_slot_for_the_next_queued_message() {
+        // MQTT-4.6.0-6: messages go out in the order they were queued.
+        let (mut session, mut receiver) = connected_session(ProtocolVersion::V5, 1);
+        for topic in ["a", "b", "c"] {
+            session.send_or_queue(queued(topic, QoS::AtLeastOnce, None));
+        }
+        assert_eq!(sent(&mut receiver), ["PUBLISH a 1 new"]);
+        assert!(session.complete(7).is_none(), "7 is not in flight");
+        let done = session
+            .complete(1)
+            .map(|i| i.queued.message.topic().to_owned());
+        assert_eq!(done.as_deref(), Some("a"));
+        assert!(session.pump_queue(Instant::now()).is_empty());
+        assert_eq!(sent(&mut receiver), ["PUBLISH b 2 new"]);
+        assert_eq!(session.queue.len(), 1);
+    }
+
+    #[test]
+    fn a_disconnected_session_queues_everything() {
+        let (mut session, mut receiver) = connected_session(ProtocolVersion::V5, 10);
+        session.connection = None;
+        session.send_or_queue(queued("a", QoS::AtLeastOnce, None));
+        assert!(session.pump_queue(Instant::now()).is_empty());
+        assert!(sent(&mut receiver).is_empty());
+        assert!(session.inflight.is_empty());
+        assert_eq!(session.queue.len(), 1);
+        assert!(
+            session.is_queue_full(1),
+            "offline: nothing can go straight out"
+        );
+    }
+
+    #[test]
+    fn pump_drops_queued_messages_that_expired_and_reports_them() {
+        // MQTT-3.3.2-5: an expired message is not delivered onward.
+        let (mut session, mut receiver) = connected_session(ProtocolVersion::V5, 1);
+        let published = Instant::now();
+        let mut expiring = queued("old", QoS::AtLeastOnce, None);
+        expiring.message = message_at("old", Some(1), published);
+        expiring.sequence = 5;
+        let mut fresh = queued("new", QoS::AtLeastOnce, None);
+        fresh.sequence = 6;
+        session.queue.extend([expiring, fresh]);
+        let expired = session.pump_queue(published + Duration::from_secs(2));
+        assert_eq!(expired, [5]);
+        assert_eq!(sent(&mut receiver), ["PUBLISH new 1 new"]);
+        assert!(session.queue.is_empty());
+    }
+
+    #[test]
+    fn packet_ids_skip_those_still_in_flight() {
+        // MQTT-2.2.1-3: a new PUBLISH takes an identifier not in use.
+        let (mut session, mut receiver) = connected_session(ProtocolVersion::V5, 10);
+        session
+            .inflight
+            .push_back(inflight(1, "x", QoS::AtLeastOnce));
+        session
+            .inflight
+            .push_back(inflight(3, "y", QoS::AtLeastOnce));
+        session.send_inflight(queued("a", QoS::AtLeastOnce, None));
+        session.send_inflight(queued("b", QoS::AtLeastOnce, None));
+        assert_eq!(sent(&mut receiver), ["PUBLISH a 2 new", "PUBLISH b 4 new"]);
+        let ids: Vec<u16> = session.inflight.iter().map(|i| i.packet_id).collect();
+        assert_eq!(ids, [1, 3, 2, 4]);
+    }
+
+    #[test]
+    fn resume_resends_in_order_within_the_new_window() {
+        // MQTT-4.4.0-1 (resend with DUP, PUBREL again), MQTT-4.6.0-1..-4 (original order),
+        // MQTT-3.3.4-9 (the resends count against the Receive Maximum).
+        let (mut session, mut receiver) = connected_session(ProtocolVersion::V5, 2);
+        let mut released = inflight(1, "r", QoS::ExactlyOnce);
+        released.released = true;
+        session.inflight.push_back(released);
+        session
+            .inflight
+            .push_back(inflight(2, "a", QoS::AtLeastOnce));
+        session
+            .inflight
+            .push_back(inflight(3, "b", QoS::AtLeastOnce));
+        session
+            .inflight
+            .push_back(inflight(4, "c", QoS::ExactlyOnce));
+        session
+            .queue
+            .push_back(queued("queued", QoS::AtLeastOnce, None));
+
+        session.resend_after_resume();
+        assert!(session.pump_queue(Instant::now()).is_empty());
+        assert_eq!(
+            sent(&mut receiver),
+            ["ACK PubRel 1 Success", "PUBLISH a 2 dup"],
+            "the released one and one resend fill the window of 2"
+        );
+        assert_eq!(session.pending_resend, [3, 4]);
+
+        session.complete(2);
+        session.pump_queue(Instant::now());
+        assert_eq!(sent(&mut receiver), ["PUBLISH b 3 dup"]);
+        session.complete(1);
+        session.complete(3);
+        session.pump_queue(Instant::now());
+        assert_eq!(
+            sent(&mut receiver),
+            ["PUBLISH c 4 dup", "PUBLISH queued 1 new"],
+            "the queue waits until every resend is out; id 1 is free again"
+        );
+        assert!(session.pending_resend.is_empty());
+    }
+
+    #[test]
+    fn a_qos2_message_holds_its_slot_until_pubcomp() {
+        let (mut session, mut receiver) = connected_session(ProtocolVersion::V5, 1);
+        session
+            .inflight
+            .push_back(inflight(1, "a", QoS::ExactlyOnce));
+        session
+            .inflight
+            .push_back(inflight(2, "b", QoS::AtLeastOnce));
+        session.resend_after_resume();
+        assert_eq!(sent(&mut receiver), ["PUBLISH a 1 dup"]);
+        // PUBREC for 1 arrives: PUBREL goes, 1 stays in flight until PUBCOMP.
+        assert!(!session.receive_pubrec(&pubrec(1, ReasonCode::Success)));
+        assert_eq!(sent(&mut receiver), ["ACK PubRel 1 Success"]);
+        assert!(session.inflight[0].released);
+        session.resend_within_window();
+        assert!(sent(&mut receiver).is_empty(), "1 still holds the window");
+        session.complete(1);
+        session.pump_queue(Instant::now());
+        assert_eq!(sent(&mut receiver), ["PUBLISH b 2 dup"]);
+    }
+
+    #[test]
+    fn pubrec_for_an_unknown_id_or_with_an_error_reason() {
+        let (mut session, mut receiver) = connected_session(ProtocolVersion::V5, 4);
+        session
+            .inflight
+            .push_back(inflight(1, "q1", QoS::AtLeastOnce));
+        session
+            .inflight
+            .push_back(inflight(2, "q2", QoS::ExactlyOnce));
+        // A PUBREC names a QoS 2 message; for anything else the id is not found (MQTT 5.0
+        // §3.6.2.1).
+        assert!(!session.receive_pubrec(&pubrec(1, ReasonCode::Success)));
+        assert!(!session.receive_pubrec(&pubrec(9, ReasonCode::Success)));
+        assert_eq!(
+            sent(&mut receiver),
+            [
+                "ACK PubRel 1 PacketIdentifierNotFound",
+                "ACK PubRel 9 PacketIdentifierNotFound"
+            ]
+        );
+        // A refusal ends the message (MQTT 5.0 §4.3.3): the caller completes it.
+        assert!(session.receive_pubrec(&pubrec(2, ReasonCode::QuotaExceeded)));
+        assert!(sent(&mut receiver).is_empty());
+
+        let (mut v311, mut receiver) = connected_session(ProtocolVersion::V3_1_1, 4);
+        assert!(!v311.receive_pubrec(&pubrec(9, ReasonCode::Success)));
+        assert_eq!(sent(&mut receiver), ["ACK PubRel 9 Success"]);
+    }
+
+    #[test]
+    fn pubrel_frees_the_inbound_id_and_answers_pubcomp() {
+        // MQTT-4.3.3-9 method B; MQTT 5.0 §3.7.2.1 for the unknown id.
+        let (mut session, mut receiver) = connected_session(ProtocolVersion::V5, 1);
+        session.incoming_qos2.insert(7);
+        session.receive_pubrel(7);
+        session.receive_pubrel(7);
+        assert_eq!(
+            sent(&mut receiver),
+            [
+                "ACK PubComp 7 Success",
+                "ACK PubComp 7 PacketIdentifierNotFound"
+            ]
+        );
+        assert!(session.incoming_qos2.is_empty());
+
+        let (mut v311, mut receiver) = connected_session(ProtocolVersion::V3_1_1, 1);
+        v311.receive_pubrel(7);
+        assert_eq!(sent(&mut receiver), ["ACK PubComp 7 Success"]);
+    }
+}

@@ -18,6 +18,8 @@ mod lifecycle;
 mod retained;
 mod shared_subs;
 mod subscribe;
+#[cfg(test)]
+mod testing;
 mod wills;
 
 use std::collections::BTreeSet;

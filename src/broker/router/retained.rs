@@ -81,3 +81,92 @@ impl Router {
         Metrics::set(&self.shared.metrics.retained, self.retained.len() as u64);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::super::testing::message_at;
+    use super::RetainedMessages;
+
+    fn topics(retained: &RetainedMessages, filter: &str, now: Instant) -> Vec<String> {
+        let mut topics: Vec<String> = retained
+            .matching(filter, now)
+            .iter()
+            .map(|m| m.topic().to_owned())
+            .collect();
+        topics.sort();
+        topics
+    }
+
+    #[test]
+    fn a_topic_keeps_only_its_latest_retained_message() {
+        // MQTT-3.3.1-5: a new retained message replaces the topic's earlier one.
+        let now = Instant::now();
+        let mut retained = RetainedMessages::default();
+        retained.set(message_at("a/b", None, now));
+        let latest = message_at("a/b", Some(60), now);
+        retained.set(latest.clone());
+        assert_eq!(retained.len(), 1);
+        let found = retained.matching("a/b", now);
+        assert_eq!(found.len(), 1);
+        assert!(std::sync::Arc::ptr_eq(&found[0], &latest));
+    }
+
+    #[test]
+    fn clear_says_whether_there_was_a_message() {
+        // MQTT-3.3.1-6: an empty retained message clears the topic.
+        let now = Instant::now();
+        let mut retained = RetainedMessages::default();
+        retained.set(message_at("a", None, now));
+        assert!(retained.clear("a"));
+        assert!(!retained.clear("a"));
+        assert!(!retained.clear("never"));
+        assert_eq!(retained.len(), 0);
+    }
+
+    #[test]
+    fn matching_follows_the_filter_and_skips_expired_messages() {
+        // MQTT-3.3.1-9 (what a subscription gets), MQTT-3.3.2-5 (expired: not sent),
+        // MQTT-4.7.2-1 (`#` and `+` at the start do not match `$` topics).
+        let now = Instant::now();
+        let mut retained = RetainedMessages::default();
+        for topic in [
+            "home/kitchen",
+            "home/hall/lamp",
+            "office",
+            "$SYS/broker/uptime",
+        ] {
+            retained.set(message_at(topic, None, now));
+        }
+        retained.set(message_at("home/garage", Some(10), now));
+        assert_eq!(
+            topics(&retained, "home/+", now),
+            ["home/garage", "home/kitchen"]
+        );
+        assert_eq!(
+            topics(&retained, "home/#", now + Duration::from_secs(11)),
+            ["home/hall/lamp", "home/kitchen"]
+        );
+        assert_eq!(
+            topics(&retained, "#", now),
+            ["home/garage", "home/hall/lamp", "home/kitchen", "office"]
+        );
+        assert_eq!(topics(&retained, "$SYS/#", now), ["$SYS/broker/uptime"]);
+        assert!(topics(&retained, "nothing/here", now).is_empty());
+    }
+
+    #[test]
+    fn purge_removes_only_expired_messages() {
+        let now = Instant::now();
+        let mut retained = RetainedMessages::default();
+        retained.set(message_at("short", Some(1), now));
+        retained.set(message_at("long", Some(100), now));
+        retained.set(message_at("forever", None, now));
+        retained.purge_expired(now);
+        assert_eq!(retained.len(), 3);
+        retained.purge_expired(now + Duration::from_secs(2));
+        assert_eq!(retained.len(), 2);
+        assert!(!retained.clear("short"));
+    }
+}

@@ -75,3 +75,50 @@ impl Session {
         moving
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{connected_session, inflight, queued, sent};
+    use crate::mqtt::{ProtocolVersion, QoS};
+
+    #[test]
+    fn a_leaving_member_hands_on_qos1_in_flight_and_queued_shared_messages() {
+        // MQTT 5.0 §4.8.2; QoS 2 in flight stays with the member (MQTT-4.8.2-4/-5).
+        let (mut session, mut receiver) = connected_session(ProtocolVersion::V5, 10);
+        let share = Some("$share/g/t");
+        let mut shared_q1 = inflight(1, "s1", QoS::AtLeastOnce);
+        shared_q1.queued = queued("s1", QoS::AtLeastOnce, share);
+        let mut shared_q2 = inflight(2, "s2", QoS::ExactlyOnce);
+        shared_q2.queued = queued("s2", QoS::ExactlyOnce, share);
+        session.inflight.push_back(shared_q1);
+        session.inflight.push_back(shared_q2);
+        session
+            .inflight
+            .push_back(inflight(3, "own", QoS::AtLeastOnce));
+        session.pending_resend.extend([1, 2, 3]);
+        session.queue.extend([
+            queued("own-a", QoS::AtLeastOnce, None),
+            queued("s3", QoS::AtLeastOnce, share),
+            queued("own-b", QoS::AtLeastOnce, None),
+            queued("s4", QoS::ExactlyOnce, share),
+        ]);
+
+        let moving: Vec<String> = session
+            .take_shared_messages()
+            .iter()
+            .map(|q| q.message.topic().to_owned())
+            .collect();
+        assert_eq!(moving, ["s1", "s3", "s4"]);
+
+        let in_flight: Vec<u16> = session.inflight.iter().map(|i| i.packet_id).collect();
+        assert_eq!(in_flight, [2, 3]);
+        assert_eq!(
+            session.pending_resend,
+            [2, 3],
+            "1 moved away: not resent here"
+        );
+        let own: Vec<&str> = session.queue.iter().map(|q| q.message.topic()).collect();
+        assert_eq!(own, ["own-a", "own-b"]);
+        assert!(sent(&mut receiver).is_empty());
+    }
+}

@@ -1,0 +1,102 @@
+//! Test helpers for the router's modules: sessions attached to a connection whose writer is
+//! an unbounded channel the test reads, and messages to put through them.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use crate::broker::api::ListenerKind;
+use crate::broker::message::Message;
+use crate::broker::session::{
+    Backlog, Connected, ConnectionInfo, ConnectionLink, Inflight, Outbound, Queued, Session,
+    Throttle,
+};
+use crate::mqtt::{Properties, ProtocolVersion, Publish, QoS};
+
+/// A session of `protocol` attached to a connection with an inflight window of `window`;
+/// the receiver gets what the router would hand the connection's writer.
+pub(super) fn connected_session(
+    protocol: ProtocolVersion,
+    window: usize,
+) -> (Session, mpsc::UnboundedReceiver<Outbound>) {
+    let (sender, receiver) = mpsc::unbounded_channel();
+    let mut session = Session::new(Arc::from("client"), protocol);
+    session.window = window;
+    session.connection = Some(Connected {
+        link: ConnectionLink {
+            connection_id: 1,
+            sender,
+            backlog: Arc::new(Backlog::default()),
+            throttle: Arc::new(Throttle::default()),
+        },
+        info: ConnectionInfo {
+            address: SocketAddr::from((Ipv4Addr::LOCALHOST, 1883)),
+            listener: ListenerKind::Tcp,
+            username: None,
+            keep_alive_secs: 60,
+            connected_since: SystemTime::now(),
+        },
+    });
+    (session, receiver)
+}
+
+/// A message published on `topic` at `now`, expiring `expiry_secs` later if given.
+pub(super) fn message_at(topic: &str, expiry_secs: Option<u32>, now: Instant) -> Arc<Message> {
+    let publish = Publish {
+        dup: false,
+        qos: QoS::ExactlyOnce,
+        retain: false,
+        topic: Arc::from(topic),
+        packet_id: None,
+        properties: Properties {
+            message_expiry_interval: expiry_secs,
+            ..Properties::default()
+        },
+        payload: Bytes::from_static(b"payload"),
+    };
+    Arc::new(Message::new(publish, now))
+}
+
+/// A message for one session on `topic`, at `qos`, through the shared subscription `share`.
+pub(super) fn queued(topic: &str, qos: QoS, share: Option<&str>) -> Queued {
+    Queued {
+        sequence: 0,
+        message: message_at(topic, None, Instant::now()),
+        qos,
+        retain: false,
+        subscription_ids: Vec::new(),
+        share: share.map(Arc::from),
+    }
+}
+
+/// A message already in flight under `packet_id`.
+pub(super) fn inflight(packet_id: u16, topic: &str, qos: QoS) -> Inflight {
+    Inflight {
+        packet_id,
+        queued: queued(topic, qos, None),
+        released: false,
+    }
+}
+
+/// Everything sent to the connection so far, as readable items: `PUBLISH topic id dup` or
+/// `ACK kind id reason`.
+pub(super) fn sent(receiver: &mut mpsc::UnboundedReceiver<Outbound>) -> Vec<String> {
+    let mut items = Vec::new();
+    while let Ok(item) = receiver.try_recv() {
+        items.push(match item {
+            Outbound::Publish(delivery) => format!(
+                "PUBLISH {} {} {}",
+                delivery.message.topic(),
+                delivery.packet_id.map_or(0, u32::from),
+                if delivery.dup { "dup" } else { "new" }
+            ),
+            Outbound::Ack(ack) => format!("ACK {:?} {} {:?}", ack.kind, ack.packet_id, ack.reason),
+            Outbound::Packet(packet) => format!("PACKET {}", packet.packet_type()),
+            Outbound::Close(reason) => format!("CLOSE {reason:?}"),
+        });
+    }
+    items
+}
