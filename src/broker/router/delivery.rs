@@ -429,6 +429,28 @@ mod tests {
     }
 
     #[test]
+    fn a_new_message_does_not_overtake_queued_ones() {
+        // MQTT-4.6.0-6: messages to one subscriber keep their order, even when the window
+        // has room while older messages still wait (e.g. queued while offline).
+        let (mut session, mut receiver) = connected_session(ProtocolVersion::V5, 5);
+        session
+            .queue
+            .push_back(queued("older", QoS::AtLeastOnce, None));
+        assert!(!session.can_send_now());
+        assert!(
+            session.is_queue_full(1),
+            "the queue is not bypassed at its limit"
+        );
+        session.send_or_queue(queued("newer", QoS::AtLeastOnce, None));
+        assert!(sent(&mut receiver).is_empty());
+        session.pump_queue(Instant::now());
+        assert_eq!(
+            sent(&mut receiver),
+            ["PUBLISH older 1 new", "PUBLISH newer 2 new"]
+        );
+    }
+
+    #[test]
     fn an_acknowledgement_frees_a_slot_for_the_next_queued_message() {
         // MQTT-4.6.0-6: messages go out in the order they were queued.
         let (mut session, mut receiver) = connected_session(ProtocolVersion::V5, 1);
