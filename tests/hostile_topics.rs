@@ -24,7 +24,12 @@ async fn broker_still_serves(broker: &TestBroker, version: ProtocolVersion) {
         vec![ReasonCode::GrantedQoS1]
     );
     client
-        .publish(publish("after/deep", "still here", QoS::AtLeastOnce, Some(7)))
+        .publish(publish(
+            "after/deep",
+            "still here",
+            QoS::AtLeastOnce,
+            Some(7),
+        ))
         .await;
     let mut got_ack = false;
     let mut got_message = false;
@@ -111,4 +116,86 @@ async fn deep_topic_name_disconnects_with_topic_name_invalid_v5() {
 #[tokio::test]
 async fn deep_topic_name_closes_the_connection_v311() {
     deep_publish_closes_the_connection(ProtocolVersion::V3_1_1).await;
+}
+
+async fn deep_will_topic_is_refused(version: ProtocolVersion) {
+    let broker = start().await;
+    let mut hostile = broker.raw(version).await;
+    let mut request = connect(version, "deep-will");
+    request.will = Some(will(&deep_topic(), "gone", QoS::AtMostOnce, false));
+    hostile.send(&Packet::Connect(Box::new(request))).await;
+    // v5: CONNACK 0x90 Topic Name Invalid, the will topic being well formed but not
+    // accepted by this server (MQTT 5.0 §3.2.2.2), then close (MQTT-3.2.2-7). 3.1.1 has no
+    // return code for it: closed without CONNACK (MQTT-3.2.2-6).
+    if version == ProtocolVersion::V5 {
+        match hostile.recv().await {
+            Some(Packet::ConnAck(connack)) => {
+                assert_eq!(connack.reason, ReasonCode::TopicNameInvalid)
+            }
+            other => panic!("expected CONNACK 0x90, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        hostile.recv().await,
+        None,
+        "the broker closes the connection"
+    );
+    broker_still_serves(&broker, version).await;
+}
+
+#[tokio::test]
+async fn deep_will_topic_gets_connack_topic_name_invalid_v5() {
+    deep_will_topic_is_refused(ProtocolVersion::V5).await;
+}
+
+#[tokio::test]
+async fn deep_will_topic_closes_the_connection_v311() {
+    deep_will_topic_is_refused(ProtocolVersion::V3_1_1).await;
+}
+
+/// `limits.max_topic_levels` is the boundary: that many levels pass, one more does not.
+#[tokio::test]
+async fn topic_level_limit_is_configurable() {
+    let broker = start_with(|c| c.limits.max_topic_levels = 3).await;
+    let version = ProtocolVersion::V5;
+    let mut client = broker.connected(version, "levels").await;
+    assert_eq!(
+        client.subscribe("a/+/#", QoS::AtLeastOnce).await,
+        vec![ReasonCode::GrantedQoS1]
+    );
+    assert_eq!(
+        client.subscribe("$share/g/a/b/c", QoS::AtLeastOnce).await,
+        vec![ReasonCode::GrantedQoS1],
+        "the $share/{{group}}/ prefix is not counted"
+    );
+    assert_eq!(
+        client.subscribe("a/b/c/#", QoS::AtLeastOnce).await,
+        vec![ReasonCode::TopicFilterInvalid]
+    );
+    client
+        .publish(publish("a/b/c", "three", QoS::AtLeastOnce, Some(1)))
+        .await;
+    let mut got_ack = false;
+    let mut got_message = false;
+    while !(got_ack && got_message) {
+        match client.recv().await {
+            Some(Packet::PubAck(_)) => got_ack = true,
+            Some(Packet::Publish(message)) => {
+                assert_eq!(&*message.topic, "a/b/c");
+                if let Some(id) = message.packet_id {
+                    client.puback(id).await;
+                }
+                got_message = true;
+            }
+            other => panic!("expected PUBACK or PUBLISH, got {other:?}"),
+        }
+    }
+    client
+        .publish(publish("a/b/c/d", "four", QoS::AtLeastOnce, Some(2)))
+        .await;
+    let disconnect = client.expect_disconnect().await;
+    assert_eq!(
+        disconnect.map(|d| d.reason),
+        Some(ReasonCode::TopicNameInvalid)
+    );
 }
