@@ -56,7 +56,7 @@ async fn deep_subscribe_is_refused(version: ProtocolVersion, refusal: ReasonCode
     let broker = start().await;
     let mut hostile = broker.connected(version, "deep-subscriber").await;
     // Over `limits.max_topic_levels`: 0x8F Topic Filter Invalid in v5 (MQTT 5.0 §3.9.3),
-    // 0x80 Failure in 3.1.1 (MQTT-3.9.3).
+    // 0x80 Failure in 3.1.1 (MQTT 3.1.1 §3.9.3).
     assert_eq!(
         hostile.subscribe(&deep_topic(), QoS::AtMostOnce).await,
         vec![refusal]
