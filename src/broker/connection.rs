@@ -297,6 +297,13 @@ fn admit(connect: &Connect, config: &Config, open: u64) -> Result<(), ReasonCode
     if open > u64::from(config.limits.max_connections) {
         return Err(ReasonCode::ServerBusy);
     }
+    // A will topic the broker would refuse in a PUBLISH: 0x90 Topic Name Invalid, "the Will
+    // Topic Name is not malformed, but is not accepted by this Server" (MQTT 5.0 §3.2.2.2).
+    if let Some(will) = &connect.will
+        && !topic::is_valid_topic_name_within(&will.topic, config.limits.max_topic_levels)
+    {
+        return Err(ReasonCode::TopicNameInvalid);
+    }
     auth::authenticate(connect, config)
 }
 
@@ -308,6 +315,12 @@ async fn refuse<W: AsyncWrite + Unpin>(
     reason: ReasonCode,
     max_packet_size: u32,
 ) {
+    // MQTT 3.1.1 has no return code for a refused will topic: close without CONNACK
+    // (MQTT-3.2.2-6).
+    if !version.is_v5() && reason == ReasonCode::TopicNameInvalid {
+        let _ = writer.shutdown().await;
+        return;
+    }
     let connack = Packet::ConnAck(ConnAck {
         session_present: false,
         reason,
@@ -751,7 +764,7 @@ impl<R: ByteStream> Reader<R> {
         if publish.topic.is_empty() {
             return Err(ReasonCode::ProtocolError);
         }
-        if !topic::is_valid_topic_name(&publish.topic) {
+        if !topic::is_valid_topic_name_within(&publish.topic, self.limits.max_topic_levels) {
             return Err(ReasonCode::TopicNameInvalid);
         }
         Ok(publish)

@@ -2,6 +2,7 @@
 //! subscribers and shared subscription groups (`$share/{group}/{filter}`) at each node.
 
 use foldhash::HashMap;
+use std::cell::Cell;
 use std::sync::Arc;
 
 /// The router's numeric name for a session (cheaper to compare and hash than client ids).
@@ -23,8 +24,9 @@ struct SharedGroup {
     /// The whole `$share/{group}/{filter}` string, tagged on deliveries.
     name: Arc<str>,
     members: Vec<(SessionKey, Subscription)>,
-    /// Round-robin position.
-    next: usize,
+    /// Round-robin position. A `Cell` so that matching can walk the tree by shared
+    /// reference, several branches at once.
+    next: Cell<usize>,
 }
 
 #[derive(Debug, Default)]
@@ -37,6 +39,27 @@ struct Node {
 impl Node {
     fn is_empty(&self) -> bool {
         self.children.is_empty() && self.subscribers.is_empty() && self.shared.is_empty()
+    }
+
+    /// Whether this node must stay when its child on a pruned path goes: it holds
+    /// subscriptions, or other children.
+    fn holds_more_than_one_child(&self) -> bool {
+        !self.subscribers.is_empty() || !self.shared.is_empty() || self.children.len() > 1
+    }
+}
+
+impl Drop for Node {
+    /// Drops the subtree iteratively: the derived drop would recurse once per level, and a
+    /// client chooses the depth.
+    fn drop(&mut self) {
+        if self.children.is_empty() {
+            return;
+        }
+        let mut pending: Vec<Node> = self.children.drain().map(|(_, child)| child).collect();
+        while let Some(mut node) = pending.pop() {
+            pending.extend(node.children.drain().map(|(_, child)| child));
+            // `node` now has no children: dropping it here does not recurse.
+        }
     }
 }
 
@@ -65,6 +88,8 @@ impl<'a> FilterRef<'a> {
     }
 }
 
+/// The subscription index. Every walk (insert, remove, match, drop) is a loop, never a
+/// recursion: the depth of the tree is the number of levels of a client's filter.
 #[derive(Debug, Default)]
 pub struct SubscriptionTree {
     root: Node,
@@ -123,65 +148,14 @@ impl SubscriptionTree {
         existed
     }
 
-    /// Removes one session's subscription; returns false when there was none.
+    /// Removes one session's subscription; returns false when there was none. Nodes left
+    /// empty on the filter's path are pruned.
     pub fn remove(&mut self, full_filter: &str, session: SessionKey) -> bool {
         let filter = FilterRef::parse(full_filter);
-        let levels: Vec<&str> = filter.filter.split('/').collect();
-        let removed = remove_at(&mut self.root, &levels, filter.group, session);
-        if removed {
-            self.count -= 1;
-        }
-        removed
-    }
-
-    /// Every subscription matching `topic`, appended to `out`. Shared groups contribute one
-    /// member, chosen round-robin among those for which `is_connected` holds (any member
-    /// when none is connected, so that its session queues the message).
-    pub fn matches(
-        &mut self,
-        topic: &str,
-        is_connected: impl Fn(SessionKey) -> bool,
-        out: &mut Vec<Match>,
-    ) {
-        // Split on the stack for usual topics: this runs for every message routed.
-        let mut stack = [""; STACK_LEVELS];
-        let mut count = 0;
-        for level in topic.split('/') {
-            if count == STACK_LEVELS {
-                let levels: Vec<&str> = topic.split('/').collect();
-                collect(&mut self.root, &levels, true, &is_connected, out);
-                return;
-            }
-            stack[count] = level;
-            count += 1;
-        }
-        collect(&mut self.root, &stack[..count], true, &is_connected, out);
-    }
-
-    /// Another member of the shared group `share` than `except`, connected, round-robin.
-    pub fn pick_other_member(
-        &mut self,
-        share: &str,
-        except: SessionKey,
-        is_connected: impl Fn(SessionKey) -> bool,
-    ) -> Option<(SessionKey, Subscription)> {
-        let filter = FilterRef::parse(share);
-        let group = filter.group?;
-        let mut node = &mut self.root;
-        for level in filter.filter.split('/') {
-            node = node.children.get_mut(level)?;
-        }
-        let shared = node.shared.get_mut(group)?;
-        pick_member(shared, |key| key != except && is_connected(key))
-    }
-}
-
-/// Topics with up to this many levels are matched without allocating.
-const STACK_LEVELS: usize = 16;
-
-fn remove_at(node: &mut Node, levels: &[&str], group: Option<&str>, session: SessionKey) -> bool {
-    let Some((first, rest)) = levels.split_first() else {
-        return match group {
+        let Some(node) = self.node_mut(filter.filter) else {
+            return false;
+        };
+        let removed = match filter.group {
             None => node.subscribers.remove(&session).is_some(),
             Some(group) => {
                 let Some(shared) = node.shared.get_mut(group) else {
@@ -196,34 +170,175 @@ fn remove_at(node: &mut Node, levels: &[&str], group: Option<&str>, session: Ses
                 removed
             }
         };
-    };
-    let Some(child) = node.children.get_mut(*first) else {
-        return false;
-    };
-    let removed = remove_at(child, rest, group, session);
-    if child.is_empty() {
-        node.children.remove(*first);
+        if node.is_empty() {
+            self.prune(filter.filter);
+        }
+        if removed {
+            self.count -= 1;
+        }
+        removed
     }
-    removed
+
+    /// The node of `filter`, if the tree has it.
+    fn node_mut(&mut self, filter: &str) -> Option<&mut Node> {
+        let mut node = &mut self.root;
+        for level in filter.split('/') {
+            node = node.children.get_mut(level)?;
+        }
+        Some(node)
+    }
+
+    /// Removes the chain of nodes that held only `filter`'s (now empty) node: walks down
+    /// once to find the deepest node that stays, then cuts its child on the path. The
+    /// cut-off chain is dropped iteratively (see `Drop for Node`).
+    fn prune(&mut self, filter: &str) {
+        let mut cut = 0;
+        let mut node = &self.root;
+        for (depth, level) in filter.split('/').enumerate() {
+            if depth == 0 || node.holds_more_than_one_child() {
+                cut = depth;
+            }
+            match node.children.get(level) {
+                Some(child) => node = child,
+                None => return,
+            }
+        }
+        if !node.is_empty() {
+            return;
+        }
+        let mut node = &mut self.root;
+        for (depth, level) in filter.split('/').enumerate() {
+            if depth == cut {
+                node.children.remove(level);
+                return;
+            }
+            match node.children.get_mut(level) {
+                Some(child) => node = child,
+                None => return,
+            }
+        }
+    }
+
+    /// Every subscription matching `topic`, appended to `out`. Shared groups contribute one
+    /// member, chosen round-robin among those for which `is_connected` holds (any member
+    /// when none is connected, so that its session queues the message).
+    pub fn matches(
+        &mut self,
+        topic: &str,
+        is_connected: impl Fn(SessionKey) -> bool,
+        out: &mut Vec<Match>,
+    ) {
+        // A depth-first walk with an explicit stack of (node, where the rest of the topic
+        // starts). Each step pops one entry and pushes at most two (`+` and the exact
+        // level), so the stack holds at most one entry per level plus one: usual topics fit
+        // the inline part and matching does not allocate (it runs for every message).
+        let mut stack = WalkStack::new(&self.root);
+        stack.push(&self.root, Some(0));
+        while let Some((node, rest)) = stack.pop() {
+            let Some(start) = rest else {
+                collect_node(node, &is_connected, out);
+                // "sport/#" also matches "sport" (MQTT 3.1.1 §4.7.1.2).
+                if let Some(hash) = node.children.get("#") {
+                    collect_node(hash, &is_connected, out);
+                }
+                continue;
+            };
+            let remaining = &topic[start..];
+            let (level, next) = match remaining.find('/') {
+                Some(slash) => (&remaining[..slash], Some(start + slash + 1)),
+                None => (remaining, None),
+            };
+            // Wildcards at the first level do not match topics starting with `$`
+            // (MQTT-4.7.2-1).
+            let wildcards_apply = !(start == 0 && level.starts_with('$'));
+            if level != "+"
+                && level != "#"
+                && let Some(child) = node.children.get(level)
+            {
+                stack.push(child, next);
+            }
+            if wildcards_apply {
+                if let Some(hash) = node.children.get("#") {
+                    collect_node(hash, &is_connected, out);
+                }
+                if let Some(plus) = node.children.get("+") {
+                    stack.push(plus, next);
+                }
+            }
+        }
+    }
+
+    /// Another member of the shared group `share` than `except`, connected, round-robin.
+    pub fn pick_other_member(
+        &mut self,
+        share: &str,
+        except: SessionKey,
+        is_connected: impl Fn(SessionKey) -> bool,
+    ) -> Option<(SessionKey, Subscription)> {
+        let filter = FilterRef::parse(share);
+        let group = filter.group?;
+        let node = self.node_mut(filter.filter)?;
+        let shared = node.shared.get(group)?;
+        pick_member(shared, |key| key != except && is_connected(key))
+    }
+}
+
+/// Entries the match walk holds without allocating: enough for topics of up to 16 levels
+/// (the walk holds at most one entry per level plus one). Splitting levels on the stack
+/// rather than into a `Vec` per message was a measured gain; this keeps it.
+const INLINE_LEVELS: usize = 17;
+
+/// The match walk's stack: a fixed array first, a `Vec` only for deeper walks.
+struct WalkStack<'a> {
+    inline: [(&'a Node, Option<usize>); INLINE_LEVELS],
+    len: usize,
+    spill: Vec<(&'a Node, Option<usize>)>,
+}
+
+impl<'a> WalkStack<'a> {
+    fn new(filler: &'a Node) -> WalkStack<'a> {
+        WalkStack {
+            inline: [(filler, None); INLINE_LEVELS],
+            len: 0,
+            spill: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, node: &'a Node, rest: Option<usize>) {
+        if self.len < INLINE_LEVELS {
+            self.inline[self.len] = (node, rest);
+            self.len += 1;
+        } else {
+            self.spill.push((node, rest));
+        }
+    }
+
+    fn pop(&mut self) -> Option<(&'a Node, Option<usize>)> {
+        if let Some(entry) = self.spill.pop() {
+            return Some(entry);
+        }
+        self.len = self.len.checked_sub(1)?;
+        Some(self.inline[self.len])
+    }
 }
 
 fn pick_member(
-    shared: &mut SharedGroup,
+    shared: &SharedGroup,
     eligible: impl Fn(SessionKey) -> bool,
 ) -> Option<(SessionKey, Subscription)> {
     let len = shared.members.len();
     for step in 0..len {
-        let index = (shared.next + step) % len;
+        let index = (shared.next.get() + step) % len;
         let (key, subscription) = shared.members[index];
         if eligible(key) {
-            shared.next = (index + 1) % len;
+            shared.next.set((index + 1) % len);
             return Some((key, subscription));
         }
     }
     None
 }
 
-fn collect_node(node: &mut Node, is_connected: &impl Fn(SessionKey) -> bool, out: &mut Vec<Match>) {
+fn collect_node(node: &Node, is_connected: &impl Fn(SessionKey) -> bool, out: &mut Vec<Match>) {
     for (key, subscription) in &node.subscribers {
         out.push(Match {
             session: *key,
@@ -231,7 +346,7 @@ fn collect_node(node: &mut Node, is_connected: &impl Fn(SessionKey) -> bool, out
             share: None,
         });
     }
-    for shared in node.shared.values_mut() {
+    for shared in node.shared.values() {
         let chosen = pick_member(shared, is_connected).or_else(|| pick_member(shared, |_| true));
         if let Some((key, subscription)) = chosen {
             out.push(Match {
@@ -240,39 +355,6 @@ fn collect_node(node: &mut Node, is_connected: &impl Fn(SessionKey) -> bool, out
                 share: Some(shared.name.clone()),
             });
         }
-    }
-}
-
-fn collect(
-    node: &mut Node,
-    levels: &[&str],
-    first_level: bool,
-    is_connected: &impl Fn(SessionKey) -> bool,
-    out: &mut Vec<Match>,
-) {
-    let Some((level, rest)) = levels.split_first() else {
-        collect_node(node, is_connected, out);
-        // "sport/#" also matches "sport" (MQTT 3.1.1 §4.7.1.2).
-        if let Some(hash) = node.children.get_mut("#") {
-            collect_node(hash, is_connected, out);
-        }
-        return;
-    };
-    // Wildcards at the first level do not match topics starting with `$` (MQTT-4.7.2-1).
-    let wildcards_apply = !(first_level && level.starts_with('$'));
-    if wildcards_apply {
-        if let Some(hash) = node.children.get_mut("#") {
-            collect_node(hash, is_connected, out);
-        }
-        if let Some(plus) = node.children.get_mut("+") {
-            collect(plus, rest, false, is_connected, out);
-        }
-    }
-    if *level != "+"
-        && *level != "#"
-        && let Some(child) = node.children.get_mut(*level)
-    {
-        collect(child, rest, false, is_connected, out);
     }
 }
 
@@ -340,10 +422,10 @@ mod tests {
     #[test]
     fn topics_longer_than_the_stack_split_match_the_same_way() {
         for levels in [
-            STACK_LEVELS - 1,
-            STACK_LEVELS,
-            STACK_LEVELS + 1,
-            3 * STACK_LEVELS,
+            INLINE_LEVELS - 1,
+            INLINE_LEVELS,
+            INLINE_LEVELS + 1,
+            3 * INLINE_LEVELS,
         ] {
             let topic = vec!["x"; levels].join("/");
             let mut tree = SubscriptionTree::default();
@@ -408,6 +490,136 @@ mod tests {
         );
         assert!(tree.remove("$share/g/a/+", 1));
         assert_eq!(tree.len(), 2);
+    }
+
+    /// A filter of `levels` empty levels, like the 60,000 `/` a hostile client sends.
+    fn deep(levels: usize) -> String {
+        "/".repeat(levels - 1)
+    }
+
+    #[test]
+    fn deep_trees_are_matched_removed_and_dropped_without_recursion() {
+        // 100,000 levels: a recursive walk would overflow the test thread's 2 MiB stack.
+        let filter = deep(100_000);
+        let mut tree = SubscriptionTree::default();
+        tree.insert(&filter, 1, sub(QoS::AtMostOnce));
+        tree.insert(&format!("{filter}/#"), 2, sub(QoS::AtMostOnce));
+        tree.insert(&format!("+{filter}"), 3, sub(QoS::AtMostOnce));
+        tree.insert(&format!("$share/g/{filter}"), 4, sub(QoS::AtMostOnce));
+        assert_eq!(matched(&mut tree, &filter), vec![1, 2, 3, 4]);
+        assert_eq!(matched(&mut tree, &format!("{filter}/x")), vec![2]);
+        assert_eq!(matched(&mut tree, &deep(99_999)), Vec::<SessionKey>::new());
+        assert_eq!(
+            tree.pick_other_member(&format!("$share/g/{filter}"), 5, |_| true)
+                .map(|m| m.0),
+            Some(4)
+        );
+        assert!(tree.remove(&filter, 1));
+        assert!(!tree.remove(&filter, 1));
+        assert_eq!(matched(&mut tree, &filter), vec![2, 3, 4]);
+        assert!(tree.remove(&format!("{filter}/#"), 2));
+        assert!(tree.remove(&format!("$share/g/{filter}"), 4));
+        assert!(tree.remove(&format!("+{filter}"), 3));
+        assert!(tree.is_empty());
+        assert!(tree.root.is_empty(), "removing prunes the whole path");
+        // Dropping a tree that still holds deep filters.
+        let mut tree = SubscriptionTree::default();
+        tree.insert(&filter, 1, sub(QoS::AtMostOnce));
+        tree.insert(&format!("a{filter}"), 2, sub(QoS::AtMostOnce));
+        drop(tree);
+    }
+
+    #[test]
+    fn removing_a_deep_filter_keeps_what_shares_its_path() {
+        let mut tree = SubscriptionTree::default();
+        tree.insert("a/b", 1, sub(QoS::AtMostOnce));
+        tree.insert("a/b/c/d/e", 2, sub(QoS::AtMostOnce));
+        tree.insert("a/x/c/d/e", 3, sub(QoS::AtMostOnce));
+        assert!(tree.remove("a/b/c/d/e", 2));
+        assert_eq!(matched(&mut tree, "a/b"), vec![1]);
+        assert_eq!(matched(&mut tree, "a/x/c/d/e"), vec![3]);
+        assert!(
+            tree.node_mut("a/b/c").is_none(),
+            "the empty chain is pruned"
+        );
+        assert!(tree.remove("a/b", 1));
+        assert!(tree.node_mut("a/b").is_none());
+        assert!(tree.node_mut("a/x/c/d/e").is_some());
+        assert!(tree.remove("a/x/c/d/e", 3));
+        assert!(tree.root.is_empty());
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn topic_level() -> impl Strategy<Value = String> {
+            prop_oneof![
+                Just("a".to_string()),
+                Just("b".to_string()),
+                Just(String::new()),
+                Just("$s".to_string()),
+            ]
+        }
+
+        fn topic() -> impl Strategy<Value = String> {
+            prop::collection::vec(topic_level(), 1..6).prop_map(|levels| levels.join("/"))
+        }
+
+        fn filter() -> impl Strategy<Value = String> {
+            let level = prop_oneof![
+                3 => topic_level(),
+                2 => Just("+".to_string()),
+            ];
+            (prop::collection::vec(level, 1..6), any::<bool>()).prop_map(|(mut levels, hash)| {
+                if hash {
+                    levels.push("#".to_string());
+                }
+                levels.join("/")
+            })
+        }
+
+        proptest! {
+            /// The tree finds exactly the filters that `filter_matches` accepts, before and
+            /// after removing some of them.
+            #[test]
+            fn tree_matches_agree_with_filter_matches(
+                filters in prop::collection::vec(filter(), 0..24),
+                topics in prop::collection::vec(topic(), 1..12),
+                removed in prop::collection::vec(any::<bool>(), 24),
+            ) {
+                let mut tree = SubscriptionTree::default();
+                for (key, filter) in filters.iter().enumerate() {
+                    tree.insert(filter, key as SessionKey, sub(QoS::AtMostOnce));
+                }
+                for topic in &topics {
+                    let expected: Vec<SessionKey> = (0..filters.len())
+                        .filter(|&key| filter_matches(&filters[key], topic))
+                        .map(|key| key as SessionKey)
+                        .collect();
+                    prop_assert_eq!(matched(&mut tree, topic), expected, "topic {}", topic);
+                }
+                for (key, filter) in filters.iter().enumerate() {
+                    if removed[key] {
+                        prop_assert!(tree.remove(filter, key as SessionKey));
+                    }
+                }
+                for topic in &topics {
+                    let expected: Vec<SessionKey> = (0..filters.len())
+                        .filter(|&key| !removed[key] && filter_matches(&filters[key], topic))
+                        .map(|key| key as SessionKey)
+                        .collect();
+                    prop_assert_eq!(matched(&mut tree, topic), expected, "topic {}", topic);
+                }
+                for (key, filter) in filters.iter().enumerate() {
+                    if !removed[key] {
+                        prop_assert!(tree.remove(filter, key as SessionKey));
+                    }
+                }
+                prop_assert!(tree.is_empty());
+                prop_assert!(tree.root.is_empty());
+            }
+        }
     }
 
     #[test]

@@ -12,4 +12,6 @@ pub use error::ConfigError;
 pub use file::ConfigFileError;
 pub use model::*;
 pub use template::default_config_text;
-pub use validate::{validate_bind_address, validate_number, validate_port, validate_ws_path};
+pub use validate::{
+    MAX_TOPIC_LEVELS, validate_bind_address, validate_number, validate_port, validate_ws_path,
+};

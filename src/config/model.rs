@@ -194,6 +194,9 @@ pub struct Limits {
     pub connect_timeout_secs: u16,
     /// Highest session expiry interval granted to v5 clients, in seconds.
     pub max_session_expiry_secs: u32,
+    /// Most levels a topic name or filter may have. A filter over it is refused in SUBACK, a
+    /// topic name over it closes the connection. Bounds the depth of the topic trees.
+    pub max_topic_levels: u32,
 }
 
 impl Default for Limits {
@@ -207,6 +210,8 @@ impl Default for Limits {
             max_keep_alive_secs: 60,
             connect_timeout_secs: 10,
             max_session_expiry_secs: 7 * 24 * 3600,
+            // Mosquitto refuses topics of more than 200 levels too.
+            max_topic_levels: 200,
         }
     }
 }

@@ -66,6 +66,9 @@ const DEFAULT_CONFIG: &str = r#"// roost configuration (RON). Every setting is s
         connect_timeout_secs: 10,
         // Highest session expiry interval granted to MQTT 5 clients, in seconds.
         max_session_expiry_secs: 604800,
+        // Most levels a topic name or filter may have (a/b/c has 3). A filter with more is
+        // refused in SUBACK; a topic name with more closes the publisher's connection.
+        max_topic_levels: 200,
     ),
     // Users allowed to connect when credentials are required, with password hashes such as
     // (username: "sensor", password_hash: "$argon2id$...").

@@ -13,6 +13,10 @@ use crate::mqtt::MAX_REMAINING_LENGTH;
 /// The smallest maximum packet size we accept: a CONNECT with a short client id must fit.
 const MIN_PACKET_SIZE: u32 = 64;
 
+/// The most `limits.max_topic_levels` may be: a topic is a UTF-8 string of at most 65,535
+/// bytes (MQTT 5.0 §1.5.4), so it cannot have more levels than this.
+pub const MAX_TOPIC_LEVELS: u32 = 65_536;
+
 /// A TCP port as typed by an operator: 1..=65535, or 0 for "any free port".
 pub fn validate_port(text: &str) -> Result<u16, String> {
     let text = text.trim();
@@ -187,6 +191,11 @@ fn validate_limits(limits: &Limits) -> Result<(), ConfigError> {
         1..=u16::MAX,
     )?;
     in_range(
+        "limits.max_topic_levels",
+        limits.max_topic_levels,
+        1..=MAX_TOPIC_LEVELS,
+    )?;
+    in_range(
         "limits.connect_timeout_secs",
         limits.connect_timeout_secs,
         1..=3600,
@@ -266,6 +275,13 @@ mod tests {
         let mut config = Config::default();
         config.limits.max_inflight = 0;
         assert_eq!(config.validate().unwrap_err().field, "limits.max_inflight");
+
+        let mut config = Config::default();
+        config.limits.max_topic_levels = 0;
+        assert_eq!(
+            config.validate().unwrap_err().field,
+            "limits.max_topic_levels"
+        );
 
         let mut config = Config::default();
         config.broker.websockets.enabled = true;

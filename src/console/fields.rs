@@ -62,6 +62,7 @@ pub enum Field {
     MaxKeepAlive,
     ConnectTimeout,
     MaxSessionExpiry,
+    MaxTopicLevels,
     CaCertificate,
     CaPrivateKey,
     ServerCertificate,
@@ -100,6 +101,7 @@ pub const LIMITS: &[Field] = &[
     Field::MaxKeepAlive,
     Field::ConnectTimeout,
     Field::MaxSessionExpiry,
+    Field::MaxTopicLevels,
 ];
 
 pub const CERTIFICATE_AUTHORITY: &[Field] = &[Field::CaCertificate, Field::CaPrivateKey];
@@ -134,6 +136,7 @@ impl Field {
             Field::MaxKeepAlive => "Max keep alive (s)",
             Field::ConnectTimeout => "Connect timeout (s)",
             Field::MaxSessionExpiry => "Max session expiry (s)",
+            Field::MaxTopicLevels => "Max topic levels",
             Field::CaCertificate => "CA certificate (PEM)",
             Field::CaPrivateKey => "CA private key (PEM)",
             Field::ServerCertificate => "Certificate chain (PEM)",
@@ -171,6 +174,7 @@ impl Field {
             Field::MaxKeepAlive => "limits.max_keep_alive_secs",
             Field::ConnectTimeout => "limits.connect_timeout_secs",
             Field::MaxSessionExpiry => "limits.max_session_expiry_secs",
+            Field::MaxTopicLevels => "limits.max_topic_levels",
             Field::CaCertificate => "certificates.ca_certificate",
             Field::CaPrivateKey => "certificates.ca_private_key",
             Field::ServerCertificate => "certificates.server_certificate",
@@ -261,6 +265,7 @@ impl Field {
             Field::MaxKeepAlive => text(&l.max_keep_alive_secs),
             Field::ConnectTimeout => text(&l.connect_timeout_secs),
             Field::MaxSessionExpiry => text(&l.max_session_expiry_secs),
+            Field::MaxTopicLevels => text(&l.max_topic_levels),
             Field::CaCertificate => path(&c.ca_certificate),
             Field::CaPrivateKey => path(&c.ca_private_key),
             Field::ServerCertificate => path(&c.server_certificate),
@@ -336,6 +341,9 @@ impl Field {
             Field::ConnectTimeout => l.connect_timeout_secs = validate::number(input, 1, 3600)?,
             Field::MaxSessionExpiry => {
                 l.max_session_expiry_secs = validate::number(input, 0, u32::MAX)?
+            }
+            Field::MaxTopicLevels => {
+                l.max_topic_levels = validate::number(input, 1, crate::config::MAX_TOPIC_LEVELS)?
             }
             Field::CaCertificate => c.ca_certificate = validate::optional_path(input),
             Field::CaPrivateKey => c.ca_private_key = validate::optional_path(input),

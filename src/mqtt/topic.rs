@@ -18,6 +18,35 @@ pub fn is_valid_topic_filter(filter: &str) -> bool {
     is_valid_plain_filter(filter)
 }
 
+/// [`is_valid_topic_name`], and at most `max_levels` levels (`limits.max_topic_levels`).
+/// A name over the limit is treated as malformed: 0x90 Topic Name Invalid in v5.
+pub fn is_valid_topic_name_within(topic: &str, max_levels: u32) -> bool {
+    is_valid_topic_name(topic) && within_levels(topic, max_levels)
+}
+
+/// [`is_valid_topic_filter`], and at most `max_levels` levels (`limits.max_topic_levels`)
+/// after any `$share/{group}/` prefix, which is not part of the filter (MQTT 5.0 §4.8.2).
+/// A filter over the limit gets 0x8F Topic Filter Invalid (v5) / 0x80 Failure (3.1.1).
+pub fn is_valid_topic_filter_within(filter: &str, max_levels: u32) -> bool {
+    let plain = parse_shared(filter).map_or(filter, |shared| shared.filter);
+    is_valid_topic_filter(filter) && within_levels(plain, max_levels)
+}
+
+/// Whether `topic` has at most `max_levels` levels. The levels are separated by `/`
+/// (MQTT 5.0 §4.7.1.1), so there is one more level than separators; counted without
+/// allocating and without looking past the limit.
+pub fn within_levels(topic: &str, max_levels: u32) -> bool {
+    let Some(max_separators) = max_levels.checked_sub(1) else {
+        return false;
+    };
+    let max_separators = usize::try_from(max_separators).unwrap_or(usize::MAX);
+    topic
+        .bytes()
+        .filter(|&byte| byte == b'/')
+        .nth(max_separators)
+        .is_none()
+}
+
 fn is_valid_plain_filter(filter: &str) -> bool {
     // MQTT-4.7.3-1: at least one character.
     if filter.is_empty() {
@@ -100,6 +129,36 @@ mod tests {
         ] {
             assert!(!is_valid_topic_filter(filter), "{filter:?}");
         }
+    }
+
+    #[test]
+    fn level_limit() {
+        assert!(within_levels("a", 1));
+        assert!(!within_levels("a/b", 1));
+        assert!(within_levels("a/b", 2));
+        assert!(within_levels("/", 2));
+        assert!(!within_levels("//", 2));
+        assert!(!within_levels("a", 0));
+        let deep = "/".repeat(60_000);
+        assert!(!within_levels(&deep, 200));
+        assert!(within_levels(&deep, 60_001));
+        assert!(!within_levels(&deep, 60_000));
+        // 200 levels pass the default limit, 201 do not.
+        let at_limit = vec!["x"; 200].join("/");
+        assert!(is_valid_topic_name_within(&at_limit, 200));
+        assert!(!is_valid_topic_name_within(&format!("{at_limit}/x"), 200));
+        assert!(is_valid_topic_filter_within(&at_limit, 200));
+        assert!(!is_valid_topic_filter_within(&format!("{at_limit}/#"), 200));
+        // The `$share/{group}/` prefix does not count towards the limit.
+        assert!(is_valid_topic_filter_within(
+            &format!("$share/g/{at_limit}"),
+            200
+        ));
+        assert!(!is_valid_topic_filter_within(&deep, 200));
+        assert!(!is_valid_topic_name_within(&deep, 200));
+        // Still checks validity first.
+        assert!(!is_valid_topic_filter_within("a/b#", 200));
+        assert!(!is_valid_topic_name_within("a/+", 200));
     }
 
     #[test]

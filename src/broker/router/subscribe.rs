@@ -39,7 +39,7 @@ impl Router {
         let mut retained_to_send: Vec<(Arc<Message>, Subscription)> = Vec::new();
         for request in &subscribe.filters {
             let parsed = FilterRef::parse(&request.filter);
-            if !topic::is_valid_topic_filter(&request.filter) {
+            if !topic::is_valid_topic_filter_within(&request.filter, self.limits.max_topic_levels) {
                 reasons.push(ReasonCode::TopicFilterInvalid);
                 continue;
             }
