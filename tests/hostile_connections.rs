@@ -16,7 +16,7 @@ use tokio::time::Instant;
 /// How long a refused socket may wait for its answer (CONNACK or close). Well below the
 /// connect timeout the flood test configures, so a broker that keeps refused sockets until
 /// the connect timeout fails.
-const REFUSED_WITHIN: Duration = Duration::from_secs(5);
+const REFUSED_WITHIN: Duration = Duration::from_secs(8);
 const FLOOD_CONNECT_TIMEOUT_SECS: u16 = 30;
 
 /// Raises the soft open-file limit to the hard one and checks that `needed` descriptors fit.

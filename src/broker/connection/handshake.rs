@@ -3,11 +3,12 @@
 //! refusal is a pure function of the CONNECT and the configuration.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::READ_CHUNK;
+use super::{ByteStream, READ_CHUNK};
 use crate::broker::auth;
 use crate::broker::metrics::Metrics;
 use crate::broker::shared::Shared;
@@ -17,15 +18,38 @@ use crate::mqtt::{
     ReasonCode, decode, encode,
 };
 
-/// Limits and authentication, decided before a session is touched.
-pub(super) fn admit(connect: &Connect, config: &Config, open: u64) -> Result<(), ReasonCode> {
-    // Over max_connections: the CONNECT is read and answered with Server busy (3.1.1: 0x03
-    // Server unavailable) so that the client learns why, then the socket is closed. A
-    // socket that never sends CONNECT is bounded by the connect timeout.
-    if open > u64::from(config.limits.max_connections) {
-        return Err(ReasonCode::ServerBusy);
-    }
+/// Bytes read for a CONNECT before its size is known: most CONNECTs fit, and a silent or
+/// slow socket holds no more than this.
+const CONNECT_READ: usize = 256;
+
+/// The most read from a socket refused over the connection limit: a CONNECT with a client
+/// id, credentials and a few properties fits; a larger one is not worth answering.
+pub const REFUSAL_READ_LIMIT: usize = 512;
+
+/// Authentication, decided before a session is touched. The connection limit was checked
+/// when the socket was accepted (see [`refuse_busy`]).
+pub(super) fn admit(connect: &Connect, config: &Config) -> Result<(), ReasonCode> {
     auth::authenticate(connect, config)
+}
+
+/// Answers a socket accepted over `limits.max_connections`: reads at most
+/// [`REFUSAL_READ_LIMIT`] bytes for its CONNECT within `wait`, answers CONNACK 0x89 Server
+/// busy (MQTT 5.0 §3.2.2.2; 3.1.1: 0x03 Server unavailable, §3.2.2.3) so that the client
+/// learns why, and closes (MQTT-3.2.2-5). Anything else, or nothing in time, is just closed.
+pub async fn refuse_busy<S: ByteStream>(mut stream: S, wait: Duration, shared: &Shared) {
+    let mut buffer = BytesMut::new();
+    let read = read_connect(&mut stream, &mut buffer, REFUSAL_READ_LIMIT as u32, shared);
+    if let Ok(Ok((connect, _))) = tokio::time::timeout(wait, read).await {
+        // Within the client's Maximum Packet Size, as every CONNACK (MQTT-3.1.2-24).
+        let client_max = connect.properties.maximum_packet_size.unwrap_or(u32::MAX);
+        refuse(
+            &mut stream,
+            connect.protocol,
+            ReasonCode::ServerBusy,
+            client_max,
+        )
+        .await;
+    }
 }
 
 /// Sends a CONNACK refusing the connection (no properties), then closes it. `max_packet_size`
@@ -88,6 +112,21 @@ fn claims_v5(buffer: &[u8]) -> bool {
     buffer.get(start..start + 7) == Some(&[0x00, 0x04, b'M', b'Q', b'T', b'T', 0x05][..])
 }
 
+/// The size of the packet that `buffer` starts, once its fixed header is complete.
+fn packet_size(buffer: &[u8]) -> Option<usize> {
+    let mut remaining = 0usize;
+    for (index, byte) in buffer.iter().skip(1).take(4).enumerate() {
+        remaining |= usize::from(byte & 0x7f) << (7 * index);
+        if byte & 0x80 == 0 {
+            return Some(1 + index + 1 + remaining);
+        }
+    }
+    None
+}
+
+/// Reads the CONNECT. The buffer grows only as far as the CONNECT needs: [`CONNECT_READ`]
+/// bytes until its size is known, then towards that size (which `decode` has already held
+/// to `max_packet_size`) as its bytes arrive.
 pub(super) async fn read_connect<R: AsyncRead + Unpin>(
     reader: &mut R,
     buffer: &mut BytesMut,
@@ -114,7 +153,9 @@ pub(super) async fn read_connect<R: AsyncRead + Unpin>(
                 });
             }
         }
-        buffer.reserve(READ_CHUNK);
+        // Grow with the data that arrives, never by what a header merely claims.
+        let wanted = packet_size(buffer).unwrap_or(CONNECT_READ);
+        buffer.reserve(wanted.saturating_sub(buffer.len()).clamp(1, READ_CHUNK));
         match reader.read_buf(buffer).await {
             Ok(0) | Err(_) => return Err(ConnectFailure::Closed),
             Ok(n) => Metrics::add(&shared.metrics.bytes_received, n as u64),

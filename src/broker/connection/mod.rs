@@ -9,6 +9,8 @@
 
 mod aliases;
 mod handshake;
+
+pub use self::handshake::refuse_busy;
 pub mod link;
 mod reader;
 mod writer;
@@ -71,12 +73,14 @@ pub async fn run<S: ByteStream>(
     shared: Arc<Shared>,
     router: mpsc::Sender<RouterMsg>,
 ) {
-    let open = shared.metrics.open_connections.fetch_add(1, Relaxed) + 1;
+    // The caller holds this connection's slot under limits.max_connections.
+    shared.metrics.open_connections.fetch_add(1, Relaxed);
     let _open = OpenConnection(&shared);
     let config = shared.config();
     let limits = &config.limits;
     let (mut reader, mut writer) = tokio::io::split(stream);
-    let mut buffer = BytesMut::with_capacity(READ_CHUNK);
+    // Grown only as far as the CONNECT needs (see `read_connect`).
+    let mut buffer = BytesMut::new();
 
     // CONNECT must come first, and within the connect timeout (MQTT-3.1.0-1).
     let connect_timeout = Duration::from_secs(u64::from(limits.connect_timeout_secs.max(1)));
@@ -112,7 +116,7 @@ pub async fn run<S: ByteStream>(
     };
     let version = connect.protocol;
 
-    if let Err(reason) = admit(&connect, &config, open) {
+    if let Err(reason) = admit(&connect, &config) {
         refuse(&mut writer, version, reason, limits.max_packet_size).await;
         return;
     }
