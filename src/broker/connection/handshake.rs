@@ -255,3 +255,55 @@ impl Negotiated {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::Poll;
+    use tokio::io::AsyncWriteExt;
+
+    /// Polls `future` once: `true` while it waits for more input.
+    async fn waits_for_input(future: impl Future) -> bool {
+        let mut future = pin!(future);
+        std::future::poll_fn(|cx| Poll::Ready(future.as_mut().poll(cx).is_pending())).await
+    }
+
+    #[test]
+    fn packet_size_is_known_once_the_fixed_header_is_complete() {
+        assert_eq!(packet_size(&[0x10]), None);
+        assert_eq!(packet_size(&[0x10, 0x0c]), Some(14));
+        assert_eq!(packet_size(&[0x10, 0x80]), None);
+        // 128 = 0x80 0x01 (MQTT 5.0 §1.5.5).
+        assert_eq!(packet_size(&[0x10, 0x80, 0x01]), Some(131));
+        assert_eq!(
+            packet_size(&[0x10, 0xff, 0xff, 0xff, 0x7f]),
+            Some(5 + 268_435_455)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_connect_that_claims_a_megabyte_holds_only_what_arrived() {
+        let (mut client, mut server) = tokio::io::duplex(64 * 1024);
+        // CONNECT, remaining length 1,000,000 (0xc0 0x84 0x3d), then 100 bytes of it.
+        client.write_all(&[0x10, 0xc0, 0x84, 0x3d]).await.unwrap();
+        client.write_all(&[0u8; 100]).await.unwrap();
+        let shared = Shared::default();
+        let mut buffer = BytesMut::new();
+        let read = read_connect(&mut server, &mut buffer, 2_000_000, &shared);
+        assert!(waits_for_input(read).await, "the CONNECT is incomplete");
+        assert_eq!(buffer.len(), 104);
+        assert!(buffer.capacity() <= 2 * READ_CHUNK, "{}", buffer.capacity());
+    }
+
+    #[tokio::test]
+    async fn a_silent_socket_holds_a_small_buffer() {
+        let (_client, mut server) = tokio::io::duplex(1024);
+        let shared = Shared::default();
+        let mut buffer = BytesMut::new();
+        let read = read_connect(&mut server, &mut buffer, 1 << 20, &shared);
+        assert!(waits_for_input(read).await);
+        assert!(buffer.capacity() <= CONNECT_READ, "{}", buffer.capacity());
+    }
+}
