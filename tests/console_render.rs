@@ -62,6 +62,8 @@ fn stats(second: u64) -> StatsSnapshot {
         running: true,
         uptime: Duration::from_secs(3723 + second),
         clients: 3,
+        connections: 3,
+        connections_refused: 0,
         sessions: 4,
         subscriptions: 7,
         messages_received: 1200 + second * 10,

@@ -97,6 +97,10 @@ pub struct StatsSnapshot {
     pub running: bool,
     pub uptime: Duration,
     pub clients: u64,
+    /// Open connections, including those that have not sent CONNECT yet.
+    pub connections: u64,
+    /// Sockets refused because `limits.max_connections` connections were open.
+    pub connections_refused: u64,
     /// Sessions, including those of disconnected clients.
     pub sessions: u64,
     pub subscriptions: u64,

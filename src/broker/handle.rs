@@ -76,6 +76,8 @@ impl BrokerHandle {
             running: self.shared.running.load(Relaxed),
             uptime: self.shared.started_at.elapsed(),
             clients: Metrics::get(&m.clients_connected),
+            connections: Metrics::get(&m.open_connections),
+            connections_refused: Metrics::get(&m.connections_refused),
             sessions: Metrics::get(&m.sessions),
             subscriptions: Metrics::get(&m.subscriptions),
             messages_received: Metrics::get(&m.messages_received),

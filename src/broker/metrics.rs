@@ -4,8 +4,11 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 #[derive(Debug, Default)]
 pub struct Metrics {
-    /// Open sockets (before and after CONNECT), for `limits.max_connections`.
+    /// Open connections (before and after CONNECT), each holding one of the
+    /// `limits.max_connections` slots.
     pub open_connections: AtomicU64,
+    /// Sockets refused at accept because every connection slot was taken.
+    pub connections_refused: AtomicU64,
     /// Clients with an accepted CONNECT.
     pub clients_connected: AtomicU64,
     pub sessions: AtomicU64,

@@ -11,9 +11,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::Router;
+use crate::broker::connection::link::{Ack, AckKind, Outbound};
 use crate::broker::message::{Delivery, Message};
 use crate::broker::metrics::Metrics;
-use crate::broker::session::{Ack, AckKind, Inflight, Outbound, Queued, Session};
+use crate::broker::session::{Inflight, Queued, Session};
 use crate::broker::subscriptions::SessionKey;
 use crate::mqtt::{PubResponse, Publish, QoS, ReasonCode};
 use crate::store::QueuedRecord;

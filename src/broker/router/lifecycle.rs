@@ -5,8 +5,9 @@
 use std::time::{Duration, Instant};
 
 use super::{ConnectRequest, Router};
+use crate::broker::connection::link::Outbound;
 use crate::broker::metrics::Metrics;
-use crate::broker::session::{Connected, Outbound, Session};
+use crate::broker::session::{Connected, Session};
 use crate::broker::subscriptions::SessionKey;
 use crate::mqtt::{Packet, ReasonCode};
 use crate::store::SessionRecord;

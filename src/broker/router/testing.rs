@@ -9,11 +9,9 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use crate::broker::api::ListenerKind;
+use crate::broker::connection::link::{Backlog, ConnectionLink, Outbound, Throttle};
 use crate::broker::message::Message;
-use crate::broker::session::{
-    Backlog, Connected, ConnectionInfo, ConnectionLink, Inflight, Outbound, Queued, Session,
-    Throttle,
-};
+use crate::broker::session::{Connected, ConnectionInfo, Inflight, Queued, Session};
 use crate::mqtt::{Properties, ProtocolVersion, Publish, QoS};
 
 /// A session of `protocol` attached to a connection with an inflight window of `window`;

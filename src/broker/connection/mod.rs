@@ -1,0 +1,291 @@
+//! One client connection, from the accepted socket to its close.
+//!
+//! [`run`] drives it: the handshake ([`handshake`]: CONNECT, admission, what was
+//! negotiated), then a reader ([`reader`], this task) and a writer task ([`writer`]) joined
+//! by a [`link`] that the router holds too. Topic aliases are in [`aliases`].
+//!
+//! The code sees only a byte stream ([`ByteStream`]) so that TLS and WebSockets slot in as
+//! other transports.
+
+mod aliases;
+mod handshake;
+
+pub use self::handshake::refuse_busy;
+pub mod link;
+mod reader;
+mod writer;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::time::{Duration, SystemTime};
+
+use bytes::BytesMut;
+use foldhash::{HashSet, HashSetExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
+
+use self::aliases::{InboundAliases, OutboundAliases};
+use self::handshake::{ConnectFailure, Negotiated, admit, fits, read_connect, refuse};
+use self::link::{Backlog, ConnectionLink, Outbound, Throttle};
+use self::reader::Reader;
+use self::writer::Writer;
+use super::api::{Direction, ListenerKind};
+use super::router::{ConnectRequest, RouterMsg};
+use super::session::ConnectionInfo;
+use super::shared::Shared;
+use crate::mqtt::{Packet, ProtocolVersion, ReasonCode};
+
+/// Any transport's byte stream: TCP now, TLS and WebSockets later.
+pub trait ByteStream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> ByteStream for T {}
+
+/// Bytes read from the socket at a time.
+const READ_CHUNK: usize = 8 * 1024;
+/// How long a closing connection waits for its writer to flush the last packets.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// Keeps `open_connections` honest however the task ends.
+struct OpenConnection<'a>(&'a Shared);
+
+impl Drop for OpenConnection<'_> {
+    fn drop(&mut self) {
+        self.0.metrics.open_connections.fetch_sub(1, Relaxed);
+    }
+}
+
+/// What ended the reader loop.
+struct Ending {
+    /// v5 DISCONNECT reason to send before closing; `None` closes silently.
+    reason: Option<ReasonCode>,
+    publish_will: bool,
+    expiry_secs: Option<u32>,
+    /// The router (or a write failure) already closed the connection.
+    closed_by_broker: bool,
+}
+
+/// Serves one accepted socket until it closes.
+pub async fn run<S: ByteStream>(
+    stream: S,
+    address: SocketAddr,
+    listener: ListenerKind,
+    shared: Arc<Shared>,
+    router: mpsc::Sender<RouterMsg>,
+) {
+    // The caller holds this connection's slot under limits.max_connections.
+    shared.metrics.open_connections.fetch_add(1, Relaxed);
+    let _open = OpenConnection(&shared);
+    let config = shared.config();
+    let limits = &config.limits;
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    // Grown only as far as the CONNECT needs (see `read_connect`).
+    let mut buffer = BytesMut::new();
+
+    // CONNECT must come first, and within the connect timeout (MQTT-3.1.0-1).
+    let connect_timeout = Duration::from_secs(u64::from(limits.connect_timeout_secs.max(1)));
+    let first = tokio::time::timeout(
+        connect_timeout,
+        read_connect(&mut reader, &mut buffer, limits.max_packet_size, &shared),
+    )
+    .await;
+    let (connect, connect_size) = match first {
+        Ok(Ok(read)) => read,
+        Ok(Err(ConnectFailure::Unsupported)) => {
+            // The client's level is unknown to us, so answer in 3.1.1 form: return code 0x01
+            // Unacceptable protocol version, then close (MQTT-3.1.2-2).
+            let _ = writer.write_all(&[0x20, 0x02, 0x00, 0x01]).await;
+            let _ = writer.shutdown().await;
+            return;
+        }
+        Ok(Err(ConnectFailure::RefusedV5(reason))) => {
+            refuse(
+                &mut writer,
+                ProtocolVersion::V5,
+                reason,
+                limits.max_packet_size,
+            )
+            .await;
+            return;
+        }
+        Ok(Err(ConnectFailure::Closed)) => return,
+        Err(_elapsed) => {
+            tracing::debug!(%address, "no CONNECT within the connect timeout");
+            return;
+        }
+    };
+    let version = connect.protocol;
+
+    if let Err(reason) = admit(&connect, &config) {
+        refuse(&mut writer, version, reason, limits.max_packet_size).await;
+        return;
+    }
+    let (client_id, assigned) = if connect.client_id.is_empty() {
+        // An empty client id is allowed in v5 and, in 3.1.1, only with a clean session
+        // (MQTT-3.1.3-6, MQTT-3.1.3-8).
+        if version.is_v5() || connect.clean_start {
+            (shared.assign_client_id(), true)
+        } else {
+            refuse(
+                &mut writer,
+                version,
+                ReasonCode::ClientIdentifierNotValid,
+                limits.max_packet_size,
+            )
+            .await;
+            return;
+        }
+    } else {
+        (connect.client_id.clone(), false)
+    };
+    let client_id: Arc<str> = Arc::from(client_id);
+    tracing::Span::current().record("client_id", &*client_id);
+    let negotiated = Negotiated::new(&connect, limits, assigned.then(|| client_id.clone()));
+    // The server sends CONNACK first (MQTT-3.2.0-1) and nothing larger than the client's
+    // Maximum Packet Size (MQTT-3.1.2-24). A client whose limit is below even the CONNACK
+    // without default-valued properties is refused (a bare CONNACK, if that fits) rather
+    // than left waiting for an answer that never comes.
+    if !fits(
+        &negotiated.connack,
+        version,
+        negotiated.client_max_packet_size,
+    ) {
+        tracing::warn!(
+            %address,
+            client_id = %client_id,
+            maximum_packet_size = negotiated.client_max_packet_size,
+            "CONNACK does not fit the client's Maximum Packet Size; refusing the connection"
+        );
+        refuse(
+            &mut writer,
+            version,
+            ReasonCode::ImplementationSpecificError,
+            negotiated.client_max_packet_size,
+        )
+        .await;
+        return;
+    }
+    if shared.diagnostics.is_on() {
+        shared.diagnostics.record(
+            &client_id,
+            Direction::In,
+            &Packet::Connect(Box::new(connect.clone())),
+            connect_size,
+        );
+    }
+
+    let connection_id = shared.next_connection_id();
+    let (sender, receiver) = mpsc::unbounded_channel();
+    let backlog = Arc::new(Backlog::default());
+    let throttle = Arc::new(Throttle::default());
+    let unacknowledged_qos1 = Arc::new(AtomicUsize::new(0));
+    let link = ConnectionLink {
+        connection_id,
+        sender: sender.clone(),
+        backlog: backlog.clone(),
+        throttle: throttle.clone(),
+    };
+    let (writer_ended, mut closed) = oneshot::channel::<()>();
+    let (attached_tx, attached_rx) = oneshot::channel();
+    let writer_task = tokio::spawn(
+        Writer {
+            out: writer,
+            receiver,
+            backlog,
+            version,
+            max_packet_size: negotiated.client_max_packet_size,
+            aliases: OutboundAliases::new(negotiated.client_topic_alias_max),
+            problem_information: negotiated.request_problem_information,
+            unacknowledged_qos1: unacknowledged_qos1.clone(),
+            shared: shared.clone(),
+            client_id: client_id.clone(),
+            router: router.clone(),
+            connection_id,
+            session: attached_rx,
+            session_key: None,
+            _ended: writer_ended,
+        }
+        .run()
+        .instrument(tracing::Span::current()),
+    );
+
+    let (reply, session) = oneshot::channel();
+    let request = ConnectRequest {
+        client_id: client_id.clone(),
+        protocol: version,
+        clean_start: connect.clean_start,
+        expiry_secs: negotiated.expiry_secs,
+        will: connect.will.clone(),
+        window: negotiated.window,
+        link,
+        info: ConnectionInfo {
+            address,
+            listener,
+            username: connect.username.clone(),
+            keep_alive_secs: negotiated.keep_alive,
+            connected_since: SystemTime::now(),
+        },
+        connack: negotiated.connack.clone(),
+        reply,
+    };
+    let session = if router
+        .send(RouterMsg::Connect(Box::new(request)))
+        .await
+        .is_ok()
+    {
+        session.await.ok()
+    } else {
+        None
+    };
+    let Some(session) = session else {
+        let _ = sender.send(Outbound::Close(Some(ReasonCode::ServerUnavailable)));
+        let _ = tokio::time::timeout(CLOSE_GRACE, writer_task).await;
+        return;
+    };
+    let _ = attached_tx.send(session);
+    tracing::debug!(%address, client_id = %client_id, %version, "client connected");
+
+    let mut connection = Reader {
+        reader,
+        buffer,
+        version,
+        limits: limits.clone(),
+        keep_alive: negotiated.keep_alive,
+        connect_expiry: negotiated.requested_expiry,
+        aliases: InboundAliases::default(),
+        unacknowledged_qos1,
+        unreleased_qos2: HashSet::new(),
+        throttle,
+        shared: shared.clone(),
+        client_id: client_id.clone(),
+        router: router.clone(),
+        session,
+        connection_id,
+        sender: sender.clone(),
+        pending: Vec::new(),
+    };
+    let ending = connection.run(&mut closed).await;
+    if !ending.closed_by_broker {
+        let reason = ending.reason.filter(|_| version.is_v5());
+        let _ = sender.send(Outbound::Close(reason));
+    }
+    // The router ignores this when it closed the connection itself (takeover, admin).
+    let _ = router
+        .send(RouterMsg::ConnectionLost {
+            session,
+            connection_id,
+            publish_will: ending.publish_will,
+            expiry_secs: ending.expiry_secs,
+        })
+        .await;
+    drop(sender);
+    let abort = writer_task.abort_handle();
+    if tokio::time::timeout(CLOSE_GRACE, writer_task)
+        .await
+        .is_err()
+    {
+        // The peer is not reading: give up on the last packets and close the socket.
+        abort.abort();
+    }
+    tracing::debug!(client_id = %client_id, "connection closed");
+}
