@@ -37,7 +37,9 @@ impl Router {
         };
         let at = later(now, delay);
         session.will = Some(will);
-        session.will_at = Some(at);
+        if let Some(earlier) = session.will_at.replace(at) {
+            self.timers.remove(&(earlier, key, TimerKind::Will));
+        }
         self.timers.insert((at, key, TimerKind::Will));
         None
     }
@@ -58,7 +60,9 @@ impl Router {
             let Some(session) = self.sessions.get_mut(&key) else {
                 continue;
             };
-            session.will_at = None;
+            if let Some(at) = session.will_at.take() {
+                self.timers.remove(&(at, key, TimerKind::Will));
+            }
             if let Some(will) = session.will.take() {
                 self.publish_will(will).await;
             }
