@@ -28,27 +28,28 @@ impl Router {
             Some(key) => {
                 // Session takeover (MQTT-3.1.4-3): the old connection is closed with 0x8E.
                 if self.sessions.get(&key).is_some_and(Session::is_connected) {
-                    let will_survives = !request.clean_start
-                        && self
-                            .sessions
-                            .get(&key)
-                            .and_then(|s| s.will.as_ref())
-                            .is_some_and(|will| {
-                                will.properties.will_delay_interval.unwrap_or(0) > 0
-                            });
-                    // The old will goes out unless the session is resumed before its will
-                    // delay has run (MQTT-3.1.3-9); a resumed session cancels it.
-                    self.close_connection(key, Some(ReasonCode::SessionTakenOver), !will_survives)
+                    // It ends without DISCONNECT, so a will without delay goes out now
+                    // (MQTT-3.1.2-8, as HiveMQ does); one with a delay is deleted, as this
+                    // new connection opens before the delay has elapsed (MQTT-3.1.3-9),
+                    // even if the old session ends with its connection.
+                    let will_delayed = self
+                        .sessions
+                        .get(&key)
+                        .and_then(|s| s.will.as_ref())
+                        .is_some_and(|will| will.properties.will_delay_interval.unwrap_or(0) > 0);
+                    self.close_connection(key, Some(ReasonCode::SessionTakenOver), !will_delayed)
                         .await;
-                    self.cancel_delayed_will(key);
                 }
+                // A new Network Connection for this Client Identifier within the Will Delay
+                // Interval deletes the will waiting for it, whatever its Clean Start: the
+                // session that Clean Start 1 ends does not publish it (MQTT-3.1.2-8,
+                // MQTT-3.1.3-9).
+                self.cancel_delayed_will(key);
                 if request.clean_start {
                     self.end_session(key).await;
                     self.new_session(request.client_id.clone(), request.protocol)
                 } else if self.sessions.contains_key(&key) {
                     session_present = true;
-                    // Reconnecting in time cancels a delayed will (MQTT-3.1.3-9).
-                    self.cancel_delayed_will(key);
                     self.cancel_expiry(key);
                     key
                 } else {
