@@ -134,7 +134,11 @@ impl Router {
         let Some(session) = self.sessions.get_mut(&key) else {
             return;
         };
-        if queued.message.has_expired() {
+        // A message with a Message Expiry Interval of 0 goes only where its delivery starts
+        // now: MQTT-3.3.2-5 drops only copies whose delivery has not started, and any copy
+        // that waits (offline, behind a full window) has expired before it could start.
+        let immediate = queued.message.expires_on_arrival();
+        if !immediate && queued.message.has_expired() {
             Metrics::add(&self.shared.metrics.messages_dropped, 1);
             return;
         }
@@ -150,7 +154,7 @@ impl Router {
             }
             return;
         }
-        if session.is_queue_full(max_queued) {
+        if session.is_queue_full(max_queued) || (immediate && !session.can_send_now()) {
             Metrics::add(&self.shared.metrics.messages_dropped, 1);
             return;
         }

@@ -65,8 +65,10 @@ impl Router {
     /// empty payload, clearing it (MQTT-3.3.1-5..-7); the store follows.
     pub(super) async fn retain(&mut self, message: &Arc<Message>) {
         let topic = message.publish.topic.clone();
-        if message.publish.payload.is_empty() {
-            // An empty retained message clears the topic and is not stored (MQTT-3.3.1-6/-7).
+        if message.publish.payload.is_empty() || message.expires_on_arrival() {
+            // An empty retained message clears the topic and is not stored (MQTT-3.3.1-6/-7);
+            // one with a Message Expiry Interval of 0 replaces the old one (MQTT-3.3.1-5)
+            // but has expired before anyone could get it (MQTT-3.3.2-5).
             if self.retained.clear(&topic)
                 && let Err(error) = self.store.set_retained(&topic, None).await
             {
