@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{ConnectRequest, Router};
+use super::{ConnectRequest, Router, store_failed};
 use crate::broker::metrics::Metrics;
 use crate::broker::session::{Connected, Outbound, Session};
 use crate::broker::subscriptions::SessionKey;
@@ -75,8 +75,16 @@ impl Router {
         let _ = request.reply.send(key);
         if session.is_persistent() {
             let record = session_record(session);
+            // The CONNACK has gone: the session works from memory and is saved again
+            // with its next subscription change.
             if let Err(error) = self.store.put_session(record).await {
-                tracing::warn!(%error, "store: cannot save session");
+                store_failed(
+                    &self.shared.metrics,
+                    &error,
+                    "save the session",
+                    Some(&request.client_id),
+                    None,
+                );
             }
         }
         // Resume: what was in flight goes again first, then the queue.
@@ -201,7 +209,13 @@ impl Router {
         // Unconditionally: the session may have been persistent earlier in its life (a v5
         // DISCONNECT can lower its expiry to 0).
         if let Err(error) = self.store.remove_session(&session.client_id).await {
-            tracing::warn!(%error, "store: cannot remove session");
+            store_failed(
+                &self.shared.metrics,
+                &error,
+                "remove the session",
+                Some(&session.client_id),
+                None,
+            );
         }
         if let Some(will) = session.will.take().filter(|_| session.will_at.is_some()) {
             self.publish_will(will).await;

@@ -33,13 +33,13 @@ use tokio::sync::{mpsc, oneshot};
 use self::lifecycle::TimerKind;
 use self::retained::RetainedMessages;
 use super::api::ClientInfo;
-use super::metrics::RateMeter;
+use super::metrics::{Metrics, RateMeter};
 use super::session::{Backlog, ConnectionInfo, ConnectionLink, Queued, Session};
 use super::shared::Shared;
 use super::subscriptions::{Match, SessionKey, SubscriptionTree};
 use crate::config::Limits;
 use crate::mqtt::{ConnAck, Packet, ProtocolVersion, ReasonCode, Will};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 /// Capacity of the router's inbox: connections wait (and stop reading their socket) when
 /// it is full, which pushes back on publishers.
@@ -194,6 +194,7 @@ impl Router {
         let snapshot = match self.store.load().await {
             Ok(snapshot) => snapshot,
             Err(error) => {
+                Metrics::add(&self.shared.metrics.store_errors, 1);
                 tracing::error!(%error, "cannot load the store; starting empty");
                 return;
             }
@@ -329,6 +330,39 @@ impl Router {
                 tracing::debug!(packet = %other.packet_type(), "router ignores packet");
             }
         }
+    }
+}
+
+/// Counts and logs a store operation that failed; `action` says what was not done.
+fn store_failed(
+    metrics: &Metrics,
+    error: &StoreError,
+    action: &str,
+    client_id: Option<&str>,
+    topic: Option<&str>,
+) {
+    Metrics::add(&metrics.store_errors, 1);
+    tracing::warn!(
+        %error,
+        client_id = client_id.unwrap_or("-"),
+        topic = topic.unwrap_or("-"),
+        "store: cannot {action}"
+    );
+}
+
+/// The v5 reason for refusing what the store could not take: 0x97 Quota exceeded when it
+/// is full, 0x80 Unspecified error otherwise (MQTT 5.0 §3.4.2.1).
+fn store_failure_reason(error: &StoreError) -> ReasonCode {
+    match error {
+        StoreError::Io(io)
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            ) =>
+        {
+            ReasonCode::QuotaExceeded
+        }
+        _ => ReasonCode::UnspecifiedError,
     }
 }
 

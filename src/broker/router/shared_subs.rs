@@ -5,7 +5,7 @@ use crate::broker::session::{Queued, Session};
 use crate::broker::subscriptions::SessionKey;
 use crate::mqtt::QoS;
 
-use super::Router;
+use super::{Router, store_failed};
 
 impl Router {
     /// A shared-subscription member left: its QoS 1 messages in flight and every queued
@@ -29,15 +29,31 @@ impl Router {
             });
             match other {
                 Some((other, subscription)) => {
-                    if persistent {
-                        let _ = self.store.remove_message(&client_id, queued.sequence).await;
-                    }
                     let moved = Queued {
                         qos: queued.message.publish.qos.min(subscription.options.qos),
                         subscription_ids: subscription.identifier.into_iter().collect(),
-                        ..queued
+                        ..queued.clone()
                     };
-                    self.deliver(other, moved).await;
+                    // Taken from this member's record only once the other member has it;
+                    // a copy the store could not give the other one stays here.
+                    if self.deliver(other, moved).await.is_err() {
+                        if let Some(session) = self.sessions.get_mut(&key) {
+                            session.queue.push_front(queued);
+                        }
+                        continue;
+                    }
+                    if persistent
+                        && let Err(error) =
+                            self.store.remove_message(&client_id, queued.sequence).await
+                    {
+                        store_failed(
+                            &self.shared.metrics,
+                            &error,
+                            "remove a message handed to another group member",
+                            Some(&client_id),
+                            Some(queued.message.topic()),
+                        );
+                    }
                 }
                 None => {
                     // Nobody else to take it: it waits for this member.

@@ -83,9 +83,17 @@ impl Router {
             payload: will.payload,
         };
         let message = Arc::new(Message::arrived(publish));
-        if message.publish.retain {
-            self.retain(&message).await;
+        // Nobody is waiting for an answer: a will the store cannot keep (retained, or
+        // queued for a persistent session) is logged and counted where it failed, and
+        // goes to everyone else.
+        if message.publish.retain && self.retain(&message).await.is_err() {
+            tracing::warn!(topic = message.topic(), "will not retained: store failed");
         }
-        self.route(&message, None).await;
+        if self.route(&message, None).await.is_err() {
+            tracing::warn!(
+                topic = message.topic(),
+                "will not queued for every subscriber"
+            );
+        }
     }
 }
