@@ -9,6 +9,7 @@
 //! - [`delivery`]: routing a PUBLISH, delivering, the inflight window and acknowledgements;
 //! - [`subscribe`]: SUBSCRIBE and UNSUBSCRIBE;
 //! - [`retained`]: the retained messages;
+//! - [`retained_sweep`]: purging expired retained messages from the one-second tick;
 //! - [`shared_subs`]: handing a leaving member's shared-subscription messages to another;
 //! - [`admin`]: the client list, the gauges and `$SYS`.
 
@@ -16,6 +17,7 @@ mod admin;
 mod delivery;
 mod lifecycle;
 mod retained;
+mod retained_sweep;
 mod shared_subs;
 mod subscribe;
 #[cfg(test)]
@@ -32,6 +34,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use self::lifecycle::TimerKind;
 use self::retained::RetainedMessages;
+use self::retained_sweep::SweepSchedule;
 use super::api::ClientInfo;
 use super::metrics::{Metrics, RateMeter};
 use super::session::{Backlog, ConnectionInfo, ConnectionLink, Queued, Session};
@@ -120,6 +123,8 @@ pub struct Router {
     next_session_key: SessionKey,
     tree: SubscriptionTree,
     retained: RetainedMessages,
+    /// When expired retained messages are next worth a sweep.
+    retained_sweep: SweepSchedule,
     timers: BTreeSet<(Instant, SessionKey, TimerKind)>,
     /// Reused for every PUBLISH so that matching allocates nothing per subscriber.
     scratch: Vec<Match>,
@@ -144,6 +149,7 @@ impl Router {
             next_session_key: 1,
             tree: SubscriptionTree::default(),
             retained: RetainedMessages::default(),
+            retained_sweep: SweepSchedule::new(Instant::now()),
             timers: BTreeSet::new(),
             scratch: Vec::new(),
             congested: None,
@@ -178,6 +184,7 @@ impl Router {
                 _ = sleep_until(next_timer), if next_timer.is_some() => self.fire_timers().await,
                 _ = second.tick() => {
                     rates.update(&self.shared.metrics);
+                    self.sweep_expired_retained(Instant::now());
                     if let Some(interval) = self.sys_interval
                         && last_sys.is_none_or(|at| at.elapsed() + Duration::from_millis(50) >= interval)
                     {
@@ -202,6 +209,7 @@ impl Router {
         let now = Instant::now();
         for message in snapshot.retained {
             if !message.is_expired(now) {
+                self.retained_sweep.note(message.expires_at);
                 self.retained.set(message);
             }
         }

@@ -79,6 +79,7 @@ impl Router {
         } else {
             let stored = self.store.set_retained(&topic, Some(message.clone())).await;
             if stored.is_ok() {
+                self.retained_sweep.note(message.expires_at);
                 self.retained.set(message.clone());
             }
             stored
