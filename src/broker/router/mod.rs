@@ -224,6 +224,9 @@ impl Router {
                 self.tree.insert(filter, key, *subscription);
             }
             for item in queued {
+                // New messages are numbered after it, or they would take (and overwrite in
+                // the store) the records of restored ones.
+                session.restored_sequence(item.sequence);
                 session.queue.push_back(Queued {
                     sequence: item.sequence,
                     message: item.message,
