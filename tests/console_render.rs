@@ -70,6 +70,7 @@ fn stats(second: u64) -> StatsSnapshot {
         messages_sent: 2400 + second * 20,
         messages_retained: 5,
         messages_dropped: 0,
+        store_errors: 0,
         bytes_received: 0,
         bytes_sent: 0,
         messages_received_per_sec: ((second * 7) % 13) as f64,

@@ -84,6 +84,7 @@ impl BrokerHandle {
             messages_sent: Metrics::get(&m.messages_sent),
             messages_retained: Metrics::get(&m.retained),
             messages_dropped: Metrics::get(&m.messages_dropped),
+            store_errors: Metrics::get(&m.store_errors),
             bytes_received: Metrics::get(&m.bytes_received),
             bytes_sent: Metrics::get(&m.bytes_sent),
             messages_received_per_sec: Metrics::rate(&m.received_per_sec),

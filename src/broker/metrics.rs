@@ -17,6 +17,8 @@ pub struct Metrics {
     pub messages_received: AtomicU64,
     pub messages_sent: AtomicU64,
     pub messages_dropped: AtomicU64,
+    /// Store operations that failed (a write not made durable, a record not removed).
+    pub store_errors: AtomicU64,
     pub bytes_received: AtomicU64,
     pub bytes_sent: AtomicU64,
     /// f64 bits of the per-second rates, refreshed once a second by the router.

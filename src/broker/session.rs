@@ -119,6 +119,11 @@ impl Session {
         sequence
     }
 
+    /// A message numbered `sequence` was restored from the store: later ones come after it.
+    pub fn restored_sequence(&mut self, sequence: u64) {
+        self.next_sequence = self.next_sequence.max(sequence.saturating_add(1));
+    }
+
     /// A packet id not used by any message in flight (MQTT-2.2.1-3 / MQTT-2.3.1-2).
     pub fn allocate_packet_id(&mut self) -> Option<u16> {
         for _ in 0..u16::MAX {

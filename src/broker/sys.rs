@@ -41,6 +41,7 @@ pub fn values(shared: &Shared) -> Vec<(String, String)> {
             "$SYS/broker/messages/dropped".into(),
             count(&m.messages_dropped),
         ),
+        ("$SYS/broker/store/errors".into(), count(&m.store_errors)),
         (
             "$SYS/broker/bytes/received".into(),
             count(&m.bytes_received),

@@ -10,10 +10,11 @@ use std::time::Instant;
 
 use foldhash::{HashMap, HashMapExt};
 
-use super::Router;
+use super::{Router, store_failed};
 use crate::broker::message::Message;
 use crate::broker::metrics::Metrics;
 use crate::broker::subscriptions::filter_matches;
+use crate::store::StoreError;
 
 /// The retained message of each topic that has one.
 #[derive(Debug)]
@@ -62,23 +63,38 @@ impl RetainedMessages {
 
 impl Router {
     /// A PUBLISH with RETAIN set: stored, replacing the topic's earlier one, or, with an
-    /// empty payload, clearing it (MQTT-3.3.1-5..-7); the store follows.
-    pub(super) async fn retain(&mut self, message: &Arc<Message>) {
+    /// empty payload, clearing it (MQTT-3.3.1-5..-7); the store follows. A message the
+    /// store cannot keep does not replace the one it holds, and the error is returned.
+    pub(super) async fn retain(&mut self, message: &Arc<Message>) -> Result<(), StoreError> {
         let topic = message.publish.topic.clone();
-        if message.publish.payload.is_empty() {
-            // An empty retained message clears the topic and is not stored (MQTT-3.3.1-6/-7).
-            if self.retained.clear(&topic)
-                && let Err(error) = self.store.set_retained(&topic, None).await
-            {
-                tracing::warn!(%error, "store: cannot clear retained message");
+        let result = if message.publish.payload.is_empty() || message.expires_on_arrival() {
+            // An empty retained message clears the topic and is not stored (MQTT-3.3.1-6/-7);
+            // one with a Message Expiry Interval of 0 replaces the old one (MQTT-3.3.1-5)
+            // but has expired before anyone could get it (MQTT-3.3.2-5).
+            if self.retained.clear(&topic) {
+                self.store.set_retained(&topic, None).await
+            } else {
+                Ok(())
             }
         } else {
-            self.retained.set(message.clone());
-            if let Err(error) = self.store.set_retained(&topic, Some(message.clone())).await {
-                tracing::warn!(%error, "store: cannot save retained message");
+            let stored = self.store.set_retained(&topic, Some(message.clone())).await;
+            if stored.is_ok() {
+                self.retained_sweep.note(message.expires_at);
+                self.retained.set(message.clone());
             }
+            stored
+        };
+        if let Err(error) = &result {
+            store_failed(
+                &self.shared.metrics,
+                error,
+                "keep the retained message",
+                None,
+                Some(&topic),
+            );
         }
         Metrics::set(&self.shared.metrics.retained, self.retained.len() as u64);
+        result
     }
 }
 

@@ -4,11 +4,11 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::Router;
 use super::lifecycle::session_record;
+use super::{Router, store_failed};
 use crate::broker::message::Message;
-use crate::broker::session::Queued;
-use crate::broker::subscriptions::{FilterRef, SessionKey, Subscription};
+use crate::broker::session::{Queued, Session};
+use crate::broker::subscriptions::{FilterRef, SessionKey, Subscription, SubscriptionTree};
 use crate::mqtt::{
     Packet, Properties, QoS, ReasonCode, RetainHandling, SubAck, Subscribe, UnsubAck, Unsubscribe,
     topic,
@@ -37,6 +37,8 @@ impl Router {
         };
         let mut reasons = Vec::with_capacity(subscribe.filters.len());
         let mut retained_to_send: Vec<(Arc<Message>, Subscription)> = Vec::new();
+        // What each accepted filter replaced, to undo it if the store cannot keep it.
+        let mut changes: Vec<SubscriptionChange> = Vec::new();
         for request in &subscribe.filters {
             let parsed = FilterRef::parse(&request.filter);
             if !topic::is_valid_topic_filter_within(&request.filter, self.limits.max_topic_levels) {
@@ -48,9 +50,14 @@ impl Router {
                 identifier,
             };
             let existed = self.tree.insert(&request.filter, key, subscription);
-            session
+            let before = session
                 .subscriptions
                 .insert(request.filter.clone(), subscription);
+            changes.push(SubscriptionChange {
+                filter: request.filter.clone(),
+                before,
+                reason_index: reasons.len(),
+            });
             reasons.push(match request.options.qos {
                 QoS::AtMostOnce => ReasonCode::Success,
                 QoS::AtLeastOnce => ReasonCode::GrantedQoS1,
@@ -70,15 +77,31 @@ impl Router {
                 }
             }
         }
+        // The SUBACK follows the store: a subscription a persistent session could not keep
+        // is refused with 0x80 (MQTT 5.0 §3.9.3 Unspecified error; MQTT 3.1.1 §3.9.3
+        // Failure) and undone, so that the broker has exactly what it acknowledged.
+        if session.is_persistent()
+            && !changes.is_empty()
+            && let Err(error) = self.store.put_session(session_record(session)).await
+        {
+            store_failed(
+                &self.shared.metrics,
+                &error,
+                "save the subscriptions; refused",
+                Some(&session.client_id),
+                changes.first().map(|c| c.filter.as_str()),
+            );
+            for change in changes.into_iter().rev() {
+                reasons[change.reason_index] = ReasonCode::UnspecifiedError;
+                change.undo(&mut self.tree, session, key);
+            }
+            retained_to_send.clear();
+        }
         session.send_packet(Packet::SubAck(SubAck {
             packet_id: subscribe.packet_id,
             properties: Properties::default(),
             reasons,
         }));
-        if session.is_persistent() {
-            let record = session_record(session);
-            let _ = self.store.put_session(record).await;
-        }
         for (message, subscription) in retained_to_send {
             let queued = Queued {
                 sequence: 0,
@@ -89,7 +112,11 @@ impl Router {
                 share: None,
                 message,
             };
-            self.deliver(key, queued).await;
+            // A copy the store could not keep is dropped (`deliver` logged and counted it);
+            // the subscription itself stands.
+            if let Err(error) = self.deliver(key, queued).await {
+                tracing::debug!(%error, "retained message not sent to a new subscription");
+            }
         }
         self.update_gauges();
     }
@@ -99,26 +126,77 @@ impl Router {
             return;
         };
         let mut reasons = Vec::with_capacity(unsubscribe.filters.len());
+        let mut changes: Vec<SubscriptionChange> = Vec::new();
         for filter in &unsubscribe.filters {
-            let existed = session.subscriptions.remove(filter).is_some();
-            if existed {
+            let before = session.subscriptions.remove(filter);
+            if before.is_some() {
                 self.tree.remove(filter, key);
+                changes.push(SubscriptionChange {
+                    filter: filter.clone(),
+                    before,
+                    reason_index: reasons.len(),
+                });
             }
-            reasons.push(if existed {
+            reasons.push(if before.is_some() {
                 ReasonCode::Success
             } else {
                 ReasonCode::NoSubscriptionExisted
             });
+        }
+        // As for SUBSCRIBE: what the store could not keep is undone and not acknowledged.
+        // v5 says so with 0x80 (MQTT 5.0 §3.11.3); a 3.1.1 UNSUBACK has no reason codes and
+        // may not be withheld (MQTT-3.10.4-4), so the connection is closed instead, as for
+        // a PUBLISH (MQTT-3.3.5-2).
+        if session.is_persistent()
+            && !changes.is_empty()
+            && let Err(error) = self.store.put_session(session_record(session)).await
+        {
+            store_failed(
+                &self.shared.metrics,
+                &error,
+                "save the unsubscription; refused",
+                Some(&session.client_id),
+                changes.first().map(|c| c.filter.as_str()),
+            );
+            for change in changes.into_iter().rev() {
+                reasons[change.reason_index] = ReasonCode::UnspecifiedError;
+                change.undo(&mut self.tree, session, key);
+            }
+            if !session.protocol.is_v5() {
+                self.close_connection(key, None, true).await;
+                return;
+            }
         }
         session.send_packet(Packet::UnsubAck(UnsubAck {
             packet_id: unsubscribe.packet_id,
             properties: Properties::default(),
             reasons,
         }));
-        if session.is_persistent() {
-            let record = session_record(session);
-            let _ = self.store.put_session(record).await;
-        }
         self.update_gauges();
+    }
+}
+
+/// One filter a SUBSCRIBE or UNSUBSCRIBE changed, with what it replaced.
+struct SubscriptionChange {
+    filter: String,
+    /// The session's subscription for the filter before the change, if it had one.
+    before: Option<Subscription>,
+    /// Where its reason code is in the acknowledgement.
+    reason_index: usize,
+}
+
+impl SubscriptionChange {
+    /// Puts the filter back as it was, in the tree and in the session's list.
+    fn undo(self, tree: &mut SubscriptionTree, session: &mut Session, key: SessionKey) {
+        match self.before {
+            Some(subscription) => {
+                tree.insert(&self.filter, key, subscription);
+                session.subscriptions.insert(self.filter, subscription);
+            }
+            None => {
+                tree.remove(&self.filter, key);
+                session.subscriptions.remove(&self.filter);
+            }
+        }
     }
 }
