@@ -5,11 +5,12 @@
 //! - [`config`]: the RON configuration, its validation and its diff;
 //! - [`broker`]: the tokio actor system behind [`broker::BrokerHandle`];
 //! - [`store`]: the `Store` trait that session state and retained messages go through;
-//! - [`console`]: the ratatui administration console;
-//! - [`bench`]: `roost bench`, a load generator and the comparison with Mosquitto.
+//! - [`console`]: the ratatui administration console.
+//!
+//! The load generator, `roost-bench` (`src/bin/roost-bench/`), is a separate binary on top of
+//! [`mqtt`]; it is not part of this library.
 #![forbid(unsafe_code)]
 
-pub mod bench;
 pub mod broker;
 pub mod config;
 pub mod console;

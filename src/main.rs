@@ -52,11 +52,6 @@ enum Command {
         #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
         threads: u16,
     },
-    /// Measure a broker's throughput, latency, loss and CPU cost.
-    Bench {
-        #[command(subcommand)]
-        command: roost::bench::BenchCommand,
-    },
     /// Work with configuration files.
     Config {
         #[command(subcommand)]
@@ -122,10 +117,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let config = headless_config(cli.config.as_deref(), &overrides)?;
             serve_runtime(threads)?.block_on(serve(config))?;
-            Ok(())
-        }
-        Some(Command::Bench { command }) => {
-            runtime()?.block_on(roost::bench::run_command(command))?;
             Ok(())
         }
         None => {
