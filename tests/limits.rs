@@ -22,8 +22,13 @@ async fn connections_above_the_maximum_are_refused_as_server_busy() {
     let connack = d.connect(connect(ProtocolVersion::V3_1_1, "d")).await;
     assert_eq!(connack.reason.to_v3_connack_code(), 0x03);
     drop(_a);
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let _e = broker.connected(ProtocolVersion::V5, "e").await;
+    // Once the broker has closed a's socket (and those it refused), there is room again.
+    eventually("a connection admitted after one closed", || async {
+        let mut e = broker.raw(ProtocolVersion::V5).await;
+        let connack = e.connect(connect(ProtocolVersion::V5, "e")).await;
+        connack.reason == ReasonCode::Success
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -41,11 +46,9 @@ async fn a_subscriber_that_stops_reading_loses_qos0_messages_not_the_broker() {
         p.publish(publish("flood", &payload, QoS::AtMostOnce, None))
             .await;
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while broker.handle.stats().messages_dropped == 0 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(broker.handle.stats().messages_dropped > 0);
+    broker
+        .wait_stats("QoS 0 messages dropped", |s| s.messages_dropped > 0)
+        .await;
     p.publish(publish("other", "still here", QoS::AtMostOnce, None))
         .await;
     assert_eq!(&healthy.recv_publish().await.payload[..], b"still here");
@@ -70,8 +73,10 @@ async fn a_subscriber_that_stopped_reading_does_not_throttle_publishers_for_long
             assert_eq!(p.recv().await, Some(roost::mqtt::Packet::PingResp));
         }
     }
+    // Generous for a loaded machine, and still far below what pausing for the throttle
+    // limit (0.5 s) more than a few times over 30 000 messages would take.
     assert!(
-        started.elapsed() < Duration::from_secs(10),
+        started.elapsed() < Duration::from_secs(30),
         "{:?}",
         started.elapsed()
     );
