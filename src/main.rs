@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use roost::broker::BrokerHandle;
 use roost::config::{Config, StorageMode, default_config_text};
 use roost::headless::{ServeOverrides, headless_config, serve};
 
@@ -51,11 +52,6 @@ enum Command {
         /// per message than several threads do on small machines.
         #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
         threads: u16,
-    },
-    /// Measure a broker's throughput, latency, loss and CPU cost.
-    Bench {
-        #[command(subcommand)]
-        command: roost::bench::BenchCommand,
     },
     /// Work with configuration files.
     Config {
@@ -124,19 +120,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             serve_runtime(threads)?.block_on(serve(config))?;
             Ok(())
         }
-        Some(Command::Bench { command }) => {
-            runtime()?.block_on(roost::bench::run_command(command))?;
-            Ok(())
-        }
         None => {
             let options = roost::console::ConsoleOptions {
                 config_path: cli.config.unwrap_or_else(|| PathBuf::from("roost.ron")),
                 theme: cli.theme,
             };
-            runtime()?.block_on(roost::console::run(options))?;
+            runtime()?.block_on(console_with_broker(options))?;
             Ok(())
         }
     }
+}
+
+/// The console over a broker this process starts: the console applies the configuration, and
+/// the broker is shut down here, where it was started, however the console ends.
+async fn console_with_broker(
+    options: roost::console::ConsoleOptions,
+) -> Result<(), roost::console::ConsoleError> {
+    let broker = BrokerHandle::spawn();
+    let result = roost::console::run(options, &broker).await;
+    broker.shutdown().await;
+    result
 }
 
 /// The error and its causes on one line, leaving out causes the message already quotes

@@ -29,20 +29,6 @@ fn raise_open_file_limit(needed: u64) {
     );
 }
 
-/// Polls `condition` until it holds or `within` has passed; returns whether it held.
-async fn eventually(within: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    loop {
-        if condition() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 /// A QoS 1 PUBLISH to a topic the client subscribed to comes back, and is acknowledged:
 /// proof that the client's connection and the router work.
 async fn qos1_round_trip(client: &mut RawClient, topic: &str, packet_id: u16) {
@@ -210,14 +196,11 @@ async fn silent_sockets_are_closed_by_the_connect_timeout() {
     for _ in 0..SILENT {
         silent.push(TcpStream::connect(broker.addr).await.expect("connect"));
     }
-    assert!(
-        eventually(Duration::from_secs(10), || {
-            broker.handle.stats().connections == SILENT as u64 + 1
+    broker
+        .wait_stats("every silent socket accepted", |s| {
+            s.connections == SILENT as u64 + 1
         })
-        .await,
-        "the broker accepted {} of {SILENT} sockets",
-        broker.handle.stats().connections - 1
-    );
+        .await;
     qos1_round_trip(&mut steady, "steady/echo", 1).await;
 
     // Every silent socket is closed (end of stream), none before the connect timeout.
@@ -231,13 +214,11 @@ async fn silent_sockets_are_closed_by_the_connect_timeout() {
         }
     }
     assert!(opened.elapsed() >= Duration::from_secs(2));
-    assert!(
-        eventually(Duration::from_secs(5), || broker.handle.stats().connections
-            == 1)
-        .await,
-        "{} connections open, only the steady client should be",
-        broker.handle.stats().connections
-    );
+    broker
+        .wait_stats("only the steady client's connection left", |s| {
+            s.connections == 1
+        })
+        .await;
     assert_eq!(broker.handle.stats().connections_refused, 0);
     qos1_round_trip(&mut steady, "steady/echo", 2).await;
 }

@@ -43,20 +43,17 @@ async fn connections_above_the_maximum_are_refused_as_server_busy() {
 
     // A closed connection frees its slot for the next client.
     drop(a);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
+    eventually("a connection admitted after one closed", || async {
         let mut e = broker.raw(ProtocolVersion::V5).await;
         let connack = e.connect(connect(ProtocolVersion::V5, "e")).await;
-        if connack.reason == ReasonCode::Success {
-            break;
-        }
-        assert_eq!(connack.reason, ReasonCode::ServerBusy);
         assert!(
-            tokio::time::Instant::now() < deadline,
-            "a's slot never freed"
+            matches!(connack.reason, ReasonCode::Success | ReasonCode::ServerBusy),
+            "{:?}",
+            connack.reason
         );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        connack.reason == ReasonCode::Success
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -91,10 +88,9 @@ async fn an_applied_connection_limit_takes_effect_for_new_connections() {
     }
     // Two open, limit one: closing b still leaves the count at the limit.
     drop(b);
-    assert!(
-        poll_until(|| broker.handle.stats().connections == 1).await,
-        "b's connection did not close"
-    );
+    broker
+        .wait_stats("b's connection closed", |s| s.connections == 1)
+        .await;
     let mut refused = broker.raw(ProtocolVersion::V5).await;
     let connack = refused.connect(connect(ProtocolVersion::V5, "d")).await;
     assert_eq!(connack.reason, ReasonCode::ServerBusy);
@@ -107,18 +103,6 @@ async fn an_applied_connection_limit_takes_effect_for_new_connections() {
     let connack = refused.connect(connect(ProtocolVersion::V3_1_1, "g")).await;
     assert_eq!(connack.reason.to_v3_connack_code(), 0x03);
     assert_eq!(broker.handle.stats().connections_refused, 3);
-}
-
-/// Polls `condition` for up to 10 s.
-async fn poll_until(mut condition: impl FnMut() -> bool) -> bool {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !condition() {
-        if tokio::time::Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    true
 }
 
 #[tokio::test]
@@ -136,11 +120,9 @@ async fn a_subscriber_that_stops_reading_loses_qos0_messages_not_the_broker() {
         p.publish(publish("flood", &payload, QoS::AtMostOnce, None))
             .await;
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while broker.handle.stats().messages_dropped == 0 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(broker.handle.stats().messages_dropped > 0);
+    broker
+        .wait_stats("QoS 0 messages dropped", |s| s.messages_dropped > 0)
+        .await;
     p.publish(publish("other", "still here", QoS::AtMostOnce, None))
         .await;
     assert_eq!(&healthy.recv_publish().await.payload[..], b"still here");
@@ -165,8 +147,10 @@ async fn a_subscriber_that_stopped_reading_does_not_throttle_publishers_for_long
             assert_eq!(p.recv().await, Some(roost::mqtt::Packet::PingResp));
         }
     }
+    // Generous for a loaded machine, and still far below what pausing for the throttle
+    // limit (0.5 s) more than a few times over 30 000 messages would take.
     assert!(
-        started.elapsed() < Duration::from_secs(10),
+        started.elapsed() < Duration::from_secs(30),
         "{:?}",
         started.elapsed()
     );

@@ -75,6 +75,7 @@ impl LatencyHistogram {
         self.max = self.max.max(other.max);
     }
 
+    #[cfg(test)]
     pub fn count(&self) -> u64 {
         self.total
     }
@@ -83,6 +84,7 @@ impl LatencyHistogram {
         self.max
     }
 
+    #[cfg(test)]
     pub fn mean(&self) -> Option<u64> {
         (self.total > 0).then(|| (self.sum / u128::from(self.total)) as u64)
     }
