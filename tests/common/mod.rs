@@ -16,6 +16,8 @@ use roost::mqtt::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+pub mod child;
+
 pub const WAIT: Duration = Duration::from_secs(3);
 
 pub struct TestBroker {

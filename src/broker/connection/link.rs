@@ -166,23 +166,49 @@ impl Throttle {
     }
 }
 
-/// The router's line to one connection's writer. The channel is unbounded, but every kind
-/// of item on it is bounded elsewhere: QoS 1/2 deliveries by the inflight window, QoS 0
-/// deliveries by the [`Backlog`] limits, control packets by the client's own requests (each
-/// answers one inbound packet, and inbound reading waits on the router's bounded channel).
+/// A line to one connection's writer, held by the router and by the connection's own reader.
+/// It is the only way in: every item counts in the [`Backlog`] when sent and is uncounted
+/// when the writer takes it through the [`Outbox`], so the count never drifts (a PINGRESP
+/// sent around it once made the count underflow, and QoS 0 delivery stopped for good).
+///
+/// The channel is unbounded, but every kind of item on it is bounded elsewhere: QoS 1/2
+/// deliveries by the inflight window, QoS 0 deliveries by the [`Backlog`] limits, control
+/// packets by the client's own requests (each answers one inbound packet, and inbound
+/// reading waits on the router's bounded channel).
 #[derive(Debug, Clone)]
 pub struct ConnectionLink {
     pub connection_id: u64,
-    pub sender: mpsc::UnboundedSender<Outbound>,
+    sender: mpsc::UnboundedSender<Outbound>,
     pub backlog: Arc<Backlog>,
     /// Set by the router when this client's messages feed a congested backlog.
     pub throttle: Arc<Throttle>,
 }
 
 impl ConnectionLink {
+    /// A link and the writer's end of it.
+    pub fn new(connection_id: u64) -> (ConnectionLink, Outbox) {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let backlog = Arc::new(Backlog::default());
+        let link = ConnectionLink {
+            connection_id,
+            sender,
+            backlog: backlog.clone(),
+            throttle: Arc::new(Throttle::default()),
+        };
+        (link, Outbox { receiver, backlog })
+    }
+
+    /// Queues `item` for the writer; false when the writer has ended.
     pub fn send(&self, item: Outbound) -> bool {
         self.backlog.items.fetch_add(1, Relaxed);
-        self.sender.send(item).is_ok()
+        match self.sender.send(item) {
+            Ok(()) => true,
+            Err(mpsc::error::SendError(item)) => {
+                // Never reaches the writer, so never counted out there.
+                self.backlog.taken(&item);
+                false
+            }
+        }
     }
 
     /// Sends a QoS 0 delivery unless the writer is too far behind; false means dropped.
@@ -194,6 +220,29 @@ impl ConnectionLink {
             .qos0_bytes
             .fetch_add(delivery.message.publish.payload.len(), Relaxed);
         self.send(Outbound::Publish(delivery))
+    }
+}
+
+/// The writer's end of a [`ConnectionLink`]: taking an item uncounts it from the backlog.
+#[derive(Debug)]
+pub struct Outbox {
+    receiver: mpsc::UnboundedReceiver<Outbound>,
+    backlog: Arc<Backlog>,
+}
+
+impl Outbox {
+    /// The next item; `None` once every link is dropped and the queue is empty.
+    pub async fn recv(&mut self) -> Option<Outbound> {
+        let item = self.receiver.recv().await?;
+        self.backlog.taken(&item);
+        Some(item)
+    }
+
+    /// The next item if one is queued.
+    pub fn try_recv(&mut self) -> Option<Outbound> {
+        let item = self.receiver.try_recv().ok()?;
+        self.backlog.taken(&item);
+        Some(item)
     }
 }
 
@@ -227,15 +276,8 @@ mod tests {
         })
     }
 
-    fn link() -> (ConnectionLink, mpsc::UnboundedReceiver<Outbound>) {
-        let (sender, receiver) = mpsc::unbounded_channel();
-        let link = ConnectionLink {
-            connection_id: 1,
-            sender,
-            backlog: Arc::new(Backlog::default()),
-            throttle: Arc::new(Throttle::default()),
-        };
-        (link, receiver)
+    fn link() -> (ConnectionLink, Outbox) {
+        ConnectionLink::new(1)
     }
 
     fn fill(link: &ConnectionLink, n: usize) {
@@ -262,8 +304,7 @@ mod tests {
         });
         tokio::task::yield_now().await;
         for _ in 0..(BACKLOG_HIGH - BACKLOG_LOW) {
-            let item = receiver.try_recv().unwrap();
-            link.backlog.taken(&item);
+            receiver.try_recv().expect("queued");
         }
         tokio::time::timeout(Duration::from_secs(1), waiter)
             .await
@@ -280,8 +321,7 @@ mod tests {
         link.backlog.wait_drained(Duration::from_millis(20)).await;
         assert!(!link.backlog.is_congested(), "stalled: throttles no one");
         for _ in 0..(BACKLOG_HIGH - BACKLOG_LOW) {
-            let item = receiver.try_recv().unwrap();
-            link.backlog.taken(&item);
+            receiver.try_recv().expect("queued");
         }
         fill(&link, BACKLOG_HIGH - BACKLOG_LOW);
         assert!(
@@ -302,6 +342,37 @@ mod tests {
             !link.backlog.is_congested(),
             "given up on: throttles no one"
         );
+    }
+
+    /// Everything the writer takes was counted in: a PINGRESP from the reader among QoS 0
+    /// deliveries leaves the backlog empty once the writer has taken all, and QoS 0 still
+    /// has room.
+    #[test]
+    fn every_item_sent_is_counted_in_and_out() {
+        let (link, mut outbox) = link();
+        let reader = link.clone();
+        fill(&link, 2);
+        assert!(reader.send(Outbound::Packet(Box::new(Packet::PingResp))));
+        assert!(link.send(Outbound::Ack(Ack::success(AckKind::PubAck, 1))));
+        assert_eq!(link.backlog.items.load(Relaxed), 4);
+        while outbox.try_recv().is_some() {}
+        assert_eq!(link.backlog.items.load(Relaxed), 0);
+        assert_eq!(link.backlog.qos0_bytes.load(Relaxed), 0);
+        assert!(link.backlog.has_room_for_qos0());
+        fill(&link, 1);
+    }
+
+    #[test]
+    fn an_item_sent_to_an_ended_writer_is_not_counted() {
+        let (link, outbox) = link();
+        drop(outbox);
+        assert!(!link.send(Outbound::Packet(Box::new(Packet::PingResp))));
+        let Outbound::Publish(delivery) = qos0() else {
+            unreachable!()
+        };
+        assert!(!link.try_send_qos0(delivery));
+        assert_eq!(link.backlog.items.load(Relaxed), 0);
+        assert_eq!(link.backlog.qos0_bytes.load(Relaxed), 0);
     }
 
     #[test]

@@ -26,7 +26,7 @@ use tracing::Instrument;
 
 use self::aliases::{InboundAliases, OutboundAliases};
 use self::handshake::{ConnectFailure, Negotiated, admit, fits, read_connect, refuse};
-use self::link::{Backlog, ConnectionLink, Outbound, Throttle};
+use self::link::{ConnectionLink, Outbound};
 use self::reader::Reader;
 use self::writer::Writer;
 use super::api::{Direction, ListenerKind};
@@ -171,23 +171,14 @@ pub async fn run<S: ByteStream>(
     }
 
     let connection_id = shared.next_connection_id();
-    let (sender, receiver) = mpsc::unbounded_channel();
-    let backlog = Arc::new(Backlog::default());
-    let throttle = Arc::new(Throttle::default());
+    let (link, outbox) = ConnectionLink::new(connection_id);
     let unacknowledged_qos1 = Arc::new(AtomicUsize::new(0));
-    let link = ConnectionLink {
-        connection_id,
-        sender: sender.clone(),
-        backlog: backlog.clone(),
-        throttle: throttle.clone(),
-    };
     let (writer_ended, mut closed) = oneshot::channel::<()>();
     let (attached_tx, attached_rx) = oneshot::channel();
     let writer_task = tokio::spawn(
         Writer {
             out: writer,
-            receiver,
-            backlog,
+            outbox,
             version,
             max_packet_size: negotiated.client_max_packet_size,
             aliases: OutboundAliases::new(negotiated.client_topic_alias_max),
@@ -213,7 +204,7 @@ pub async fn run<S: ByteStream>(
         expiry_secs: negotiated.expiry_secs,
         will: connect.will.clone(),
         window: negotiated.window,
-        link,
+        link: link.clone(),
         info: ConnectionInfo {
             address,
             listener,
@@ -234,7 +225,7 @@ pub async fn run<S: ByteStream>(
         None
     };
     let Some(session) = session else {
-        let _ = sender.send(Outbound::Close(Some(ReasonCode::ServerUnavailable)));
+        link.send(Outbound::Close(Some(ReasonCode::ServerUnavailable)));
         let _ = tokio::time::timeout(CLOSE_GRACE, writer_task).await;
         return;
     };
@@ -251,19 +242,18 @@ pub async fn run<S: ByteStream>(
         aliases: InboundAliases::default(),
         unacknowledged_qos1,
         unreleased_qos2: HashSet::new(),
-        throttle,
         shared: shared.clone(),
         client_id: client_id.clone(),
         router: router.clone(),
         session,
         connection_id,
-        sender: sender.clone(),
+        link: link.clone(),
         pending: Vec::new(),
     };
     let ending = connection.run(&mut closed).await;
     if !ending.closed_by_broker {
         let reason = ending.reason.filter(|_| version.is_v5());
-        let _ = sender.send(Outbound::Close(reason));
+        link.send(Outbound::Close(reason));
     }
     // The router ignores this when it closed the connection itself (takeover, admin).
     let _ = router
@@ -274,7 +264,7 @@ pub async fn run<S: ByteStream>(
             expiry_secs: ending.expiry_secs,
         })
         .await;
-    drop(sender);
+    drop(link);
     let abort = writer_task.abort_handle();
     if tokio::time::timeout(CLOSE_GRACE, writer_task)
         .await

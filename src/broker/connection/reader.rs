@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, ReadHalf};
 use tokio::sync::{mpsc, oneshot};
 
 use super::aliases::InboundAliases;
-use super::link::{Outbound, Throttle};
+use super::link::{ConnectionLink, Outbound};
 use super::{ByteStream, Ending, READ_CHUNK};
 use crate::broker::api::Direction;
 use crate::broker::metrics::Metrics;
@@ -41,14 +41,14 @@ pub(super) struct Reader<R> {
     /// starts afresh on every network connection. Bounded: exceeding our Receive Maximum ends
     /// the connection.
     pub(super) unreleased_qos2: HashSet<u16>,
-    /// Backpressure from a congested subscriber (see [`Backlog`]).
-    pub(super) throttle: Arc<Throttle>,
     pub(super) shared: Arc<Shared>,
     pub(super) client_id: Arc<str>,
     pub(super) router: mpsc::Sender<RouterMsg>,
     pub(super) session: SessionKey,
     pub(super) connection_id: u64,
-    pub(super) sender: mpsc::UnboundedSender<Outbound>,
+    /// This connection's line to its writer (the same as the router's): the reader answers
+    /// PINGREQ through it. Its throttle is the backpressure from a congested subscriber.
+    pub(super) link: ConnectionLink,
     /// Packets decoded from the current read, sent to the router together (in order) before
     /// the next read, before anything the reader handles itself ends the connection, or when
     /// [`FORWARD_BATCH`] of them are waiting.
@@ -123,7 +123,7 @@ impl<R: ByteStream> Reader<R> {
             if let Step::End(ending) = self.flush_pending().await {
                 return ending;
             }
-            if let Some(backlog) = self.throttle.take() {
+            if let Some(backlog) = self.link.throttle.take() {
                 // Our messages feed a subscriber that is behind: read no more until it has
                 // caught up (bounded, so a stuck subscriber cannot stall us for long).
                 backlog.wait_drained(THROTTLE_LIMIT).await;
@@ -188,9 +188,7 @@ impl<R: ByteStream> Reader<R> {
         }
         match packet {
             Packet::PingReq => {
-                let _ = self
-                    .sender
-                    .send(Outbound::Packet(Box::new(Packet::PingResp)));
+                self.link.send(Outbound::Packet(Box::new(Packet::PingResp)));
                 Step::Continue
             }
             Packet::Publish(publish) => match self.resolve_topic(publish) {

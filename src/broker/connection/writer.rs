@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::ByteStream;
 use super::aliases::OutboundAliases;
-use super::link::{Backlog, Outbound};
+use super::link::{Outbound, Outbox};
 use crate::broker::api::Direction;
 use crate::broker::message::Delivery;
 use crate::broker::metrics::Metrics;
@@ -31,8 +31,7 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub(super) struct Writer<W> {
     pub(super) out: WriteHalf<W>,
-    pub(super) receiver: mpsc::UnboundedReceiver<Outbound>,
-    pub(super) backlog: Arc<Backlog>,
+    pub(super) outbox: Outbox,
     pub(super) version: ProtocolVersion,
     /// The client's Maximum Packet Size (MQTT-3.1.2-24/-25).
     pub(super) max_packet_size: u32,
@@ -57,14 +56,13 @@ impl<W: ByteStream> Writer<W> {
     pub(super) async fn run(mut self) {
         let mut batch = BytesMut::with_capacity(WRITE_BATCH);
         'outer: loop {
-            let Some(first) = self.receiver.recv().await else {
+            let Some(first) = self.outbox.recv().await else {
                 break;
             };
             let mut next = Some(first);
             let mut closing = None;
             // Drain everything queued into one buffer, then write once.
             while let Some(item) = next.take() {
-                self.backlog.taken(&item);
                 match item {
                     Outbound::Packet(packet) => self.encode_packet(*packet, &mut batch),
                     Outbound::Ack(ack) => self.encode_packet(ack.into_packet(), &mut batch),
@@ -77,7 +75,7 @@ impl<W: ByteStream> Writer<W> {
                 if batch.len() >= WRITE_BATCH {
                     break;
                 }
-                next = self.receiver.try_recv().ok();
+                next = self.outbox.try_recv();
             }
             if let Some(reason) = closing {
                 if let Some(reason) = reason {
