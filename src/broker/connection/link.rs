@@ -85,6 +85,9 @@ pub struct Backlog {
     /// Set when a throttled publisher waited in vain: the subscriber is not draining, so it
     /// throttles no one until it has caught up again.
     stalled: AtomicBool,
+    /// The DISCONNECT reason the writer sends once every link is dropped (see
+    /// [`ConnectionLink::close_after_others`]).
+    farewell: Mutex<Option<ReasonCode>>,
 }
 
 /// QoS 0 messages are dropped for a connection whose writer is this far behind: a peer that
@@ -211,6 +214,19 @@ impl ConnectionLink {
         }
     }
 
+    /// Drops this handle, asking the writer to send DISCONNECT with `reason` (if any) and close
+    /// once every other handle is dropped too. The reader ends a connection this way: the
+    /// router drops its handle when it handles the reader's `ConnectionLost`, after the
+    /// packets the reader forwarded before it, so their answers (a PUBREC for a PUBLISH
+    /// accepted before the one over Receive Maximum) reach the client before the DISCONNECT.
+    pub fn close_after_others(self, reason: Option<ReasonCode>) {
+        *self
+            .backlog
+            .farewell
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = reason;
+    }
+
     /// Sends a QoS 0 delivery unless the writer is too far behind; false means dropped.
     pub fn try_send_qos0(&self, delivery: Delivery) -> bool {
         if !self.backlog.has_room_for_qos0() {
@@ -236,6 +252,16 @@ impl Outbox {
         let item = self.receiver.recv().await?;
         self.backlog.taken(&item);
         Some(item)
+    }
+
+    /// The DISCONNECT reason to send after the last item (see
+    /// [`ConnectionLink::close_after_others`]).
+    pub fn farewell(&self) -> Option<ReasonCode> {
+        *self
+            .backlog
+            .farewell
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The next item if one is queued.

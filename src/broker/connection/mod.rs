@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::BytesMut;
 use foldhash::{HashSet, HashSetExt};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
@@ -43,6 +43,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> ByteStream for T {}
 const READ_CHUNK: usize = 8 * 1024;
 /// How long a closing connection waits for its writer to flush the last packets.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// How long, and how many bytes, a closing connection keeps reading and discarding input
+/// so that its last packet is not destroyed by a reset (see [`discard_input`]).
+const DISCARD_GRACE: Duration = Duration::from_secs(1);
+const DISCARD_LIMIT: usize = 1024 * 1024;
 
 /// Keeps `open_connections` honest however the task ends.
 struct OpenConnection<'a>(&'a Shared);
@@ -72,7 +76,7 @@ pub async fn run<S: ByteStream>(
     router: mpsc::Sender<RouterMsg>,
 ) {
     let open = shared.metrics.open_connections.fetch_add(1, Relaxed) + 1;
-    let _open = OpenConnection(&shared);
+    let open_guard = OpenConnection(&shared);
     let config = shared.config();
     let limits = &config.limits;
     let (mut reader, mut writer) = tokio::io::split(stream);
@@ -92,6 +96,7 @@ pub async fn run<S: ByteStream>(
             // Unacceptable protocol version, then close (MQTT-3.1.2-2).
             let _ = writer.write_all(&[0x20, 0x02, 0x00, 0x01]).await;
             let _ = writer.shutdown().await;
+            discard_input(&mut reader, open_guard).await;
             return;
         }
         Ok(Err(ConnectFailure::RefusedV5(reason))) => {
@@ -102,6 +107,7 @@ pub async fn run<S: ByteStream>(
                 limits.max_packet_size,
             )
             .await;
+            discard_input(&mut reader, open_guard).await;
             return;
         }
         Ok(Err(ConnectFailure::Closed)) => return,
@@ -114,6 +120,7 @@ pub async fn run<S: ByteStream>(
 
     if let Err(reason) = admit(&connect, &config, open) {
         refuse(&mut writer, version, reason, limits.max_packet_size).await;
+        discard_input(&mut reader, open_guard).await;
         return;
     }
     let (client_id, assigned) = if connect.client_id.is_empty() {
@@ -129,6 +136,7 @@ pub async fn run<S: ByteStream>(
                 limits.max_packet_size,
             )
             .await;
+            discard_input(&mut reader, open_guard).await;
             return;
         }
     } else {
@@ -159,6 +167,7 @@ pub async fn run<S: ByteStream>(
             negotiated.client_max_packet_size,
         )
         .await;
+        discard_input(&mut reader, open_guard).await;
         return;
     }
     if shared.diagnostics.is_on() {
@@ -227,6 +236,7 @@ pub async fn run<S: ByteStream>(
     let Some(session) = session else {
         link.send(Outbound::Close(Some(ReasonCode::ServerUnavailable)));
         let _ = tokio::time::timeout(CLOSE_GRACE, writer_task).await;
+        discard_input(&mut reader, open_guard).await;
         return;
     };
     let _ = attached_tx.send(session);
@@ -247,14 +257,21 @@ pub async fn run<S: ByteStream>(
         router: router.clone(),
         session,
         connection_id,
-        link: link.clone(),
+        link,
         pending: Vec::new(),
     };
     let ending = connection.run(&mut closed).await;
-    if !ending.closed_by_broker {
-        let reason = ending.reason.filter(|_| version.is_v5());
-        link.send(Outbound::Close(reason));
-    }
+    let Reader {
+        reader: mut input,
+        link,
+        ..
+    } = connection;
+    // The DISCONNECT goes out after the router's answers to what the reader forwarded.
+    link.close_after_others(
+        ending
+            .reason
+            .filter(|_| version.is_v5() && !ending.closed_by_broker),
+    );
     // The router ignores this when it closed the connection itself (takeover, admin).
     let _ = router
         .send(RouterMsg::ConnectionLost {
@@ -264,7 +281,6 @@ pub async fn run<S: ByteStream>(
             expiry_secs: ending.expiry_secs,
         })
         .await;
-    drop(link);
     let abort = writer_task.abort_handle();
     if tokio::time::timeout(CLOSE_GRACE, writer_task)
         .await
@@ -273,5 +289,27 @@ pub async fn run<S: ByteStream>(
         // The peer is not reading: give up on the last packets and close the socket.
         abort.abort();
     }
+    discard_input(&mut input, open_guard).await;
     tracing::debug!(client_id = %client_id, "connection closed");
+}
+
+/// Reads and throws away what the client still sends, for a short while, after the last
+/// packet to it (a DISCONNECT or a refusing CONNACK) has been written and the write side shut
+/// down. Closing a socket with unread input makes the kernel send RST instead of FIN, and a
+/// RST can destroy that last packet before the client has read it; so the socket closes only
+/// once the client has closed its side, or after [`DISCARD_GRACE`] or [`DISCARD_LIMIT`]
+/// bytes, whichever comes first. The connection stops counting against max_connections
+/// meanwhile.
+async fn discard_input<R: AsyncRead + Unpin>(input: &mut R, open: OpenConnection<'_>) {
+    drop(open);
+    // Allocated only now, so that the connection's future does not carry it.
+    let mut scratch = vec![0u8; 4096];
+    let mut discarded = 0;
+    let deadline = tokio::time::Instant::now() + DISCARD_GRACE;
+    while discarded < DISCARD_LIMIT {
+        match tokio::time::timeout_at(deadline, input.read(&mut scratch)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return,
+            Ok(Ok(n)) => discarded += n,
+        }
+    }
 }

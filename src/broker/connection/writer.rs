@@ -57,6 +57,13 @@ impl<W: ByteStream> Writer<W> {
         let mut batch = BytesMut::with_capacity(WRITE_BATCH);
         'outer: loop {
             let Some(first) = self.outbox.recv().await else {
+                // Every link is dropped: the connection is ending, and what the router sent
+                // before has been written.
+                if let Some(reason) = self.outbox.farewell() {
+                    self.encode_packet(Packet::Disconnect(Disconnect::new(reason)), &mut batch);
+                }
+                let _ = self.flush(&mut batch).await;
+                let _ = self.out.shutdown().await;
                 break;
             };
             let mut next = Some(first);
