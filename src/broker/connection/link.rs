@@ -82,6 +82,9 @@ pub struct Backlog {
     qos0_bytes: AtomicUsize,
     /// Wakes throttled publishers when the backlog falls to [`BACKLOG_LOW`].
     drained: Notify,
+    /// Wakes the connection's own reader, paused at [`READ_PAUSE_ITEMS`], when the backlog
+    /// falls to [`READ_RESUME_ITEMS`].
+    writer_caught_up: Notify,
     /// Set when a throttled publisher waited in vain: the subscriber is not draining, so it
     /// throttles no one until it has caught up again.
     stalled: AtomicBool,
@@ -102,12 +105,26 @@ pub const QOS0_BACKLOG_BYTES: usize = 64 * 1024 * 1024;
 pub const BACKLOG_HIGH: usize = 10_000;
 pub const BACKLOG_LOW: usize = 2_000;
 
+/// Above this many waiting items, the connection's own reader stops reading its socket until
+/// the writer has taken the backlog down to [`READ_RESUME_ITEMS`]. Every PINGREQ owes a
+/// PINGRESP (MQTT-3.12.4-1), every SUBSCRIBE a SUBACK, every QoS 1/2 PUBLISH an
+/// acknowledgement: a client that sends them and never reads the answers is slowed down by
+/// TCP (its writes block) instead of growing the broker's memory. The router never waits on
+/// a connection; only the connection's own reader does.
+pub const READ_PAUSE_ITEMS: usize = 1_024;
+pub const READ_RESUME_ITEMS: usize = 256;
+
 impl Backlog {
     /// Called by the writer for every item it takes off the channel.
     pub fn taken(&self, item: &Outbound) {
-        if self.items.fetch_sub(1, Relaxed) == BACKLOG_LOW + 1 {
+        let before = self.items.fetch_sub(1, Relaxed);
+        if before == BACKLOG_LOW + 1 {
             self.stalled.store(false, Relaxed);
             self.drained.notify_waiters();
+        }
+        if before == READ_RESUME_ITEMS + 1 {
+            // A permit is stored if the reader is not waiting yet, so the wake-up is not lost.
+            self.writer_caught_up.notify_one();
         }
         if let Outbound::Publish(delivery) = item
             && delivery.qos == QoS::AtMostOnce
@@ -127,6 +144,18 @@ impl Backlog {
         self.items.load(Relaxed) >= BACKLOG_HIGH
             && self.has_room_for_qos0()
             && !self.stalled.load(Relaxed)
+    }
+
+    /// Whether the connection's reader should stop reading its socket.
+    pub fn is_over_read_limit(&self) -> bool {
+        self.items.load(Relaxed) >= READ_PAUSE_ITEMS
+    }
+
+    /// Waits until the writer has taken the backlog down to [`READ_RESUME_ITEMS`].
+    pub async fn wait_for_room_to_read(&self) {
+        while self.items.load(Relaxed) > READ_RESUME_ITEMS {
+            self.writer_caught_up.notified().await;
+        }
     }
 
     /// Waits until the backlog is down to [`BACKLOG_LOW`], at most `limit`.
@@ -386,6 +415,37 @@ mod tests {
         assert_eq!(link.backlog.qos0_bytes.load(Relaxed), 0);
         assert!(link.backlog.has_room_for_qos0());
         fill(&link, 1);
+    }
+
+    /// Control packets count like deliveries: past the pause mark the reader waits, and the
+    /// writer taking the backlog down to the resume mark wakes it.
+    #[tokio::test]
+    async fn the_reader_pauses_at_the_pause_mark_and_resumes_at_the_resume_mark() {
+        let (link, mut outbox) = link();
+        for _ in 0..READ_PAUSE_ITEMS - 1 {
+            link.send(Outbound::Packet(Box::new(Packet::PingResp)));
+        }
+        assert!(!link.backlog.is_over_read_limit());
+        link.send(Outbound::Ack(Ack::success(AckKind::PubAck, 1)));
+        assert!(link.backlog.is_over_read_limit());
+
+        let backlog = link.backlog.clone();
+        let mut reader = tokio::spawn(async move { backlog.wait_for_room_to_read().await });
+        for _ in 0..READ_PAUSE_ITEMS - READ_RESUME_ITEMS - 1 {
+            outbox.try_recv().expect("queued");
+        }
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), &mut reader)
+                .await
+                .is_err(),
+            "still paused one item above the resume mark"
+        );
+        outbox.try_recv().expect("queued");
+        tokio::time::timeout(Duration::from_secs(5), reader)
+            .await
+            .expect("woken at the resume mark")
+            .expect("no panic");
+        assert!(!link.backlog.is_over_read_limit());
     }
 
     #[test]

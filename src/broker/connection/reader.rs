@@ -130,6 +130,17 @@ impl<R: ByteStream> Reader<R> {
                 // Packets waiting in the socket meanwhile must not count as silence.
                 deadline = grace.map(|g| Instant::now() + g);
             }
+            if self.link.backlog.is_over_read_limit() {
+                // The client is not reading what it asked for: read no more of its packets
+                // until the writer has caught up, so TCP slows it down (defect 3 of issue 6).
+                tokio::select! {
+                    _ = &mut *writer_ended => {
+                        return Ending { reason: None, publish_will: true, expiry_secs: None, closed_by_broker: true };
+                    }
+                    _ = self.link.backlog.wait_for_room_to_read() => {}
+                }
+                deadline = grace.map(|g| Instant::now() + g);
+            }
             self.buffer.reserve(READ_CHUNK);
             tokio::select! {
                 // The writer ended (the broker closed the connection or the peer stopped
