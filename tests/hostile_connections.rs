@@ -5,13 +5,15 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use common::child::ChildBroker;
 use common::*;
+use futures::StreamExt;
 use roost::mqtt::{Packet, ProtocolVersion, QoS, encode};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 const MIB: u64 = 1024 * 1024;
 
@@ -95,5 +97,93 @@ async fn an_unread_ping_flood_does_not_grow_the_broker() {
         grown <= 4 * MIB,
         "{sent} unread PINGREQs grew the broker by {} KiB",
         grown / 1024
+    );
+}
+
+/// How many idle subscribers the broker holds at once in the memory test.
+const IDLE_CONNECTIONS: usize = 9_000;
+/// At most this much broker memory per idle connection subscribed to one topic (issue 6:
+/// 8 KB; Mosquitto 2.0 needs about 1.8 KB).
+const BYTES_PER_IDLE_CONNECTION: u64 = 8 * 1024;
+
+/// One idle subscriber: CONNECT and SUBSCRIBE in one write, then CONNACK and SUBACK read.
+async fn idle_subscriber(addr: SocketAddr, index: usize) -> TcpStream {
+    let version = ProtocolVersion::V3_1_1;
+    let mut out = BytesMut::new();
+    let mut c = connect(version, &format!("idle-{index}"));
+    c.keep_alive = 300;
+    encode(&Packet::Connect(Box::new(c)), version, u32::MAX, &mut out).expect("encode");
+    let topic = format!("idle/{index}");
+    encode(
+        &Packet::Subscribe(subscribe(1, &topic, QoS::AtMostOnce)),
+        version,
+        u32::MAX,
+        &mut out,
+    )
+    .expect("encode");
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(&out).await.expect("write");
+    // CONNACK (accepted, no session) then SUBACK for packet id 1, granted QoS 0.
+    let mut answer = [0u8; 9];
+    tokio::time::timeout(Duration::from_secs(60), stream.read_exact(&mut answer))
+        .await
+        .unwrap_or_else(|_| panic!("no CONNACK/SUBACK for idle-{index}"))
+        .unwrap_or_else(|error| panic!("idle-{index}: {error}"));
+    assert_eq!(answer, [0x20, 2, 0, 0, 0x90, 3, 0, 1, 0], "idle-{index}");
+    stream
+}
+
+/// Thousands of idle connections, each subscribed to one topic, cost the broker at most
+/// [`BYTES_PER_IDLE_CONNECTION`] each, and the broker still serves everyone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_cost_little_memory() {
+    // The test holds one socket per connection too: raise its own open-file limit (the
+    // child inherits it, and raises its own as well).
+    let limit = rlimit::increase_nofile_limit(u64::MAX).expect("getrlimit");
+    assert!(
+        limit > IDLE_CONNECTIONS as u64 + 100,
+        "the open-file limit {limit} is too low for {IDLE_CONNECTIONS} connections"
+    );
+    let broker = ChildBroker::start();
+    gets_service(broker.addr, "warm-up").await;
+    let before = broker.rss_bytes();
+
+    let started = Instant::now();
+    let addr = broker.addr;
+    let idle: Vec<TcpStream> = futures::stream::iter(0..IDLE_CONNECTIONS)
+        .map(|index| idle_subscriber(addr, index))
+        .buffered(64)
+        .collect()
+        .await;
+    assert_eq!(idle.len(), IDLE_CONNECTIONS);
+    let after = broker.rss_bytes();
+    let per_connection = after.saturating_sub(before) / IDLE_CONNECTIONS as u64;
+    eprintln!(
+        "{IDLE_CONNECTIONS} idle connections in {:?}: broker RSS {} KiB -> {} KiB, {per_connection} bytes each",
+        started.elapsed(),
+        before / 1024,
+        after / 1024
+    );
+
+    gets_service(broker.addr, "bystander").await;
+    // One of the idle subscribers still receives what is published to its topic.
+    let mut publisher = RawClient::open(broker.addr, ProtocolVersion::V3_1_1).await;
+    publisher
+        .connect(connect(ProtocolVersion::V3_1_1, "publisher"))
+        .await;
+    publisher
+        .publish(publish("idle/4321", "wake up", QoS::AtMostOnce, None))
+        .await;
+    let mut idle = idle;
+    let mut received = [0u8; 2 + 2 + 9 + 7];
+    tokio::time::timeout(WAIT, idle[4321].read_exact(&mut received))
+        .await
+        .expect("the idle subscriber receives its message")
+        .expect("read");
+    assert!(received.ends_with(b"idle/4321wake up"), "{received:?}");
+
+    assert!(
+        per_connection <= BYTES_PER_IDLE_CONNECTION,
+        "{per_connection} bytes per idle connection (at most {BYTES_PER_IDLE_CONNECTION})"
     );
 }

@@ -5,9 +5,9 @@
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use super::READ_CHUNK;
+use super::{Input, READ_CHUNK};
 use crate::broker::auth;
 use crate::broker::metrics::Metrics;
 use crate::broker::shared::Shared;
@@ -88,8 +88,8 @@ fn claims_v5(buffer: &[u8]) -> bool {
     buffer.get(start..start + 7) == Some(&[0x00, 0x04, b'M', b'Q', b'T', b'T', 0x05][..])
 }
 
-pub(super) async fn read_connect<R: AsyncRead + Unpin>(
-    reader: &mut R,
+pub(super) async fn read_connect<R: Input>(
+    reader: &R,
     buffer: &mut BytesMut,
     max_packet_size: u32,
     shared: &Shared,
@@ -114,10 +114,15 @@ pub(super) async fn read_connect<R: AsyncRead + Unpin>(
                 });
             }
         }
+        if reader.ready().await.is_err() {
+            return Err(ConnectFailure::Closed);
+        }
         buffer.reserve(READ_CHUNK);
-        match reader.read_buf(buffer).await {
-            Ok(0) | Err(_) => return Err(ConnectFailure::Closed),
+        match reader.try_read_into(buffer) {
+            Ok(0) => return Err(ConnectFailure::Closed),
             Ok(n) => Metrics::add(&shared.metrics.bytes_received, n as u64),
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => return Err(ConnectFailure::Closed),
         }
     }
 }

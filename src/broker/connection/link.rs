@@ -4,11 +4,15 @@
 //! ([`ConnectionLink`]). Everything that reaches a writer goes through a link, so the
 //! backlog counts every item the writer will take.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::collections::VecDeque;
+use std::sync::atomic::{
+    AtomicBool, AtomicUsize,
+    Ordering::{AcqRel, Acquire, Relaxed, Release},
+};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 
 use crate::broker::message::Delivery;
 use crate::mqtt::{Packet, Properties, PubResponse, QoS, ReasonCode};
@@ -91,6 +95,7 @@ pub struct Backlog {
     /// The DISCONNECT reason the writer sends once every link is dropped (see
     /// [`ConnectionLink::close_after_others`]).
     farewell: Mutex<Option<ReasonCode>>,
+    queue: Queue,
 }
 
 /// QoS 0 messages are dropped for a connection whose writer is this far behind: a peer that
@@ -184,17 +189,11 @@ pub struct Throttle {
 
 impl Throttle {
     pub fn set(&self, backlog: Arc<Backlog>) {
-        *self
-            .waiting_for
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(backlog);
+        *lock(&self.waiting_for) = Some(backlog);
     }
 
     pub fn take(&self) -> Option<Arc<Backlog>> {
-        self.waiting_for
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .take()
+        lock(&self.waiting_for).take()
     }
 }
 
@@ -203,14 +202,12 @@ impl Throttle {
 /// when the writer takes it through the [`Outbox`], so the count never drifts (a PINGRESP
 /// sent around it once made the count underflow, and QoS 0 delivery stopped for good).
 ///
-/// The channel is unbounded, but every kind of item on it is bounded elsewhere: QoS 1/2
+/// The queue is unbounded, but every kind of item on it is bounded elsewhere: QoS 1/2
 /// deliveries by the inflight window, QoS 0 deliveries by the [`Backlog`] limits, control
-/// packets by the client's own requests (each answers one inbound packet, and inbound
-/// reading waits on the router's bounded channel).
-#[derive(Debug, Clone)]
+/// packets by the reader pausing at [`READ_PAUSE_ITEMS`].
+#[derive(Debug)]
 pub struct ConnectionLink {
     pub connection_id: u64,
-    sender: mpsc::UnboundedSender<Outbound>,
     pub backlog: Arc<Backlog>,
     /// Set by the router when this client's messages feed a congested backlog.
     pub throttle: Arc<Throttle>,
@@ -219,28 +216,40 @@ pub struct ConnectionLink {
 impl ConnectionLink {
     /// A link and the writer's end of it.
     pub fn new(connection_id: u64) -> (ConnectionLink, Outbox) {
-        let (sender, receiver) = mpsc::unbounded_channel();
         let backlog = Arc::new(Backlog::default());
+        backlog.queue.links.store(1, Relaxed);
         let link = ConnectionLink {
             connection_id,
-            sender,
             backlog: backlog.clone(),
             throttle: Arc::new(Throttle::default()),
         };
-        (link, Outbox { receiver, backlog })
+        let outbox = Outbox {
+            backlog,
+            local: VecDeque::new(),
+        };
+        (link, outbox)
     }
 
     /// Queues `item` for the writer; false when the writer has ended.
     pub fn send(&self, item: Outbound) -> bool {
+        let queue = &self.backlog.queue;
         self.backlog.items.fetch_add(1, Relaxed);
-        match self.sender.send(item) {
-            Ok(()) => true,
-            Err(mpsc::error::SendError(item)) => {
-                // Never reaches the writer, so never counted out there.
-                self.backlog.taken(&item);
-                false
-            }
+        if queue.writer_gone.load(Acquire) {
+            // Never reaches the writer, so never counted out there.
+            self.backlog.taken(&item);
+            return false;
         }
+        let was_empty = {
+            let mut items = lock(&queue.items);
+            let was_empty = items.is_empty();
+            items.push_back(item);
+            was_empty
+        };
+        if was_empty {
+            // The writer takes everything queued when it wakes: one wake-up per batch.
+            queue.ready.notify_one();
+        }
+        true
     }
 
     /// Drops this handle, asking the writer to send DISCONNECT with `reason` (if any) and close
@@ -249,11 +258,7 @@ impl ConnectionLink {
     /// packets the reader forwarded before it, so their answers (a PUBREC for a PUBLISH
     /// accepted before the one over Receive Maximum) reach the client before the DISCONNECT.
     pub fn close_after_others(self, reason: Option<ReasonCode>) {
-        *self
-            .backlog
-            .farewell
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = reason;
+        *lock(&self.backlog.farewell) = reason;
     }
 
     /// Sends a QoS 0 delivery unless the writer is too far behind; false means dropped.
@@ -268,36 +273,112 @@ impl ConnectionLink {
     }
 }
 
+impl Clone for ConnectionLink {
+    fn clone(&self) -> Self {
+        self.backlog.queue.links.fetch_add(1, Relaxed);
+        ConnectionLink {
+            connection_id: self.connection_id,
+            backlog: self.backlog.clone(),
+            throttle: self.throttle.clone(),
+        }
+    }
+}
+
+impl Drop for ConnectionLink {
+    fn drop(&mut self) {
+        let queue = &self.backlog.queue;
+        if queue.links.fetch_sub(1, AcqRel) == 1 {
+            // The last one: the writer finishes what is queued and ends.
+            queue.ready.notify_one();
+        }
+    }
+}
+
+/// What waits for one writer. A deque under a lock rather than a channel: it holds no
+/// memory while empty, where a channel keeps a block of slots for every connection, idle
+/// or not.
+#[derive(Debug, Default)]
+struct Queue {
+    items: Mutex<VecDeque<Outbound>>,
+    /// Wakes the writer: something was queued into an empty queue, or the last link went.
+    ready: Notify,
+    /// Live [`ConnectionLink`]s.
+    links: AtomicUsize,
+    /// The writer has ended: nothing more is queued.
+    writer_gone: AtomicBool,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// The writer's end of a [`ConnectionLink`]: taking an item uncounts it from the backlog.
 #[derive(Debug)]
 pub struct Outbox {
-    receiver: mpsc::UnboundedReceiver<Outbound>,
     backlog: Arc<Backlog>,
+    /// Items taken from the shared queue in one go, handed out one by one.
+    local: VecDeque<Outbound>,
 }
 
 impl Outbox {
     /// The next item; `None` once every link is dropped and the queue is empty.
     pub async fn recv(&mut self) -> Option<Outbound> {
-        let item = self.receiver.recv().await?;
+        loop {
+            if let Some(item) = self.try_recv() {
+                return Some(item);
+            }
+            if self.backlog.queue.links.load(Acquire) == 0 {
+                // What the last link queued before it went is visible now.
+                return self.try_recv();
+            }
+            // A permit stored by a send in between is not lost.
+            self.backlog.queue.ready.notified().await;
+        }
+    }
+
+    /// The next item if one is queued.
+    pub fn try_recv(&mut self) -> Option<Outbound> {
+        if self.local.is_empty() {
+            let mut shared = lock(&self.backlog.queue.items);
+            if shared.is_empty() {
+                return None;
+            }
+            // The emptied local deque goes back, so a busy connection reuses both.
+            std::mem::swap(&mut *shared, &mut self.local);
+        }
+        let item = self.local.pop_front()?;
         self.backlog.taken(&item);
         Some(item)
+    }
+
+    /// Frees the queues' memory; called when the writer has nothing left to do, so that an
+    /// idle connection holds none.
+    pub fn release_memory(&mut self) {
+        self.local = VecDeque::new();
+        let mut shared = lock(&self.backlog.queue.items);
+        if shared.is_empty() {
+            *shared = VecDeque::new();
+        }
     }
 
     /// The DISCONNECT reason to send after the last item (see
     /// [`ConnectionLink::close_after_others`]).
     pub fn farewell(&self) -> Option<ReasonCode> {
-        *self
-            .backlog
-            .farewell
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        *lock(&self.backlog.farewell)
     }
+}
 
-    /// The next item if one is queued.
-    pub fn try_recv(&mut self) -> Option<Outbound> {
-        let item = self.receiver.try_recv().ok()?;
-        self.backlog.taken(&item);
-        Some(item)
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        let queue = &self.backlog.queue;
+        queue.writer_gone.store(true, Release);
+        // What can no longer be written is freed now, not when the last link goes.
+        let abandoned = std::mem::take(&mut *lock(&queue.items));
+        for item in abandoned.iter().chain(self.local.iter()) {
+            self.backlog.taken(item);
+        }
     }
 }
 
@@ -446,6 +527,31 @@ mod tests {
             .expect("woken at the resume mark")
             .expect("no panic");
         assert!(!link.backlog.is_over_read_limit());
+    }
+
+    /// The writer gets what was queued, then the end once every link is gone, then the
+    /// reason the last one left (the reader's, after the router's answers).
+    #[tokio::test]
+    async fn the_writer_gets_everything_queued_then_the_end_and_the_farewell() {
+        let (router, mut outbox) = link();
+        let reader = router.clone();
+        assert!(router.send(Outbound::Ack(Ack::success(AckKind::PubRec, 1))));
+        reader.close_after_others(Some(ReasonCode::ReceiveMaximumExceeded));
+        assert!(router.send(Outbound::Ack(Ack::success(AckKind::PubRec, 2))));
+        let waiting = tokio::spawn(async move {
+            let mut taken = Vec::new();
+            while let Some(item) = outbox.recv().await {
+                taken.push(item);
+            }
+            (taken.len(), outbox.farewell())
+        });
+        drop(router);
+        let (taken, farewell) = tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("ends once every link is dropped")
+            .expect("no panic");
+        assert_eq!(taken, 2);
+        assert_eq!(farewell, Some(ReasonCode::ReceiveMaximumExceeded));
     }
 
     #[test]
