@@ -219,3 +219,77 @@ impl Negotiated {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connect(protocol: ProtocolVersion, keep_alive: u16) -> Connect {
+        Connect {
+            protocol,
+            clean_start: true,
+            keep_alive,
+            properties: Properties::default(),
+            client_id: "c".into(),
+            will: None,
+            username: None,
+            password: None,
+        }
+    }
+
+    #[test]
+    fn a_v5_keep_alive_over_the_maximum_is_lowered_and_announced_mqtt_3_2_2_21() {
+        let limits = Limits {
+            max_keep_alive_secs: 60,
+            ..Limits::default()
+        };
+        let negotiated = Negotiated::new(&connect(ProtocolVersion::V5, 600), &limits, None);
+        assert_eq!(negotiated.keep_alive, 60);
+        assert_eq!(negotiated.connack.properties.server_keep_alive, Some(60));
+    }
+
+    #[test]
+    fn a_v311_keep_alive_is_held_as_asked_since_it_cannot_be_told_otherwise() {
+        let limits = Limits {
+            max_keep_alive_secs: 60,
+            ..Limits::default()
+        };
+        let negotiated = Negotiated::new(&connect(ProtocolVersion::V3_1_1, 600), &limits, None);
+        assert_eq!(negotiated.keep_alive, 600);
+        assert_eq!(negotiated.connack.properties.server_keep_alive, None);
+    }
+
+    #[test]
+    fn the_window_is_the_clients_receive_maximum_capped_by_ours_mqtt_5_0_4_9() {
+        let limits = Limits {
+            max_inflight: 10,
+            ..Limits::default()
+        };
+        let mut small = connect(ProtocolVersion::V5, 30);
+        small.properties.receive_maximum = Some(3);
+        assert_eq!(Negotiated::new(&small, &limits, None).window, 3);
+        let large = connect(ProtocolVersion::V5, 30);
+        let negotiated = Negotiated::new(&large, &limits, None);
+        assert_eq!(negotiated.window, 10);
+        assert_eq!(negotiated.connack.properties.receive_maximum, Some(10));
+    }
+
+    #[test]
+    fn a_connect_over_max_connections_is_refused_as_server_busy() {
+        let mut config = Config::default();
+        config.limits.max_connections = 2;
+        let c = connect(ProtocolVersion::V5, 30);
+        assert_eq!(admit(&c, &config, 2), Ok(()));
+        assert_eq!(admit(&c, &config, 3), Err(ReasonCode::ServerBusy));
+    }
+
+    #[test]
+    fn the_protocol_level_is_read_before_decoding_so_a_bad_v5_connect_gets_a_v5_answer() {
+        let v5 = [0x10, 0x10, 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x05, 0x02];
+        let v311 = [0x10, 0x10, 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04, 0x02];
+        assert!(claims_v5(&v5));
+        assert!(!claims_v5(&v311));
+        assert!(!claims_v5(&v5[..5]), "too short to tell");
+        assert!(!claims_v5(&[0x30, 0x00]), "not a CONNECT");
+    }
+}
