@@ -27,7 +27,7 @@ mod supervisor;
 mod sys;
 
 pub use api::*;
-pub use connection::ByteStream;
+pub use connection::{ByteStream, Input};
 pub use handle::{BrokerHandle, DiagnosticsReceiver};
 pub use message::{Delivery, Message};
 pub use subscriptions::{Subscription, filter_matches};

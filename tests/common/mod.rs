@@ -16,6 +16,8 @@ use roost::mqtt::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+pub mod child;
+
 /// How long a packet the test expects may take to arrive: generous, a loaded machine can be
 /// slow; only a failing test waits this long.
 pub const WAIT: Duration = Duration::from_secs(10);

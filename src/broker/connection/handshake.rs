@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use super::{ByteStream, READ_CHUNK};
+use super::{ByteStream, Input, READ_CHUNK};
 use crate::broker::auth;
 use crate::broker::metrics::Metrics;
 use crate::broker::shared::Shared;
@@ -43,19 +43,22 @@ pub(super) fn admit(connect: &Connect, config: &Config) -> Result<(), ReasonCode
 /// [`REFUSAL_READ_LIMIT`] bytes for its CONNECT within `wait`, answers CONNACK 0x89 Server
 /// busy (MQTT 5.0 §3.2.2.2; 3.1.1: 0x03 Server unavailable, §3.2.2.3) so that the client
 /// learns why, and closes (MQTT-3.2.2-5). Anything else, or nothing in time, is just closed.
-pub async fn refuse_busy<S: ByteStream>(mut stream: S, wait: Duration, shared: &Shared) {
+pub async fn refuse_busy<S: ByteStream>(stream: S, wait: Duration, shared: &Shared) {
+    let (input, mut output) = stream.into_halves();
     let mut buffer = BytesMut::new();
-    let read = read_connect(&mut stream, &mut buffer, REFUSAL_READ_LIMIT as u32, shared);
+    let read = read_connect(&input, &mut buffer, REFUSAL_READ_LIMIT as u32, shared);
     if let Ok(Ok((connect, _))) = tokio::time::timeout(wait, read).await {
         // Within the client's Maximum Packet Size, as every CONNACK (MQTT-3.1.2-24).
         let client_max = connect.properties.maximum_packet_size.unwrap_or(u32::MAX);
         refuse(
-            &mut stream,
+            &mut output,
             connect.protocol,
             ReasonCode::ServerBusy,
             client_max,
         )
         .await;
+        // So that the CONNACK is not destroyed by a reset (see `drain_input`).
+        super::drain_input(&input).await;
     }
 }
 
@@ -140,8 +143,8 @@ fn packet_size(buffer: &[u8]) -> Option<usize> {
 /// Reads the CONNECT. The buffer grows only as far as the CONNECT needs: [`CONNECT_READ`]
 /// bytes until its size is known, then towards that size (which `decode` has already held
 /// to `max_packet_size`) as its bytes arrive.
-pub(super) async fn read_connect<R: AsyncRead + Unpin>(
-    reader: &mut R,
+pub(super) async fn read_connect<R: Input>(
+    reader: &R,
     buffer: &mut BytesMut,
     max_packet_size: u32,
     shared: &Shared,
@@ -166,12 +169,17 @@ pub(super) async fn read_connect<R: AsyncRead + Unpin>(
                 });
             }
         }
+        if reader.ready().await.is_err() {
+            return Err(ConnectFailure::Closed);
+        }
         // Grow with the data that arrives, never by what a header merely claims.
         let wanted = packet_size(buffer).unwrap_or(CONNECT_READ);
         buffer.reserve(wanted.saturating_sub(buffer.len()).clamp(1, READ_CHUNK));
-        match reader.read_buf(buffer).await {
-            Ok(0) | Err(_) => return Err(ConnectFailure::Closed),
+        match reader.try_read_into(buffer) {
+            Ok(0) => return Err(ConnectFailure::Closed),
             Ok(n) => Metrics::add(&shared.metrics.bytes_received, n as u64),
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => return Err(ConnectFailure::Closed),
         }
     }
 }
@@ -276,6 +284,24 @@ mod tests {
     use std::pin::pin;
     use std::task::Poll;
     use tokio::io::AsyncWriteExt;
+    use tokio::net::tcp::OwnedReadHalf;
+    use tokio::net::{TcpListener, TcpStream};
+
+    /// Both ends of a loopback TCP connection: the client, and the server's read half.
+    async fn socket_pair() -> (TcpStream, OwnedReadHalf, tokio::net::tcp::OwnedWriteHalf) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let (input, output) = server.into_split();
+        (client, input, output)
+    }
+
+    /// Waits until `input` has something to read, so that one poll of a read sees it.
+    async fn arrived(input: &OwnedReadHalf) {
+        input.readable().await.unwrap();
+    }
 
     /// Polls `future` once: `true` while it waits for more input.
     async fn waits_for_input(future: impl Future) -> bool {
@@ -298,25 +324,90 @@ mod tests {
 
     #[tokio::test]
     async fn a_connect_that_claims_a_megabyte_holds_only_what_arrived() {
-        let (mut client, mut server) = tokio::io::duplex(64 * 1024);
+        let (mut client, server, _output) = socket_pair().await;
         // CONNECT, remaining length 1,000,000 (0xc0 0x84 0x3d), then 100 bytes of it.
-        client.write_all(&[0x10, 0xc0, 0x84, 0x3d]).await.unwrap();
-        client.write_all(&[0u8; 100]).await.unwrap();
+        let mut bytes = vec![0x10, 0xc0, 0x84, 0x3d];
+        bytes.extend_from_slice(&[0u8; 100]);
+        client.write_all(&bytes).await.unwrap();
         let shared = Shared::default();
         let mut buffer = BytesMut::new();
-        let read = read_connect(&mut server, &mut buffer, 2_000_000, &shared);
-        assert!(waits_for_input(read).await, "the CONNECT is incomplete");
+        // Until all 104 bytes are in (TCP may deliver them in pieces).
+        while buffer.len() < 104 {
+            arrived(&server).await;
+            let read = read_connect(&server, &mut buffer, 2_000_000, &shared);
+            assert!(waits_for_input(read).await, "the CONNECT is incomplete");
+        }
         assert_eq!(buffer.len(), 104);
         assert!(buffer.capacity() <= 2 * READ_CHUNK, "{}", buffer.capacity());
     }
 
     #[tokio::test]
     async fn a_silent_socket_holds_a_small_buffer() {
-        let (_client, mut server) = tokio::io::duplex(1024);
+        let (_client, server, _output) = socket_pair().await;
         let shared = Shared::default();
         let mut buffer = BytesMut::new();
-        let read = read_connect(&mut server, &mut buffer, 1 << 20, &shared);
+        let read = read_connect(&server, &mut buffer, 1 << 20, &shared);
         assert!(waits_for_input(read).await);
         assert!(buffer.capacity() <= CONNECT_READ, "{}", buffer.capacity());
+    }
+
+    fn connect(protocol: ProtocolVersion, keep_alive: u16) -> Connect {
+        Connect {
+            protocol,
+            clean_start: true,
+            keep_alive,
+            properties: Properties::default(),
+            client_id: "c".into(),
+            will: None,
+            username: None,
+            password: None,
+        }
+    }
+
+    #[test]
+    fn a_v5_keep_alive_over_the_maximum_is_lowered_and_announced_mqtt_3_2_2_21() {
+        let limits = Limits {
+            max_keep_alive_secs: 60,
+            ..Limits::default()
+        };
+        let negotiated = Negotiated::new(&connect(ProtocolVersion::V5, 600), &limits, None);
+        assert_eq!(negotiated.keep_alive, 60);
+        assert_eq!(negotiated.connack.properties.server_keep_alive, Some(60));
+    }
+
+    #[test]
+    fn a_v311_keep_alive_is_held_as_asked_since_it_cannot_be_told_otherwise() {
+        let limits = Limits {
+            max_keep_alive_secs: 60,
+            ..Limits::default()
+        };
+        let negotiated = Negotiated::new(&connect(ProtocolVersion::V3_1_1, 600), &limits, None);
+        assert_eq!(negotiated.keep_alive, 600);
+        assert_eq!(negotiated.connack.properties.server_keep_alive, None);
+    }
+
+    #[test]
+    fn the_window_is_the_clients_receive_maximum_capped_by_ours_mqtt_5_0_4_9() {
+        let limits = Limits {
+            max_inflight: 10,
+            ..Limits::default()
+        };
+        let mut small = connect(ProtocolVersion::V5, 30);
+        small.properties.receive_maximum = Some(3);
+        assert_eq!(Negotiated::new(&small, &limits, None).window, 3);
+        let large = connect(ProtocolVersion::V5, 30);
+        let negotiated = Negotiated::new(&large, &limits, None);
+        assert_eq!(negotiated.window, 10);
+        assert_eq!(negotiated.connack.properties.receive_maximum, Some(10));
+    }
+
+    #[test]
+    fn the_protocol_level_is_read_before_decoding_so_a_bad_v5_connect_gets_a_v5_answer() {
+        let v5 = [0x10, 0x10, 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x05, 0x02];
+        let v311 = [0x10, 0x10, 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04, 0x02];
+        assert!(claims_v5(&v5));
+        assert!(!claims_v5(&v311));
+        assert!(!claims_v5(&v5[..5]), "too short to tell");
+        assert!(!claims_v5(&[0x30, 0x00]), "not a CONNECT");
     }
 }

@@ -8,12 +8,11 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use foldhash::HashSet;
-use tokio::io::{AsyncReadExt, ReadHalf};
 use tokio::sync::{mpsc, oneshot};
 
 use super::aliases::InboundAliases;
-use super::link::{Outbound, Throttle};
-use super::{ByteStream, Ending, READ_CHUNK};
+use super::link::{ConnectionLink, Outbound};
+use super::{Ending, Input, READ_CHUNK};
 use crate::broker::api::Direction;
 use crate::broker::metrics::Metrics;
 use crate::broker::router::RouterMsg;
@@ -26,7 +25,7 @@ use crate::mqtt::{Disconnect, Packet, ProtocolVersion, Publish, QoS, ReasonCode,
 const THROTTLE_LIMIT: Duration = Duration::from_millis(500);
 
 pub(super) struct Reader<R> {
-    pub(super) reader: ReadHalf<R>,
+    pub(super) reader: R,
     pub(super) buffer: BytesMut,
     pub(super) version: ProtocolVersion,
     pub(super) limits: Limits,
@@ -41,14 +40,14 @@ pub(super) struct Reader<R> {
     /// starts afresh on every network connection. Bounded: exceeding our Receive Maximum ends
     /// the connection.
     pub(super) unreleased_qos2: HashSet<u16>,
-    /// Backpressure from a congested subscriber (see [`Backlog`]).
-    pub(super) throttle: Arc<Throttle>,
     pub(super) shared: Arc<Shared>,
     pub(super) client_id: Arc<str>,
     pub(super) router: mpsc::Sender<RouterMsg>,
     pub(super) session: SessionKey,
     pub(super) connection_id: u64,
-    pub(super) sender: mpsc::UnboundedSender<Outbound>,
+    /// This connection's line to its writer (the same as the router's): the reader answers
+    /// PINGREQ through it. Its throttle is the backpressure from a congested subscriber.
+    pub(super) link: ConnectionLink,
     /// Packets decoded from the current read, sent to the router together (in order) before
     /// the next read, before anything the reader handles itself ends the connection, or when
     /// [`FORWARD_BATCH`] of them are waiting.
@@ -72,7 +71,7 @@ fn protocol_error(reason: ReasonCode) -> Step {
     })
 }
 
-impl<R: ByteStream> Reader<R> {
+impl<R: Input> Reader<R> {
     pub(super) async fn run(&mut self, writer_ended: &mut oneshot::Receiver<()>) -> Ending {
         // Keep alive: 1.5 times the interval without a packet closes the connection
         // (MQTT-3.1.2-24); v5 clients get DISCONNECT 0x8D first.
@@ -98,9 +97,14 @@ impl<R: ByteStream> Reader<R> {
                     Ok(Some(packet)) => {
                         decoded_any = true;
                         let size = available - self.buffer.len();
-                        if let Step::End(ending) = self.handle(packet, size).await {
+                        if let Step::End(ending) = self.handle(packet, size) {
                             // What came before the end still reaches the router first.
                             let _ = self.flush_pending().await;
+                            return ending;
+                        }
+                        if self.pending.len() >= FORWARD_BATCH
+                            && let Step::End(ending) = self.flush_pending().await
+                        {
                             return ending;
                         }
                     }
@@ -123,26 +127,56 @@ impl<R: ByteStream> Reader<R> {
             if let Step::End(ending) = self.flush_pending().await {
                 return ending;
             }
-            if let Some(backlog) = self.throttle.take() {
+            if let Some(backlog) = self.link.throttle.take() {
                 // Our messages feed a subscriber that is behind: read no more until it has
                 // caught up (bounded, so a stuck subscriber cannot stall us for long).
-                backlog.wait_drained(THROTTLE_LIMIT).await;
+                // Boxed, like every rare wait here: the connection's future stays small.
+                Box::pin(backlog.wait_drained(THROTTLE_LIMIT)).await;
                 // Packets waiting in the socket meanwhile must not count as silence.
                 deadline = grace.map(|g| Instant::now() + g);
             }
-            self.buffer.reserve(READ_CHUNK);
+            if self.link.backlog.is_over_read_limit() {
+                // The client is not reading what it asked for: read no more of its packets
+                // until the writer has caught up, so TCP slows it down (defect 3 of issue 6).
+                tokio::select! {
+                    _ = &mut *writer_ended => {
+                        return Ending { reason: None, publish_will: true, expiry_secs: None, closed_by_broker: true };
+                    }
+                    _ = Box::pin(self.link.backlog.wait_for_room_to_read()) => {}
+                }
+                deadline = grace.map(|g| Instant::now() + g);
+            }
+            if self.buffer.is_empty() {
+                // No packet is half read: an idle connection holds no read buffer. (Decoded
+                // payloads share the old one; it is freed when they are.)
+                self.buffer = BytesMut::new();
+            }
             tokio::select! {
                 // The writer ended (the broker closed the connection or the peer stopped
                 // taking data): this branch completes once, and the loop returns.
                 _ = &mut *writer_ended => {
                     return Ending { reason: None, publish_will: true, expiry_secs: None, closed_by_broker: true };
                 }
-                read = self.reader.read_buf(&mut self.buffer) => match read {
-                    Ok(0) | Err(_) => {
-                        return Ending { reason: None, publish_will: true, expiry_secs: None, closed_by_broker: false };
+                ready = self.reader.ready() => {
+                    let read = match ready {
+                        Ok(()) => {
+                            self.buffer.reserve(READ_CHUNK);
+                            self.reader.try_read_into(&mut self.buffer)
+                        }
+                        Err(error) => Err(error),
+                    };
+                    match read {
+                        Ok(0) => {
+                            return Ending { reason: None, publish_will: true, expiry_secs: None, closed_by_broker: false };
+                        }
+                        Ok(n) => Metrics::add(&self.shared.metrics.bytes_received, n as u64),
+                        // Readiness can be spurious.
+                        Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
+                        Err(_) => {
+                            return Ending { reason: None, publish_will: true, expiry_secs: None, closed_by_broker: false };
+                        }
                     }
-                    Ok(n) => Metrics::add(&self.shared.metrics.bytes_received, n as u64),
-                },
+                }
                 _ = &mut keep_alive, if deadline.is_some() => {
                     if deadline.is_some_and(|at| at > Instant::now()) {
                         keep_alive.set(sleep_until(deadline));
@@ -180,7 +214,7 @@ impl<R: ByteStream> Reader<R> {
             && in_use + self.unreleased_qos2.len() > usize::from(self.limits.max_inflight)
     }
 
-    async fn handle(&mut self, packet: Packet, size: usize) -> Step {
+    fn handle(&mut self, packet: Packet, size: usize) -> Step {
         if self.shared.diagnostics.is_on() {
             self.shared
                 .diagnostics
@@ -188,9 +222,7 @@ impl<R: ByteStream> Reader<R> {
         }
         match packet {
             Packet::PingReq => {
-                let _ = self
-                    .sender
-                    .send(Outbound::Packet(Box::new(Packet::PingResp)));
+                self.link.send(Outbound::Packet(Box::new(Packet::PingResp)));
                 Step::Continue
             }
             Packet::Publish(publish) => match self.resolve_topic(publish) {
@@ -199,20 +231,20 @@ impl<R: ByteStream> Reader<R> {
                         return protocol_error(ReasonCode::ReceiveMaximumExceeded);
                     }
                     Metrics::add(&self.shared.metrics.messages_received, 1);
-                    self.forward(Packet::Publish(publish)).await
+                    self.forward(Packet::Publish(publish))
                 }
                 Err(reason) => protocol_error(reason),
             },
             Packet::Disconnect(disconnect) => self.disconnect(disconnect),
             Packet::PubRel(release) => {
                 self.unreleased_qos2.remove(&release.packet_id);
-                self.forward(Packet::PubRel(release)).await
+                self.forward(Packet::PubRel(release))
             }
             Packet::PubAck(_)
             | Packet::PubRec(_)
             | Packet::PubComp(_)
             | Packet::Subscribe(_)
-            | Packet::Unsubscribe(_) => self.forward(packet).await,
+            | Packet::Unsubscribe(_) => self.forward(packet),
             // A second CONNECT is a protocol error (MQTT-3.1.0-2); server-to-client packets
             // and AUTH (no enhanced authentication is offered) are too.
             Packet::Connect(_)
@@ -224,11 +256,9 @@ impl<R: ByteStream> Reader<R> {
         }
     }
 
-    async fn forward(&mut self, packet: Packet) -> Step {
+    /// Queues a packet for the router; the read loop sends them in batches.
+    fn forward(&mut self, packet: Packet) -> Step {
         self.pending.push(packet);
-        if self.pending.len() >= FORWARD_BATCH {
-            return self.flush_pending().await;
-        }
         Step::Continue
     }
 
@@ -242,7 +272,16 @@ impl<R: ByteStream> Reader<R> {
             connection_id: self.connection_id,
             packets: std::mem::take(&mut self.pending),
         };
-        if self.router.send(message).await.is_err() {
+        // Usually the router's inbox has room and no wait is needed. When it has not, the wait
+        // is boxed: every idle connection's future would otherwise carry a send future.
+        let sent = match self.router.try_send(message) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(message)) => {
+                Box::pin(self.router.send(message)).await.is_ok()
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        };
+        if !sent {
             return Step::End(Ending {
                 reason: Some(ReasonCode::ServerShuttingDown),
                 publish_will: false,

@@ -7,12 +7,11 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncWriteExt, WriteHalf};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
-use super::ByteStream;
 use super::aliases::OutboundAliases;
-use super::link::{Backlog, Outbound};
+use super::link::{Outbound, Outbox};
 use crate::broker::api::Direction;
 use crate::broker::message::Delivery;
 use crate::broker::metrics::Metrics;
@@ -25,14 +24,15 @@ use crate::mqtt::{
 
 /// Largest batch the writer gathers before writing.
 const WRITE_BATCH: usize = 64 * 1024;
+/// What a batch starts with; it grows as needed up to about [`WRITE_BATCH`].
+const BATCH_START: usize = 4 * 1024;
 /// A batch that cannot be written in this time means a peer that stopped reading: the
 /// connection is closed rather than held open forever.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub(super) struct Writer<W> {
-    pub(super) out: WriteHalf<W>,
-    pub(super) receiver: mpsc::UnboundedReceiver<Outbound>,
-    pub(super) backlog: Arc<Backlog>,
+    pub(super) out: W,
+    pub(super) outbox: Outbox,
     pub(super) version: ProtocolVersion,
     /// The client's Maximum Packet Size (MQTT-3.1.2-24/-25).
     pub(super) max_packet_size: u32,
@@ -45,26 +45,43 @@ pub(super) struct Writer<W> {
     pub(super) client_id: Arc<str>,
     pub(super) router: mpsc::Sender<RouterMsg>,
     pub(super) connection_id: u64,
-    pub(super) session: oneshot::Receiver<SessionKey>,
-    pub(super) session_key: Option<SessionKey>,
+    /// The session attached to this connection (`None` only when attaching failed).
+    pub(super) session: Option<SessionKey>,
     /// Dropped when the writer ends (closed, write failed or timed out, or aborted): the
     /// reader then stops reading. A channel rather than a cancellation token because the
     /// reader polls it on every wake-up, and a oneshot receiver is polled with atomics only.
     pub(super) _ended: oneshot::Sender<()>,
 }
 
-impl<W: ByteStream> Writer<W> {
+impl<W: AsyncWrite + Unpin + Send> Writer<W> {
     pub(super) async fn run(mut self) {
-        let mut batch = BytesMut::with_capacity(WRITE_BATCH);
+        let mut batch = BytesMut::new();
         'outer: loop {
-            let Some(first) = self.receiver.recv().await else {
+            let first = match self.outbox.try_recv() {
+                Some(item) => Some(item),
+                None => {
+                    // Nothing to write: an idle connection holds no write buffer and no
+                    // queue.
+                    batch = BytesMut::new();
+                    self.outbox.release_memory();
+                    self.outbox.recv().await
+                }
+            };
+            let Some(first) = first else {
+                // Every link is dropped: the connection is ending, and what the router sent
+                // before has been written.
+                if let Some(reason) = self.outbox.farewell() {
+                    self.encode_packet(Packet::Disconnect(Disconnect::new(reason)), &mut batch);
+                }
+                let _ = self.flush(&mut batch).await;
+                let _ = self.out.shutdown().await;
                 break;
             };
+            batch.reserve(BATCH_START);
             let mut next = Some(first);
             let mut closing = None;
             // Drain everything queued into one buffer, then write once.
             while let Some(item) = next.take() {
-                self.backlog.taken(&item);
                 match item {
                     Outbound::Packet(packet) => self.encode_packet(*packet, &mut batch),
                     Outbound::Ack(ack) => self.encode_packet(ack.into_packet(), &mut batch),
@@ -77,7 +94,7 @@ impl<W: ByteStream> Writer<W> {
                 if batch.len() >= WRITE_BATCH {
                     break;
                 }
-                next = self.receiver.try_recv().ok();
+                next = self.outbox.try_recv();
             }
             if let Some(reason) = closing {
                 if let Some(reason) = reason {
@@ -143,9 +160,6 @@ impl<W: ByteStream> Writer<W> {
     }
 
     async fn encode_delivery(&mut self, delivery: Delivery, batch: &mut BytesMut) {
-        if self.session_key.is_none() {
-            self.session_key = self.session.try_recv().ok();
-        }
         let publish = &delivery.message.publish;
         let alias = self.aliases.lookup(&publish.topic);
         let fields = PublishDelivery {
@@ -178,17 +192,16 @@ impl<W: ByteStream> Writer<W> {
             Err(EncodeError::TooLarge { .. }) => {
                 batch.truncate(before);
                 // Too large for the client: discarded as if sent (MQTT-3.1.2-25).
-                if let (Some(packet_id), Some(session)) = (delivery.packet_id, self.session_key)
+                if let (Some(packet_id), Some(session)) = (delivery.packet_id, self.session)
                     && delivery.qos != QoS::AtMostOnce
                 {
-                    let _ = self
-                        .router
-                        .send(RouterMsg::Discarded {
-                            session,
-                            connection_id: self.connection_id,
-                            packet_id,
-                        })
-                        .await;
+                    // Boxed: a rare wait that every writer's future would otherwise carry.
+                    let _ = Box::pin(self.router.send(RouterMsg::Discarded {
+                        session,
+                        connection_id: self.connection_id,
+                        packet_id,
+                    }))
+                    .await;
                 }
                 Metrics::add(&self.shared.metrics.messages_dropped, 1);
             }

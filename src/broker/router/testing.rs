@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 use super::{ConnectRequest, Router};
 use crate::broker::api::ListenerKind;
-use crate::broker::connection::link::{Backlog, ConnectionLink, Outbound, Throttle};
+use crate::broker::connection::link::{ConnectionLink, Outbound, Outbox};
 use crate::broker::message::Message;
 use crate::broker::session::{Connected, ConnectionInfo, Inflight, Queued, Session};
 use crate::broker::shared::Shared;
@@ -24,16 +24,9 @@ pub(super) fn router() -> Router {
     Router::new(Arc::new(Shared::new()), Arc::new(MemoryStore::new()), inbox)
 }
 
-/// A link to a connection `connection_id` whose writer is the returned receiver.
-pub(super) fn link(connection_id: u64) -> (ConnectionLink, mpsc::UnboundedReceiver<Outbound>) {
-    let (sender, receiver) = mpsc::unbounded_channel();
-    let link = ConnectionLink {
-        connection_id,
-        sender,
-        backlog: Arc::new(Backlog::default()),
-        throttle: Arc::new(Throttle::default()),
-    };
-    (link, receiver)
+/// A link to a connection `connection_id` whose writer's end is the returned outbox.
+pub(super) fn link(connection_id: u64) -> (ConnectionLink, Outbox) {
+    ConnectionLink::new(connection_id)
 }
 
 fn connection_info() -> ConnectionInfo {
@@ -53,7 +46,7 @@ pub(super) fn connect_request(
     clean_start: bool,
     expiry_secs: Option<u32>,
     will: Option<Will>,
-) -> (ConnectRequest, mpsc::UnboundedReceiver<Outbound>) {
+) -> (ConnectRequest, Outbox) {
     let (link, receiver) = link(connection_id);
     let (reply, _) = tokio::sync::oneshot::channel();
     let request = ConnectRequest {
@@ -77,10 +70,7 @@ pub(super) fn connect_request(
 
 /// A session of `protocol` attached to a connection with an inflight window of `window`;
 /// the receiver gets what the router would hand the connection's writer.
-pub(super) fn connected_session(
-    protocol: ProtocolVersion,
-    window: usize,
-) -> (Session, mpsc::UnboundedReceiver<Outbound>) {
+pub(super) fn connected_session(protocol: ProtocolVersion, window: usize) -> (Session, Outbox) {
     let (link, receiver) = link(1);
     let mut session = Session::new(Arc::from("client"), protocol);
     session.window = window;
@@ -131,9 +121,9 @@ pub(super) fn inflight(packet_id: u16, topic: &str, qos: QoS) -> Inflight {
 
 /// Everything sent to the connection so far, as readable items: `PUBLISH topic id dup` or
 /// `ACK kind id reason`.
-pub(super) fn sent(receiver: &mut mpsc::UnboundedReceiver<Outbound>) -> Vec<String> {
+pub(super) fn sent(receiver: &mut Outbox) -> Vec<String> {
     let mut items = Vec::new();
-    while let Ok(item) = receiver.try_recv() {
+    while let Some(item) = receiver.try_recv() {
         items.push(match item {
             Outbound::Publish(delivery) => format!(
                 "PUBLISH {} {} {}",
