@@ -117,7 +117,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 persistence,
             };
             let config = headless_config(cli.config.as_deref(), &overrides)?;
-            raise_open_file_limit(config.limits.max_connections);
             serve_runtime(threads)?.block_on(serve(config))?;
             Ok(())
         }
@@ -141,25 +140,6 @@ async fn console_with_broker(
     let result = roost::console::run(options, &broker).await;
     broker.shutdown().await;
     result
-}
-
-/// Every connection holds a socket: the soft open-file limit (often 1,024) is raised to the
-/// hard one, and a limit still too low for `limits.max_connections` is reported, since the
-/// connections past it would be refused by the system, not by roost.
-fn raise_open_file_limit(max_connections: u32) {
-    // Listeners, the store and the log files take a few descriptors beyond the connections.
-    const SPARE: u64 = 64;
-    match rlimit::increase_nofile_limit(u64::MAX) {
-        Ok(limit) if limit < u64::from(max_connections) + SPARE => tracing::warn!(
-            open_file_limit = limit,
-            max_connections,
-            "the open-file limit is too low for limits.max_connections: connections past about \
-             {} will fail to be accepted; raise the hard limit (ulimit -Hn, LimitNOFILE)",
-            limit.saturating_sub(SPARE)
-        ),
-        Ok(limit) => tracing::info!(open_file_limit = limit, "open-file limit"),
-        Err(error) => tracing::warn!(%error, "cannot raise the open-file limit"),
-    }
 }
 
 /// The error and its causes on one line, leaving out causes the message already quotes

@@ -16,6 +16,7 @@ mod handle;
 mod listener;
 mod message;
 mod metrics;
+mod open_files;
 // Built for issue 6 (defect 6); the router uses it once its split has landed.
 #[cfg_attr(not(test), allow(dead_code))]
 mod retained_index;

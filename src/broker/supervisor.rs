@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::api::{ApplyChange, ApplyError, ApplyReport, ChangeAction, ListenerInfo, ListenerKind};
 use super::diagnostics;
 use super::listener::{self, socket_address};
+use super::open_files;
 use super::router::RouterMsg;
 use super::shared::Shared;
 use crate::config::{Config, ConfigError, StorageMode};
@@ -133,6 +134,7 @@ impl Supervisor {
         self.shared
             .admission
             .set_limit(config.limits.max_connections);
+        open_files::ensure_room_for(config.limits.max_connections);
         if self
             .router
             .send(RouterMsg::Configure(config_arc))
