@@ -591,6 +591,8 @@ impl CompareReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::histogram::LatencyHistogram;
+    use crate::sequence::DeliveryCounts;
 
     #[test]
     fn the_standard_scenarios_match_the_issue() {
@@ -619,6 +621,123 @@ mod tests {
         assert!(config.contains("user root\n"));
         assert!(config.contains("set_tcp_nodelay true\n"));
         assert!(!mosquitto_config("127.0.0.1:1".parse().unwrap(), false).contains("user root"));
+    }
+
+    /// A run that delivered `throughput` messages in one second with the given latencies
+    /// (half the samples at each) and broker CPU, losing `lost` of them.
+    fn run_report(throughput: u64, p50: u64, p99: u64, cpu: f64, lost: u64) -> RunReport {
+        let mut latency = LatencyHistogram::default();
+        for _ in 0..50 {
+            latency.record(p50);
+        }
+        for _ in 0..50 {
+            latency.record(p99);
+        }
+        RunReport {
+            scenario: Scenario::FanIn,
+            qos: QoS::AtMostOnce,
+            version: ProtocolVersion::V3_1_1,
+            publishers: 4,
+            subscribers: 1,
+            payload: 64,
+            rate: None,
+            window: Duration::from_secs(1),
+            published_in_window: throughput,
+            delivered_in_window: throughput,
+            latency,
+            deliveries: DeliveryCounts {
+                expected: throughput * 2,
+                unique: throughput * 2 - lost,
+                ..DeliveryCounts::default()
+            },
+            foreign: 0,
+            unacknowledged: 0,
+            rejected: 0,
+            broker_cpu: Some(cpu),
+            generator_cpu: 0.0,
+            problems: Vec::new(),
+        }
+    }
+
+    fn test_options() -> CompareOptions {
+        CompareOptions {
+            duration: Duration::from_secs(5),
+            warm_up: Duration::from_secs(1),
+            rounds: 2,
+            load: 20_000.0,
+            version: ProtocolVersion::V3_1_1,
+            roost: PathBuf::from("/build/roost"),
+            mosquitto: PathBuf::from("mosquitto"),
+        }
+    }
+
+    fn test_report(runs: Vec<CompareRun>) -> CompareReport {
+        let options = test_options();
+        CompareReport {
+            scenarios: standard_scenarios(options.load)[..2].to_vec(),
+            options,
+            runs,
+            machine: "2 cores (Test CPU), Linux 6.1".to_string(),
+            mosquitto_version: "mosquitto version 2.0.11".to_string(),
+        }
+    }
+
+    fn ok(scenario: usize, broker: BrokerKind, report: RunReport) -> CompareRun {
+        CompareRun {
+            scenario,
+            broker,
+            result: Ok(report),
+        }
+    }
+
+    #[test]
+    fn the_table_without_a_baseline() {
+        let report = test_report(vec![
+            ok(
+                0,
+                BrokerKind::Roost,
+                run_report(1_500_000, 80_000_000, 150_000_000, 1.0, 0),
+            ),
+            ok(
+                0,
+                BrokerKind::Mosquitto,
+                run_report(250_000, 600_000_000, 800_000_000, 1.0, 0),
+            ),
+            ok(
+                0,
+                BrokerKind::Mosquitto,
+                run_report(240_000, 640_000_000, 760_000_000, 1.1, 0),
+            ),
+            ok(
+                0,
+                BrokerKind::Roost,
+                run_report(1_400_000, 90_000_000, 160_000_000, 0.9, 29_000),
+            ),
+            ok(
+                1,
+                BrokerKind::Roost,
+                run_report(4_000_000, 60_000_000, 80_000_000, 0.8, 0),
+            ),
+            CompareRun {
+                scenario: 1,
+                broker: BrokerKind::Mosquitto,
+                result: Err("mosquitto exited early (exit status: 1)".to_string()),
+            },
+        ]);
+        let expected = "\
+Machine: 2 cores (Test CPU), Linux 6.1. mosquitto version 2.0.11. MQTT 3.1.1, 64-byte payloads, \
+5 s measured after 1 s warm-up, 2 round(s), brokers alternating first; both brokers limited to \
+100 inflight and 10000 queued messages per client.\n\
+\n\
+| Scenario | Broker | msgs/s delivered | p50 | p99 | lost | CPU s per 1M msgs |\n\
+|---|---|---:|---:|---:|---:|---:|\n\
+| QoS 0 fan-in 4→1, flat out | roost | 1\u{202F}450\u{202F}000 | 86.0 ms | 155.0 ms | 29000 (0.50 %) | 0.65 |\n\
+|  | mosquitto | 245\u{202F}000 | 629.1 ms | 780.0 ms | 0 | 4.29 |\n\
+| | roost/mosquitto | 5.92× | 0.14× | 0.20× | | 0.15× |\n\
+| QoS 0 fan-out 1→8, flat out | roost | 4\u{202F}000\u{202F}000 | 60.8 ms | 80.0 ms | 0 | 0.20 |\n\
+|  | mosquitto | failed: mosquitto exited early (exit status: 1) | | | | |\n\
+| | roost/mosquitto | - | - | - | | - |\n";
+        assert_eq!(report.markdown(), expected);
     }
 
     #[test]
