@@ -14,7 +14,8 @@ use roost::mqtt::{ProtocolVersion, QoS};
 pub enum BenchCommand {
     /// Drive a broker with one scenario; report throughput, latency, loss and broker CPU.
     Run(RunArgs),
-    /// Start roost and Mosquitto, run the standard scenarios against both, print a Markdown table.
+    /// Start roost and Mosquitto (and an earlier roost build with --baseline), run the standard
+    /// scenarios against each, print a Markdown table.
     Compare(CompareArgs),
 }
 
@@ -84,6 +85,10 @@ pub struct CompareArgs {
     /// The roost executable to serve with (default: `roost` next to this executable).
     #[arg(long)]
     roost: Option<PathBuf>,
+    /// An earlier roost executable to run as a third broker in the same rotation, for a
+    /// roost/baseline ratio row (the table labels it with its file name).
+    #[arg(long, value_name = "PATH")]
+    baseline: Option<PathBuf>,
     /// The Mosquitto executable.
     #[arg(long, default_value = "mosquitto")]
     mosquitto: PathBuf,
@@ -196,6 +201,7 @@ async fn run_compare(args: CompareArgs) -> Result<(), BenchError> {
         load: args.load,
         version: args.mqtt_version,
         roost,
+        baseline: args.baseline,
         mosquitto: args.mosquitto,
     };
     let report = compare(&options).await?;

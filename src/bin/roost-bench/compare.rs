@@ -1,5 +1,7 @@
 //! `roost-bench compare`: roost and Mosquitto side by side on the same machine, same
-//! scenarios, same limits, alternating which broker goes first.
+//! scenarios, same limits, alternating which broker goes first. With `--baseline`, an earlier
+//! roost build runs as a third broker in the same rotation, so a regression shows against
+//! figures measured minutes apart on the same machine, not on another day.
 
 use std::fmt::Write as _;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -9,10 +11,9 @@ use std::time::{Duration, Instant};
 
 use super::BenchError;
 use super::run::{RunOptions, RunReport, Scenario, format_nanos, run};
-use roost::config::Config;
 use roost::mqtt::{ProtocolVersion, QoS};
 
-/// Both brokers get the same limits, so neither wins by dropping or queueing more.
+/// Every broker gets the same limits, so none wins by dropping or queueing more.
 const MAX_INFLIGHT: u16 = 100;
 const MAX_QUEUED: u32 = 10_000;
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -26,9 +27,28 @@ pub struct CompareOptions {
     pub load: f64,
     pub version: ProtocolVersion,
     pub roost: PathBuf,
+    /// An earlier roost executable, run as a third broker.
+    pub baseline: Option<PathBuf>,
     pub mosquitto: PathBuf,
 }
 
+impl CompareOptions {
+    /// The brokers in table order: roost, the baseline build (when given), Mosquitto.
+    pub fn brokers(&self) -> Vec<BrokerUnderTest> {
+        let mut brokers = vec![BrokerUnderTest::new(BrokerKind::Roost, &self.roost)];
+        if let Some(baseline) = &self.baseline {
+            brokers.push(BrokerUnderTest {
+                label: baseline_label(baseline),
+                kind: BrokerKind::Roost,
+                program: baseline.clone(),
+            });
+        }
+        brokers.push(BrokerUnderTest::new(BrokerKind::Mosquitto, &self.mosquitto));
+        brokers
+    }
+}
+
+/// How a broker is configured and started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BrokerKind {
     Roost,
@@ -42,6 +62,49 @@ impl BrokerKind {
             BrokerKind::Mosquitto => "mosquitto",
         }
     }
+}
+
+/// One broker of a comparison: its name in the table, how it is started, and from where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerUnderTest {
+    pub label: String,
+    pub kind: BrokerKind,
+    pub program: PathBuf,
+}
+
+impl BrokerUnderTest {
+    /// The broker labelled by its kind (`roost`, `mosquitto`).
+    fn new(kind: BrokerKind, program: &Path) -> BrokerUnderTest {
+        BrokerUnderTest {
+            label: kind.name().to_string(),
+            kind,
+            program: program.to_path_buf(),
+        }
+    }
+}
+
+/// The table label of a baseline build: its file name (`roost-c7b4210`), or `baseline` when the
+/// file name would read as one of the other brokers (an earlier build named plain `roost`).
+pub fn baseline_label(program: &Path) -> String {
+    match program.file_name().map(|name| name.to_string_lossy()) {
+        Some(name) if name != BrokerKind::Roost.name() && name != BrokerKind::Mosquitto.name() => {
+            name.into_owned()
+        }
+        _ => "baseline".to_string(),
+    }
+}
+
+/// The order in which the brokers (indices into the table order) run scenario `scenario` in
+/// round `round`: the table order rotated one place further per scenario and per round. Each
+/// broker thus takes each place equally often (per round when the scenarios are a multiple of
+/// the brokers, per scenario over rounds that are), and two brokers simply alternate.
+pub fn run_order(brokers: usize, round: usize, scenario: usize) -> Vec<usize> {
+    let Some(shift) = (round + scenario).checked_rem(brokers) else {
+        return Vec::new();
+    };
+    (0..brokers)
+        .map(|place| (place + shift) % brokers)
+        .collect()
 }
 
 /// One line of the issue's scenario list.
@@ -115,13 +178,16 @@ pub fn standard_scenarios(load: f64) -> Vec<ComparedScenario> {
 #[derive(Debug)]
 pub struct CompareRun {
     pub scenario: usize,
-    pub broker: BrokerKind,
+    /// Index into [`CompareReport::brokers`].
+    pub broker: usize,
     pub result: Result<RunReport, String>,
 }
 
 #[derive(Debug)]
 pub struct CompareReport {
     pub options: CompareOptions,
+    /// In table order: roost, the baseline build (when given), Mosquitto.
+    pub brokers: Vec<BrokerUnderTest>,
     pub scenarios: Vec<ComparedScenario>,
     pub runs: Vec<CompareRun>,
     pub machine: String,
@@ -130,7 +196,7 @@ pub struct CompareReport {
 
 /// A child process killed (and reaped) when dropped, with its scratch directory.
 struct BrokerProcess {
-    kind: BrokerKind,
+    broker: BrokerUnderTest,
     child: Child,
     address: SocketAddr,
     directory: ScratchDir,
@@ -145,8 +211,8 @@ impl Drop for BrokerProcess {
 }
 
 impl BrokerProcess {
-    fn start(kind: BrokerKind, options: &CompareOptions) -> Result<BrokerProcess, BenchError> {
-        let directory = ScratchDir::new(kind.name())?;
+    fn start(broker: &BrokerUnderTest) -> Result<BrokerProcess, BenchError> {
+        let directory = ScratchDir::new(&broker.label)?;
         let address = free_local_address()?;
         let log = std::fs::File::create(directory.path.join("broker.log")).map_err(|source| {
             BenchError::Io {
@@ -154,21 +220,16 @@ impl BrokerProcess {
                 source,
             }
         })?;
-        let mut command = match kind {
+        let mut command = match broker.kind {
             BrokerKind::Roost => {
                 let config_path = directory.path.join("roost.ron");
-                let mut config = Config::default();
-                config.broker.enabled = true;
-                config.broker.tcp.enabled = true;
-                config.broker.tcp.bind = address.ip().to_string();
-                config.broker.tcp.port = address.port();
-                config.limits.max_inflight = MAX_INFLIGHT;
-                config.limits.max_queued_messages = MAX_QUEUED;
-                config.save(&config_path).map_err(|e| BenchError::Io {
-                    context: "cannot write the roost config",
-                    source: std::io::Error::other(e.to_string()),
+                std::fs::write(&config_path, roost_config(address)).map_err(|source| {
+                    BenchError::Io {
+                        context: "cannot write the roost config",
+                        source,
+                    }
                 })?;
-                let mut command = Command::new(&options.roost);
+                let mut command = Command::new(&broker.program);
                 command
                     .arg("--config")
                     .arg(&config_path)
@@ -185,7 +246,7 @@ impl BrokerProcess {
                         context: "cannot write the Mosquitto config",
                         source,
                     })?;
-                let mut command = Command::new(&options.mosquitto);
+                let mut command = Command::new(&broker.program);
                 command.arg("-c").arg(&config_path);
                 command
             }
@@ -198,14 +259,14 @@ impl BrokerProcess {
             .stderr(log)
             .spawn()
             .map_err(|source| BenchError::Spawn { program, source })?;
-        let mut broker = BrokerProcess {
-            kind,
+        let mut process = BrokerProcess {
+            broker: broker.clone(),
             child,
             address,
             directory,
         };
-        broker.wait_until_ready()?;
-        Ok(broker)
+        process.wait_until_ready()?;
+        Ok(process)
     }
 
     fn wait_until_ready(&mut self) -> Result<(), BenchError> {
@@ -217,7 +278,7 @@ impl BrokerProcess {
             }
             if started.elapsed() > READY_TIMEOUT {
                 return Err(BenchError::BrokerNotReady {
-                    broker: self.kind.name().to_string(),
+                    broker: self.broker.label.clone(),
                     address: self.address,
                     seconds: READY_TIMEOUT.as_secs(),
                 });
@@ -235,7 +296,7 @@ impl BrokerProcess {
                 let tail: Vec<&str> = log.lines().rev().take(5).collect();
                 let tail: Vec<&str> = tail.into_iter().rev().collect();
                 Err(BenchError::BrokerExited {
-                    broker: self.kind.name().to_string(),
+                    broker: self.broker.label.clone(),
                     status: format!("{status}; last log lines: {}", tail.join(" | ")),
                 })
             }
@@ -245,6 +306,20 @@ impl BrokerProcess {
             }),
         }
     }
+}
+
+/// The roost configuration for a comparison: one local listener and the limits Mosquitto gets.
+/// Only these settings are written (the rest keep their defaults), so that an earlier build,
+/// which refuses settings it does not know, reads the same file.
+pub fn roost_config(address: SocketAddr) -> String {
+    format!(
+        "(\n    \
+         broker: (enabled: true, tcp: (enabled: true, bind: \"{}\", port: {})),\n    \
+         limits: (max_inflight: {MAX_INFLIGHT}, max_queued_messages: {MAX_QUEUED}),\n\
+         )\n",
+        address.ip(),
+        address.port()
+    )
 }
 
 /// The Mosquitto configuration for a comparison: one local listener, nothing on disk, the
@@ -319,34 +394,31 @@ impl Drop for ScratchDir {
     }
 }
 
-/// Starts both brokers, runs every scenario against each, and stops them again (also when
+/// Starts the brokers, runs every scenario against each, and stops them again (also when
 /// this future is dropped, for example on Ctrl-C).
 pub async fn compare(options: &CompareOptions) -> Result<CompareReport, BenchError> {
     let scenarios = standard_scenarios(options.load);
-    let mut roost = BrokerProcess::start(BrokerKind::Roost, options)?;
-    let mut mosquitto = BrokerProcess::start(BrokerKind::Mosquitto, options)?;
+    let brokers = options.brokers();
+    // Collecting stops at the first broker that does not start; dropping the ones started
+    // before it kills them.
+    let mut processes = brokers
+        .iter()
+        .map(BrokerProcess::start)
+        .collect::<Result<Vec<_>, _>>()?;
     let mut runs = Vec::new();
     for round in 0..options.rounds {
         for (index, compared) in scenarios.iter().enumerate() {
-            let order = if (round + index) % 2 == 0 {
-                [BrokerKind::Roost, BrokerKind::Mosquitto]
-            } else {
-                [BrokerKind::Mosquitto, BrokerKind::Roost]
-            };
-            for kind in order {
-                let broker = match kind {
-                    BrokerKind::Roost => &mut roost,
-                    BrokerKind::Mosquitto => &mut mosquitto,
-                };
+            for broker in run_order(processes.len(), round, index) {
+                let process = &mut processes[broker];
                 eprintln!(
                     "round {}/{}: {} against {}",
                     round + 1,
                     options.rounds,
                     compared.label(),
-                    kind.name()
+                    process.broker.label
                 );
-                let result = match broker.check_alive() {
-                    Ok(()) => run(&run_options(options, compared, broker))
+                let result = match process.check_alive() {
+                    Ok(()) => run(&run_options(options, compared, process))
                         .await
                         .map_err(|e| e.to_string()),
                     Err(e) => Err(e.to_string()),
@@ -363,16 +435,16 @@ pub async fn compare(options: &CompareOptions) -> Result<CompareReport, BenchErr
                 }
                 runs.push(CompareRun {
                     scenario: index,
-                    broker: kind,
+                    broker,
                     result,
                 });
             }
         }
     }
-    drop(roost);
-    drop(mosquitto);
+    drop(processes);
     Ok(CompareReport {
         options: options.clone(),
+        brokers,
         scenarios,
         runs,
         machine: describe_machine(),
@@ -383,10 +455,10 @@ pub async fn compare(options: &CompareOptions) -> Result<CompareReport, BenchErr
 fn run_options(
     options: &CompareOptions,
     compared: &ComparedScenario,
-    broker: &BrokerProcess,
+    process: &BrokerProcess,
 ) -> RunOptions {
     RunOptions {
-        address: broker.address,
+        address: process.address,
         scenario: compared.scenario,
         publishers: compared.publishers,
         subscribers: compared.subscribers,
@@ -398,7 +470,7 @@ fn run_options(
         count: None,
         rate: compared.rate,
         inflight: usize::from(MAX_INFLIGHT),
-        broker_pid: Some(broker.child.id()),
+        broker_pid: Some(process.child.id()),
     }
 }
 
@@ -472,7 +544,8 @@ pub struct Summary {
 }
 
 impl CompareReport {
-    pub fn summary(&self, scenario: usize, broker: BrokerKind) -> Summary {
+    /// The figures of `broker` (an index into [`CompareReport::brokers`]) on `scenario`.
+    pub fn summary(&self, scenario: usize, broker: usize) -> Summary {
         let reports: Vec<&RunReport> = self
             .runs
             .iter()
@@ -505,16 +578,33 @@ impl CompareReport {
         }
     }
 
-    /// The comparison as Markdown: a table with one row per broker and scenario, and a
-    /// roost/mosquitto ratio row for throughput and CPU per message.
+    /// The comparison as Markdown: a table with one row per broker and scenario, and ratio
+    /// rows of roost to each other broker (Mosquitto first, then the baseline build) for
+    /// throughput, latency and CPU per message.
     pub fn markdown(&self) -> String {
         let mut out = String::new();
         let options = &self.options;
+        let (order, all) = match self.brokers.len() {
+            2 => ("alternating", "both brokers"),
+            _ => ("rotating", "all brokers"),
+        };
+        // Two brokers are always this roost and Mosquitto; the executables are worth naming
+        // once several roost builds ran.
+        let executables = if self.brokers.len() > 2 {
+            let list: Vec<String> = self
+                .brokers
+                .iter()
+                .map(|broker| format!("{} `{}`", broker.label, broker.program.display()))
+                .collect();
+            format!(" Executables: {}.", list.join(", "))
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
             "Machine: {}. {}. MQTT {}, 64-byte payloads, {} s measured after {} s warm-up, \
-             {} round(s), brokers alternating first; both brokers limited to {MAX_INFLIGHT} \
-             inflight and {MAX_QUEUED} queued messages per client.\n",
+             {} round(s), brokers {order} first; {all} limited to {MAX_INFLIGHT} \
+             inflight and {MAX_QUEUED} queued messages per client.{executables}\n",
             self.machine,
             self.mosquitto_version,
             options.version,
@@ -526,71 +616,85 @@ impl CompareReport {
             "| Scenario | Broker | msgs/s delivered | p50 | p99 | lost | CPU s per 1M msgs |\n",
         );
         out.push_str("|---|---|---:|---:|---:|---:|---:|\n");
-        let fmt_latency = |nanos: Option<f64>| nanos.map_or("-".into(), |n| format_nanos(n as u64));
         for (index, compared) in self.scenarios.iter().enumerate() {
             let label = compared.label();
-            let roost = self.summary(index, BrokerKind::Roost);
-            let mosquitto = self.summary(index, BrokerKind::Mosquitto);
-            for (kind, summary) in [
-                (BrokerKind::Roost, &roost),
-                (BrokerKind::Mosquitto, &mosquitto),
-            ] {
-                let scenario_cell = if kind == BrokerKind::Roost {
-                    label.as_str()
-                } else {
-                    ""
-                };
-                if summary.throughput.is_none() {
-                    let why = summary.failures.first().cloned().unwrap_or_default();
-                    let _ = writeln!(
-                        out,
-                        "| {scenario_cell} | {} | failed: {} | | | | |",
-                        kind.name(),
-                        why.replace('|', "/")
-                    );
-                    continue;
-                }
-                let lost = if summary.lost == 0 {
-                    "0".to_string()
-                } else {
-                    format!(
-                        "{} ({:.2} %)",
-                        summary.lost,
-                        summary.lost as f64 * 100.0 / summary.expected.max(1) as f64
-                    )
-                };
-                let _ = writeln!(
-                    out,
-                    "| {scenario_cell} | {} | {} | {} | {} | {lost} | {} |",
-                    kind.name(),
-                    summary.throughput.map_or("-".into(), group_thousands),
-                    fmt_latency(summary.p50),
-                    fmt_latency(summary.p99),
-                    summary
-                        .cpu_per_million
-                        .map_or("-".into(), |cpu| format!("{cpu:.2}")),
+            let summaries: Vec<Summary> = (0..self.brokers.len())
+                .map(|broker| self.summary(index, broker))
+                .collect();
+            for (place, (broker, summary)) in self.brokers.iter().zip(&summaries).enumerate() {
+                let scenario_cell = if place == 0 { label.as_str() } else { "" };
+                write_summary_row(&mut out, scenario_cell, &broker.label, summary);
+            }
+            // roost is first in the table; Mosquitto, last, gets the first ratio row.
+            for other in (1..self.brokers.len()).rev() {
+                write_ratio_row(
+                    &mut out,
+                    &format!("{}/{}", self.brokers[0].label, self.brokers[other].label),
+                    &summaries[0],
+                    &summaries[other],
                 );
             }
-            let ratio = |mine: Option<f64>, theirs: Option<f64>| match (mine, theirs) {
-                (Some(mine), Some(theirs)) if theirs > 0.0 => format!("{:.2}×", mine / theirs),
-                _ => "-".to_string(),
-            };
-            let _ = writeln!(
-                out,
-                "| | roost/mosquitto | {} | {} | {} | | {} |",
-                ratio(roost.throughput, mosquitto.throughput),
-                ratio(roost.p50, mosquitto.p50),
-                ratio(roost.p99, mosquitto.p99),
-                ratio(roost.cpu_per_million, mosquitto.cpu_per_million),
-            );
         }
         out
     }
 }
 
+fn write_summary_row(out: &mut String, scenario_cell: &str, broker: &str, summary: &Summary) {
+    if summary.throughput.is_none() {
+        let why = summary.failures.first().cloned().unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "| {scenario_cell} | {broker} | failed: {} | | | | |",
+            why.replace('|', "/")
+        );
+        return;
+    }
+    let lost = if summary.lost == 0 {
+        "0".to_string()
+    } else {
+        format!(
+            "{} ({:.2} %)",
+            summary.lost,
+            summary.lost as f64 * 100.0 / summary.expected.max(1) as f64
+        )
+    };
+    let latency = |nanos: Option<f64>| nanos.map_or("-".into(), |n| format_nanos(n as u64));
+    let _ = writeln!(
+        out,
+        "| {scenario_cell} | {broker} | {} | {} | {} | {lost} | {} |",
+        summary.throughput.map_or("-".into(), group_thousands),
+        latency(summary.p50),
+        latency(summary.p99),
+        summary
+            .cpu_per_million
+            .map_or("-".into(), |cpu| format!("{cpu:.2}")),
+    );
+}
+
+/// `mine / theirs` for throughput, p50, p99 and CPU per message ("-" where either is missing).
+fn write_ratio_row(out: &mut String, label: &str, mine: &Summary, theirs: &Summary) {
+    let ratio = |mine: Option<f64>, theirs: Option<f64>| match (mine, theirs) {
+        (Some(mine), Some(theirs)) if theirs > 0.0 => format!("{:.2}×", mine / theirs),
+        _ => "-".to_string(),
+    };
+    let _ = writeln!(
+        out,
+        "| | {label} | {} | {} | {} | | {} |",
+        ratio(mine.throughput, theirs.throughput),
+        ratio(mine.p50, theirs.p50),
+        ratio(mine.p99, theirs.p99),
+        ratio(mine.cpu_per_million, theirs.cpu_per_million),
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::histogram::LatencyHistogram;
+    use crate::sequence::DeliveryCounts;
+    use roost::config::Config;
+
+    const ROOST: usize = 0;
 
     #[test]
     fn the_standard_scenarios_match_the_issue() {
@@ -619,6 +723,246 @@ mod tests {
         assert!(config.contains("user root\n"));
         assert!(config.contains("set_tcp_nodelay true\n"));
         assert!(!mosquitto_config("127.0.0.1:1".parse().unwrap(), false).contains("user root"));
+    }
+
+    /// A run that delivered `throughput` messages in one second with the given latencies
+    /// (half the samples at each) and broker CPU, losing `lost` of them.
+    fn run_report(throughput: u64, p50: u64, p99: u64, cpu: f64, lost: u64) -> RunReport {
+        let mut latency = LatencyHistogram::default();
+        for _ in 0..50 {
+            latency.record(p50);
+        }
+        for _ in 0..50 {
+            latency.record(p99);
+        }
+        RunReport {
+            scenario: Scenario::FanIn,
+            qos: QoS::AtMostOnce,
+            version: ProtocolVersion::V3_1_1,
+            publishers: 4,
+            subscribers: 1,
+            payload: 64,
+            rate: None,
+            window: Duration::from_secs(1),
+            published_in_window: throughput,
+            delivered_in_window: throughput,
+            latency,
+            deliveries: DeliveryCounts {
+                expected: throughput * 2,
+                unique: throughput * 2 - lost,
+                ..DeliveryCounts::default()
+            },
+            foreign: 0,
+            unacknowledged: 0,
+            rejected: 0,
+            broker_cpu: Some(cpu),
+            generator_cpu: 0.0,
+            problems: Vec::new(),
+        }
+    }
+
+    fn test_options() -> CompareOptions {
+        CompareOptions {
+            duration: Duration::from_secs(5),
+            warm_up: Duration::from_secs(1),
+            rounds: 2,
+            load: 20_000.0,
+            version: ProtocolVersion::V3_1_1,
+            roost: PathBuf::from("/build/roost"),
+            baseline: None,
+            mosquitto: PathBuf::from("mosquitto"),
+        }
+    }
+
+    fn test_report(options: CompareOptions, runs: Vec<CompareRun>) -> CompareReport {
+        CompareReport {
+            brokers: options.brokers(),
+            scenarios: standard_scenarios(options.load)[..2].to_vec(),
+            options,
+            runs,
+            machine: "2 cores (Test CPU), Linux 6.1".to_string(),
+            mosquitto_version: "mosquitto version 2.0.11".to_string(),
+        }
+    }
+
+    fn ok(scenario: usize, broker: usize, report: RunReport) -> CompareRun {
+        CompareRun {
+            scenario,
+            broker,
+            result: Ok(report),
+        }
+    }
+
+    #[test]
+    fn without_a_baseline_the_table_is_roost_and_mosquitto_as_before() {
+        const MOSQUITTO: usize = 1;
+        let runs = vec![
+            ok(
+                0,
+                ROOST,
+                run_report(1_500_000, 80_000_000, 150_000_000, 1.0, 0),
+            ),
+            ok(
+                0,
+                MOSQUITTO,
+                run_report(250_000, 600_000_000, 800_000_000, 1.0, 0),
+            ),
+            ok(
+                0,
+                MOSQUITTO,
+                run_report(240_000, 640_000_000, 760_000_000, 1.1, 0),
+            ),
+            ok(
+                0,
+                ROOST,
+                run_report(1_400_000, 90_000_000, 160_000_000, 0.9, 29_000),
+            ),
+            ok(
+                1,
+                ROOST,
+                run_report(4_000_000, 60_000_000, 80_000_000, 0.8, 0),
+            ),
+            CompareRun {
+                scenario: 1,
+                broker: MOSQUITTO,
+                result: Err("mosquitto exited early (exit status: 1)".to_string()),
+            },
+        ];
+        let report = test_report(test_options(), runs);
+        let expected = "\
+Machine: 2 cores (Test CPU), Linux 6.1. mosquitto version 2.0.11. MQTT 3.1.1, 64-byte payloads, \
+5 s measured after 1 s warm-up, 2 round(s), brokers alternating first; both brokers limited to \
+100 inflight and 10000 queued messages per client.\n\
+\n\
+| Scenario | Broker | msgs/s delivered | p50 | p99 | lost | CPU s per 1M msgs |\n\
+|---|---|---:|---:|---:|---:|---:|\n\
+| QoS 0 fan-in 4→1, flat out | roost | 1\u{202F}450\u{202F}000 | 86.0 ms | 155.0 ms | 29000 (0.50 %) | 0.65 |\n\
+|  | mosquitto | 245\u{202F}000 | 629.1 ms | 780.0 ms | 0 | 4.29 |\n\
+| | roost/mosquitto | 5.92× | 0.14× | 0.20× | | 0.15× |\n\
+| QoS 0 fan-out 1→8, flat out | roost | 4\u{202F}000\u{202F}000 | 60.8 ms | 80.0 ms | 0 | 0.20 |\n\
+|  | mosquitto | failed: mosquitto exited early (exit status: 1) | | | | |\n\
+| | roost/mosquitto | - | - | - | | - |\n";
+        assert_eq!(report.markdown(), expected);
+    }
+
+    #[test]
+    fn a_baseline_adds_its_row_a_ratio_row_and_the_executables() {
+        const BASELINE: usize = 1;
+        const MOSQUITTO: usize = 2;
+        let options = CompareOptions {
+            baseline: Some(PathBuf::from("/work/baseline/roost-c7b4210")),
+            ..test_options()
+        };
+        let runs = vec![
+            ok(0, ROOST, run_report(1_000_000, 100_000, 400_000, 1.0, 0)),
+            ok(0, BASELINE, run_report(800_000, 125_000, 320_000, 1.0, 0)),
+            ok(0, MOSQUITTO, run_report(250_000, 400_000, 800_000, 1.0, 0)),
+            ok(1, MOSQUITTO, run_report(250_000, 400_000, 800_000, 1.0, 0)),
+            ok(1, ROOST, run_report(4_000_000, 60_000, 80_000, 0.8, 0)),
+            CompareRun {
+                scenario: 1,
+                broker: BASELINE,
+                result: Err("roost-c7b4210 exited early (exit status: 2)".to_string()),
+            },
+        ];
+        let report = test_report(options, runs);
+        // Latencies are read back as the upper bounds of their histogram buckets (125 µs
+        // as 127 µs), so the latency ratios are those of the bounds.
+        let expected = "\
+Machine: 2 cores (Test CPU), Linux 6.1. mosquitto version 2.0.11. MQTT 3.1.1, 64-byte payloads, \
+5 s measured after 1 s warm-up, 2 round(s), brokers rotating first; all brokers limited to \
+100 inflight and 10000 queued messages per client. Executables: roost `/build/roost`, \
+roost-c7b4210 `/work/baseline/roost-c7b4210`, mosquitto `mosquitto`.\n\
+\n\
+| Scenario | Broker | msgs/s delivered | p50 | p99 | lost | CPU s per 1M msgs |\n\
+|---|---|---:|---:|---:|---:|---:|\n\
+| QoS 0 fan-in 4→1, flat out | roost | 1\u{202F}000\u{202F}000 | 100 µs | 400 µs | 0 | 1.00 |\n\
+|  | roost-c7b4210 | 800\u{202F}000 | 127 µs | 320 µs | 0 | 1.25 |\n\
+|  | mosquitto | 250\u{202F}000 | 401 µs | 800 µs | 0 | 4.00 |\n\
+| | roost/mosquitto | 4.00× | 0.25× | 0.50× | | 0.25× |\n\
+| | roost/roost-c7b4210 | 1.25× | 0.79× | 1.25× | | 0.80× |\n\
+| QoS 0 fan-out 1→8, flat out | roost | 4\u{202F}000\u{202F}000 | 60 µs | 80 µs | 0 | 0.20 |\n\
+|  | roost-c7b4210 | failed: roost-c7b4210 exited early (exit status: 2) | | | | |\n\
+|  | mosquitto | 250\u{202F}000 | 401 µs | 800 µs | 0 | 4.00 |\n\
+| | roost/mosquitto | 16.00× | 0.15× | 0.10× | | 0.05× |\n\
+| | roost/roost-c7b4210 | - | - | - | | - |\n";
+        assert_eq!(report.markdown(), expected);
+    }
+
+    #[test]
+    fn the_baseline_is_labelled_by_its_file_name_and_runs_between_roost_and_mosquitto() {
+        let options = CompareOptions {
+            baseline: Some(PathBuf::from("/work/baseline/roost-c7b4210")),
+            ..test_options()
+        };
+        let brokers = options.brokers();
+        let labels: Vec<&str> = brokers.iter().map(|b| b.label.as_str()).collect();
+        assert_eq!(labels, ["roost", "roost-c7b4210", "mosquitto"]);
+        assert_eq!(brokers[1].kind, BrokerKind::Roost);
+        assert_eq!(
+            brokers[1].program,
+            Path::new("/work/baseline/roost-c7b4210")
+        );
+        // An earlier build named plain `roost` must not read as the build under test.
+        assert_eq!(baseline_label(Path::new("/old/roost")), "baseline");
+        assert_eq!(test_options().brokers().len(), 2);
+    }
+
+    #[test]
+    fn two_brokers_alternate_as_before() {
+        for round in 0..4 {
+            for scenario in 0..6 {
+                let expected = if (round + scenario) % 2 == 0 {
+                    [0, 1]
+                } else {
+                    [1, 0]
+                };
+                assert_eq!(run_order(2, round, scenario), expected);
+            }
+        }
+    }
+
+    #[test]
+    fn three_brokers_rotate_so_each_takes_each_place_equally_often() {
+        assert_eq!(run_order(3, 0, 0), [0, 1, 2]);
+        assert_eq!(run_order(3, 0, 1), [1, 2, 0]);
+        assert_eq!(run_order(3, 0, 2), [2, 0, 1]);
+        assert_eq!(run_order(3, 1, 0), [1, 2, 0]);
+        // Within a round of the six standard scenarios, each broker runs first, second and
+        // third twice; over three rounds, each scenario has each broker first once.
+        let mut places = [[0; 3]; 3];
+        for scenario in 0..6 {
+            let order = run_order(3, 0, scenario);
+            let mut sorted = order.clone();
+            sorted.sort_unstable();
+            assert_eq!(sorted, [0, 1, 2], "every broker runs once");
+            for (place, broker) in order.into_iter().enumerate() {
+                places[broker][place] += 1;
+            }
+        }
+        assert_eq!(places, [[2; 3]; 3]);
+        for scenario in 0..6 {
+            let mut firsts: Vec<usize> = (0..3)
+                .map(|round| run_order(3, round, scenario)[0])
+                .collect();
+            firsts.sort_unstable();
+            assert_eq!(firsts, [0, 1, 2]);
+        }
+        assert!(run_order(0, 1, 1).is_empty());
+    }
+
+    #[test]
+    fn the_roost_config_sets_only_the_listener_and_limits() {
+        let text = roost_config("127.0.0.1:18831".parse().unwrap());
+        let config = Config::from_ron(&text).unwrap();
+        let mut expected = Config::default();
+        expected.broker.enabled = true;
+        expected.broker.tcp.enabled = true;
+        expected.broker.tcp.bind = "127.0.0.1".to_string();
+        expected.broker.tcp.port = 18831;
+        expected.limits.max_inflight = MAX_INFLIGHT;
+        expected.limits.max_queued_messages = MAX_QUEUED;
+        assert_eq!(config, expected);
     }
 
     #[test]
