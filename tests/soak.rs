@@ -324,7 +324,7 @@ async fn soak_mixed_qos_and_versions_with_two_second_keep_alive() {
     // QoS 0 may be dropped, but only as the broker says.
     if qos0_lost > dropped {
         failures.push(format!(
-            "{qos0_lost} QoS 0 deliveries lost but the broker counted {dropped} dropped"
+            "{qos0_lost} QoS 0 deliveries lost, broker counted {dropped_text} dropped"
         ));
     }
     if rss_end > rss_warm + RSS_GROWTH_LIMIT {
