@@ -169,7 +169,15 @@ impl<R: Input> Reader<R> {
                         Ok(0) => {
                             return Ending { reason: None, publish_will: true, expiry_secs: None, closed_by_broker: false };
                         }
-                        Ok(n) => Metrics::add(&self.shared.metrics.bytes_received, n as u64),
+                        Ok(n) => {
+                            Metrics::add(&self.shared.metrics.bytes_received, n as u64);
+                            // Waiting for readiness costs no scheduling budget when input is
+                            // already there, and `try_read` never does: without this, a
+                            // publisher that always has input would read on and on in one
+                            // poll, starving the router and the writers (tokio's cooperative
+                            // budget, which `AsyncRead` reads spend).
+                            tokio::task::consume_budget().await;
+                        }
                         // Readiness can be spurious.
                         Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
                         Err(_) => {
