@@ -14,8 +14,6 @@ mod handle;
 mod listener;
 mod message;
 mod metrics;
-// Built for issue 6 (defect 6); the router uses it once its split has landed.
-#[cfg_attr(not(test), allow(dead_code))]
 mod retained_index;
 mod router;
 mod session;

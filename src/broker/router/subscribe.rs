@@ -1,13 +1,9 @@
 //! SUBSCRIBE and UNSUBSCRIBE: the subscription tree and the session's own list, the
-//! acknowledgement, and the retained messages a new subscription gets.
-
-use std::sync::Arc;
-use std::time::Instant;
+//! acknowledgement, and the retained messages a new subscription gets (started here, sent
+//! in chunks by [`super::retained`]).
 
 use super::Router;
 use super::lifecycle::session_record;
-use crate::broker::message::Message;
-use crate::broker::session::Queued;
 use crate::broker::subscriptions::{FilterRef, SessionKey, Subscription};
 use crate::mqtt::{
     Packet, Properties, QoS, ReasonCode, RetainHandling, SubAck, Subscribe, UnsubAck, Unsubscribe,
@@ -21,7 +17,6 @@ impl Router {
             .subscription_identifiers
             .first()
             .copied();
-        let now = Instant::now();
         // No Local on a shared subscription is a protocol error (MQTT-3.8.3-4).
         if subscribe
             .filters
@@ -35,8 +30,8 @@ impl Router {
         let Some(session) = self.sessions.get_mut(&key) else {
             return;
         };
+        let connection_id = session.link().map(|link| link.connection_id);
         let mut reasons = Vec::with_capacity(subscribe.filters.len());
-        let mut retained_to_send: Vec<(Arc<Message>, Subscription)> = Vec::new();
         for request in &subscribe.filters {
             let parsed = FilterRef::parse(&request.filter);
             if !topic::is_valid_topic_filter_within(&request.filter, self.limits.max_topic_levels) {
@@ -64,10 +59,18 @@ impl Router {
                     RetainHandling::SendIfNew => !existed,
                     RetainHandling::DoNotSend => false,
                 };
-            if send_retained {
-                for message in self.retained.matching(parsed.filter, now) {
-                    retained_to_send.push((message, subscription));
+            // The SUBACK goes first; the retained messages follow from the router's next
+            // turns (MQTT-3.8.4-1 only asks that SUBACK is sent).
+            match connection_id {
+                Some(connection_id) if send_retained => {
+                    self.pending_retained
+                        .start(key, connection_id, &request.filter, subscription)
                 }
+                _ if parsed.group.is_none() => {
+                    self.pending_retained
+                        .update(key, &request.filter, subscription)
+                }
+                _ => {}
             }
         }
         session.send_packet(Packet::SubAck(SubAck {
@@ -78,18 +81,6 @@ impl Router {
         if session.is_persistent() {
             let record = session_record(session);
             let _ = self.store.put_session(record).await;
-        }
-        for (message, subscription) in retained_to_send {
-            let queued = Queued {
-                sequence: 0,
-                qos: message.publish.qos.min(subscription.options.qos),
-                // Retained messages sent because of a subscription carry RETAIN=1 (MQTT-3.3.1-8).
-                retain: true,
-                subscription_ids: subscription.identifier.into_iter().collect(),
-                share: None,
-                message,
-            };
-            self.deliver(key, queued).await;
         }
         self.update_gauges();
     }
@@ -103,6 +94,9 @@ impl Router {
             let existed = session.subscriptions.remove(filter).is_some();
             if existed {
                 self.tree.remove(filter, key);
+                // Its retained messages not sent yet are not sent (what is on its way may
+                // still arrive, MQTT-3.10.4-3).
+                self.pending_retained.cancel(key, filter);
             }
             reasons.push(if existed {
                 ReasonCode::Success
