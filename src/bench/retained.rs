@@ -24,8 +24,11 @@ use super::run::format_nanos;
 use crate::broker::filter_matches;
 use crate::mqtt::{self, Packet, Properties, ProtocolVersion, PubResponse, Publish, QoS};
 
-/// How long a subscriber may receive nothing before the run is given up.
+/// How long a client may receive nothing before the run is given up.
 const SILENCE_LIMIT: Duration = Duration::from_secs(60);
+/// A subscriber that receives nothing for this long is done, with what it has (a broker
+/// that dropped some of the retained messages never sends them).
+const SUBSCRIBER_SILENCE: Duration = Duration::from_secs(10);
 /// QoS 1 retained messages the storing client keeps unacknowledged at most.
 const STORE_WINDOW: usize = 1000;
 
@@ -85,16 +88,13 @@ pub async fn run_retained(options: &RetainedOptions) -> Result<(), BenchError> {
     }
     let recording = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
-    let mut pingers = Vec::new();
-    for p in 0..options.pingers {
-        let connection =
-            Connection::open(options.address, options.version, format!("rping-{p}")).await?;
-        pingers.push(tokio::spawn(ping(
-            connection,
-            p,
-            recording.clone(),
-            stop.clone(),
-        )));
+    let (connected, pingers_ready) = tokio::sync::oneshot::channel();
+    let pingers = {
+        let (options, recording, stop) = (options.clone(), recording.clone(), stop.clone());
+        std::thread::spawn(move || pingers_thread(&options, recording, stop, connected))
+    };
+    if pingers_ready.await.is_err() {
+        return join_pingers(pingers).await.map(|_| ());
     }
     // Round trips before the subscribes, for comparison.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -104,8 +104,8 @@ pub async fn run_retained(options: &RetainedOptions) -> Result<(), BenchError> {
     for (connection, filter, expected) in subscribers {
         let qos = options.qos;
         tasks.push(tokio::spawn(async move {
-            let took = consume(connection, &filter, qos, expected).await?;
-            Ok::<_, BenchError>((filter, expected, took))
+            let (received, took) = consume(connection, &filter, qos, expected).await?;
+            Ok::<_, BenchError>((filter, expected, received, took))
         }));
     }
     let mut results = Vec::new();
@@ -114,20 +114,31 @@ pub async fn run_retained(options: &RetainedOptions) -> Result<(), BenchError> {
     }
     let all_done = subscribe_start.elapsed();
     stop.store(true, Ordering::Relaxed);
+    let (before, samples) = join_pingers(pingers).await?;
+    // "During" ends with the last retained message any subscriber received (not with the
+    // silence that ends a subscriber a broker dropped messages for).
+    let end = subscribe_start
+        + results
+            .iter()
+            .map(|(_, _, _, took)| *took)
+            .max()
+            .unwrap_or_default();
     let mut latency = LatencyHistogram::default();
-    let mut before = LatencyHistogram::default();
-    for pinger in pingers {
-        let (during, idle) = pinger
-            .await
-            .map_err(|e| BenchError::Task(e.to_string()))??;
-        latency.merge(&during);
-        before.merge(&idle);
+    for (started, nanos) in samples {
+        if started <= end {
+            latency.record(nanos);
+        }
     }
-    for (filter, expected, took) in &results {
+    for (filter, expected, received, took) in &results {
         println!(
-            "subscriber {filter}: {expected} retained messages in {:.2} s ({:.0} msg/s)",
+            "subscriber {filter}: {received} of {expected} retained messages in {:.2} s ({:.0} msg/s){}",
             took.as_secs_f64(),
-            *expected as f64 / took.as_secs_f64().max(1e-9)
+            *received as f64 / took.as_secs_f64().max(1e-9),
+            if received < expected {
+                format!(", then nothing for {} s", SUBSCRIBER_SILENCE.as_secs())
+            } else {
+                String::new()
+            }
         );
     }
     println!(
@@ -257,39 +268,89 @@ async fn round_trip(
     }
 }
 
-/// Round trips back to back until `stop`; returns the latencies recorded while `recording`
-/// and those before.
+/// Round trips before the subscribes, and each one's start and latency after.
+type Latencies = (LatencyHistogram, Vec<(Instant, u64)>);
+
+/// The round-trip clients run on a thread of their own, so that the subscribers' work in
+/// this process cannot delay them: what they measure is the broker.
+fn pingers_thread(
+    options: &RetainedOptions,
+    recording: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    connected: tokio::sync::oneshot::Sender<()>,
+) -> Result<Latencies, BenchError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(io_error("cannot start the round-trip clients' runtime"))?;
+    runtime.block_on(async {
+        let mut tasks = Vec::new();
+        for p in 0..options.pingers {
+            let connection =
+                Connection::open(options.address, options.version, format!("rping-{p}")).await?;
+            tasks.push(tokio::spawn(ping(
+                connection,
+                p,
+                recording.clone(),
+                stop.clone(),
+            )));
+        }
+        let _ = connected.send(());
+        let (mut before, mut during) = (LatencyHistogram::default(), Vec::new());
+        for task in tasks {
+            let (b, d) = task.await.map_err(|e| BenchError::Task(e.to_string()))??;
+            before.merge(&b);
+            during.extend(d);
+        }
+        Ok((before, during))
+    })
+}
+
+async fn join_pingers(
+    pingers: std::thread::JoinHandle<Result<Latencies, BenchError>>,
+) -> Result<Latencies, BenchError> {
+    tokio::task::spawn_blocking(move || pingers.join())
+        .await
+        .map_err(|e| BenchError::Task(e.to_string()))?
+        .map_err(|_| BenchError::Task("the round-trip clients' thread panicked".into()))?
+}
+
+/// Round trips back to back until `stop`: a histogram of those before `recording`, and
+/// each later one's start and latency.
 async fn ping(
     mut connection: Connection,
     index: usize,
     recording: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
-) -> Result<(LatencyHistogram, LatencyHistogram), BenchError> {
+) -> Result<Latencies, BenchError> {
     let topic = format!("rping/{index}");
-    let (mut during, mut before) = (LatencyHistogram::default(), LatencyHistogram::default());
+    let (mut before, mut during) = (LatencyHistogram::default(), Vec::new());
     let mut packet_id: u16 = 1;
     while !stop.load(Ordering::Relaxed) {
+        let started = Instant::now();
         let took = round_trip(&mut connection, &topic, packet_id).await?;
-        let histogram = if recording.load(Ordering::Relaxed) {
-            &mut during
+        let nanos = took.as_nanos().min(u128::from(u64::MAX)) as u64;
+        if recording.load(Ordering::Relaxed) {
+            during.push((started, nanos));
         } else {
-            &mut before
-        };
-        histogram.record(took.as_nanos().min(u128::from(u64::MAX)) as u64);
+            before.record(nanos);
+        }
         packet_id = packet_id.checked_add(1).unwrap_or(1);
     }
-    Ok((during, before))
+    Ok((before, during))
 }
 
 /// Subscribes and reads until `expected` retained PUBLISHes have arrived (acknowledging QoS
-/// 1 ones); returns the time from SUBSCRIBE to the last one.
+/// 1 ones) or none came for [`SUBSCRIBER_SILENCE`]; returns how many arrived and the time
+/// from SUBSCRIBE to the last one.
 async fn consume(
     mut connection: Connection,
     filter: &str,
     qos: QoS,
     expected: usize,
-) -> Result<Duration, BenchError> {
+) -> Result<(usize, Duration), BenchError> {
     let started = Instant::now();
+    let mut last = Duration::ZERO;
     connection.subscribe(filter, qos).await?;
     let mut received = 0;
     let mut acks = BytesMut::new();
@@ -308,6 +369,7 @@ async fn consume(
             if let Packet::Publish(publish) = packet {
                 if publish.retain {
                     received += 1;
+                    last = started.elapsed();
                 }
                 if let Some(packet_id) = publish.packet_id {
                     let ack = Packet::PubAck(PubResponse::success(packet_id));
@@ -324,8 +386,8 @@ async fn consume(
             break;
         }
         let read = connection.reader.read_buf(&mut connection.read_buf);
-        match tokio::time::timeout(SILENCE_LIMIT, read).await {
-            Err(_) => return Err(BenchError::Timeout("retained messages")),
+        match tokio::time::timeout(SUBSCRIBER_SILENCE, read).await {
+            Err(_) => break,
             Ok(Err(source)) => return Err(io_error("read")(source)),
             Ok(Ok(0)) => {
                 return Err(BenchError::Closed {
@@ -335,5 +397,5 @@ async fn consume(
             Ok(Ok(_)) => {}
         }
     }
-    Ok(started.elapsed())
+    Ok((received, last))
 }
