@@ -92,3 +92,28 @@ async fn pairs_at_qos_1_over_mqtt_5_with_a_message_count() {
     assert_eq!(report.unacknowledged, 0, "{report}");
     broker.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retained_scenario_delivers_every_retained_message() {
+    let (_broker, address) = broker().await;
+    let options = roost::bench::RetainedOptions {
+        address,
+        retained: 3_000,
+        subscribers: 2,
+        filters: vec!["+/+/+".into(), "r/1/+".into()],
+        pingers: 1,
+        qos: QoS::AtLeastOnce,
+        payload: 16,
+        version: ProtocolVersion::V5,
+    };
+    let report = roost::bench::run_retained(&options)
+        .await
+        .expect("retained scenario");
+    let got: Vec<(usize, usize)> = report
+        .subscribers
+        .iter()
+        .map(|s| (s.expected, s.received))
+        .collect();
+    assert_eq!(got, [(3_000, 3_000), (1_000, 1_000)], "{report}");
+    assert!(report.before.count() > 0, "{report}");
+}

@@ -171,7 +171,9 @@ async fn run_retained_command(args: RetainedArgs) -> Result<(), BenchError> {
         payload: args.payload,
         version: args.mqtt_version,
     };
-    run_retained(&options).await
+    let report = run_retained(&options).await?;
+    print!("{report}");
+    Ok(())
 }
 
 async fn resolve(host: &str, port: u16) -> Result<std::net::SocketAddr, BenchError> {

@@ -28,6 +28,7 @@ pub use cli::{BenchCommand, run_command};
 pub use compare::{CompareOptions, CompareReport, compare};
 pub use histogram::LatencyHistogram;
 pub use procstat::{CpuClock, parse_cpu_ticks};
+pub use retained::{RetainedOptions, RetainedReport, SubscriberResult, run_retained};
 pub use run::{RunOptions, RunReport, Scenario, run};
 pub use sequence::{DeliveryCounts, SequenceTracker};
 

@@ -55,8 +55,69 @@ fn io_error(context: &'static str) -> impl Fn(std::io::Error) -> BenchError {
     move |source| BenchError::Io { context, source }
 }
 
-/// Runs the scenario and prints its report.
-pub async fn run_retained(options: &RetainedOptions) -> Result<(), BenchError> {
+/// What one subscriber got.
+#[derive(Debug, Clone)]
+pub struct SubscriberResult {
+    pub filter: String,
+    /// Retained messages its filter matches.
+    pub expected: usize,
+    pub received: usize,
+    /// From SUBSCRIBE to the last retained message.
+    pub took: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct RetainedReport {
+    pub retained: usize,
+    pub stored_in: Duration,
+    pub subscribers: Vec<SubscriberResult>,
+    pub pingers: usize,
+    /// Round trips of the other clients before the subscribes.
+    pub before: LatencyHistogram,
+    /// Round trips started between the subscribes and the last retained message received.
+    pub during: LatencyHistogram,
+}
+
+impl std::fmt::Display for RetainedReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "stored {} retained messages in {:.1} s",
+            self.retained,
+            self.stored_in.as_secs_f64()
+        )?;
+        for s in &self.subscribers {
+            write!(
+                f,
+                "subscriber {}: {} of {} retained messages in {:.2} s ({:.0} msg/s)",
+                s.filter,
+                s.received,
+                s.expected,
+                s.took.as_secs_f64(),
+                s.received as f64 / s.took.as_secs_f64().max(1e-9),
+            )?;
+            if s.received < s.expected {
+                write!(f, ", then nothing for {} s", SUBSCRIBER_SILENCE.as_secs())?;
+            }
+            writeln!(f)?;
+        }
+        for (what, histogram) in [("before", &self.before), ("during", &self.during)] {
+            writeln!(
+                f,
+                "QoS 1 round trips of {} other clients {what} the subscribes: {} round trips, p50 {}, p99 {}, max {}",
+                self.pingers,
+                histogram.count(),
+                histogram.quantile(0.5).map_or("-".into(), format_nanos),
+                histogram.quantile(0.99).map_or("-".into(), format_nanos),
+                format_nanos(histogram.max()),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs the scenario.
+pub async fn run_retained(options: &RetainedOptions) -> Result<RetainedReport, BenchError> {
     if options.filters.is_empty() || options.subscribers == 0 {
         return Err(BenchError::InvalidOptions(
             "at least one subscriber and one filter".into(),
@@ -69,11 +130,7 @@ pub async fn run_retained(options: &RetainedOptions) -> Result<(), BenchError> {
     }
     let started = Instant::now();
     store(options).await?;
-    println!(
-        "stored {} retained messages in {:.1} s",
-        options.retained,
-        started.elapsed().as_secs_f64()
-    );
+    let stored_in = started.elapsed();
 
     // The subscribers connect first, so that the subscribes are all that happens later.
     let mut subscribers = Vec::new();
@@ -94,7 +151,10 @@ pub async fn run_retained(options: &RetainedOptions) -> Result<(), BenchError> {
         std::thread::spawn(move || pingers_thread(&options, recording, stop, connected))
     };
     if pingers_ready.await.is_err() {
-        return join_pingers(pingers).await.map(|_| ());
+        join_pingers(pingers).await?;
+        return Err(BenchError::Task(
+            "the round-trip clients did not start".into(),
+        ));
     }
     // Round trips before the subscribes, for comparison.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -105,57 +165,37 @@ pub async fn run_retained(options: &RetainedOptions) -> Result<(), BenchError> {
         let qos = options.qos;
         tasks.push(tokio::spawn(async move {
             let (received, took) = consume(connection, &filter, qos, expected).await?;
-            Ok::<_, BenchError>((filter, expected, received, took))
+            Ok::<_, BenchError>(SubscriberResult {
+                filter,
+                expected,
+                received,
+                took,
+            })
         }));
     }
     let mut results = Vec::new();
     for task in tasks {
         results.push(task.await.map_err(|e| BenchError::Task(e.to_string()))??);
     }
-    let all_done = subscribe_start.elapsed();
     stop.store(true, Ordering::Relaxed);
     let (before, samples) = join_pingers(pingers).await?;
     // "During" ends with the last retained message any subscriber received (not with the
     // silence that ends a subscriber a broker dropped messages for).
-    let end = subscribe_start
-        + results
-            .iter()
-            .map(|(_, _, _, took)| *took)
-            .max()
-            .unwrap_or_default();
-    let mut latency = LatencyHistogram::default();
+    let end = subscribe_start + results.iter().map(|s| s.took).max().unwrap_or_default();
+    let mut during = LatencyHistogram::default();
     for (started, nanos) in samples {
         if started <= end {
-            latency.record(nanos);
+            during.record(nanos);
         }
     }
-    for (filter, expected, received, took) in &results {
-        println!(
-            "subscriber {filter}: {received} of {expected} retained messages in {:.2} s ({:.0} msg/s){}",
-            took.as_secs_f64(),
-            *received as f64 / took.as_secs_f64().max(1e-9),
-            if received < expected {
-                format!(", then nothing for {} s", SUBSCRIBER_SILENCE.as_secs())
-            } else {
-                String::new()
-            }
-        );
-    }
-    println!(
-        "all subscribers done {:.2} s after their SUBSCRIBE",
-        all_done.as_secs_f64()
-    );
-    for (what, histogram) in [("before", &before), ("during", &latency)] {
-        println!(
-            "QoS 1 round trips of {} other clients {what} the subscribes: {} round trips, p50 {}, p99 {}, max {}",
-            options.pingers,
-            histogram.count(),
-            histogram.quantile(0.5).map_or("-".into(), format_nanos),
-            histogram.quantile(0.99).map_or("-".into(), format_nanos),
-            format_nanos(histogram.max()),
-        );
-    }
-    Ok(())
+    Ok(RetainedReport {
+        retained: options.retained,
+        stored_in,
+        subscribers: results,
+        pingers: options.pingers,
+        before,
+        during,
+    })
 }
 
 /// Publishes the retained messages; returns once the broker has taken all of them (a QoS 1
