@@ -394,8 +394,8 @@ mod scheduling_tests {
     use crate::broker::shared::Shared;
     use crate::broker::subscriptions::SessionKey;
     use crate::mqtt::{
-        Properties, ProtocolVersion, QoS, Subscribe, SubscribeFilter, SubscriptionOptions,
-        Unsubscribe,
+        Properties, ProtocolVersion, QoS, RetainHandling, Subscribe, SubscribeFilter,
+        SubscriptionOptions, Unsubscribe,
     };
     use crate::store::MemoryStore;
 
@@ -654,5 +654,22 @@ mod scheduling_tests {
         let items = drain(&router, &mut connection);
         let publishes = items.iter().filter(|i| i.starts_with("t/")).count();
         assert_eq!(publishes, RETAINED_CHUNK + 1000);
+    }
+
+    #[tokio::test]
+    async fn shared_subscriptions_and_do_not_send_start_no_match() {
+        // MQTT 5.0 §4.8.2: no retained messages for a shared subscription; MQTT-3.3.1-11:
+        // Retain Handling 2 sends none.
+        let (mut router, mut connection) = router(10, 10, 1000);
+        router
+            .subscribe(KEY, subscribe(1, &["$share/g/t/+"], QoS::AtMostOnce))
+            .await;
+        let mut do_not_send = subscribe(2, &["t/+"], QoS::AtMostOnce);
+        do_not_send.filters[0].options.retain_handling = RetainHandling::DoNotSend;
+        router.subscribe(KEY, do_not_send).await;
+        assert_eq!(router.pending_retained.pending(KEY), 0);
+        assert_eq!(router.send_retained_chunks().await, RetainedTurn::Idle);
+        let items = drain(&router, &mut connection);
+        assert_eq!(items.len(), 2, "two SUBACKs and nothing else: {items:?}");
     }
 }
