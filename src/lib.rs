@@ -6,11 +6,12 @@
 //! - [`broker`]: the tokio actor system behind [`broker::BrokerHandle`];
 //! - [`model`]: the records the broker and the store share (messages, subscriptions);
 //! - [`store`]: the `Store` trait that session state and retained messages go through;
-//! - [`console`]: the ratatui administration console;
-//! - [`bench`]: `roost bench`, a load generator and the comparison with Mosquitto.
+//! - [`console`]: the ratatui administration console.
+//!
+//! The load generator, `roost-bench` (`src/bin/roost-bench/`), is a separate binary on top of
+//! [`mqtt`]; it is not part of this library.
 #![forbid(unsafe_code)]
 
-pub mod bench;
 pub mod broker;
 pub mod config;
 pub mod console;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use roost::broker::BrokerHandle;
 use roost::config::{Config, StorageMode, default_config_text};
 use roost::headless::{ServeOverrides, headless_config, serve};
 
@@ -51,11 +52,6 @@ enum Command {
         /// per message than several threads do on small machines.
         #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
         threads: u16,
-    },
-    /// Measure a broker's throughput, latency, loss and CPU cost.
-    Bench {
-        #[command(subcommand)]
-        command: roost::bench::BenchCommand,
     },
     /// Work with configuration files.
     Config {
@@ -121,11 +117,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 persistence,
             };
             let config = headless_config(cli.config.as_deref(), &overrides)?;
+            raise_open_file_limit(config.limits.max_connections);
             serve_runtime(threads)?.block_on(serve(config))?;
-            Ok(())
-        }
-        Some(Command::Bench { command }) => {
-            runtime()?.block_on(roost::bench::run_command(command))?;
             Ok(())
         }
         None => {
@@ -133,9 +126,39 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 config_path: cli.config.unwrap_or_else(|| PathBuf::from("roost.ron")),
                 theme: cli.theme,
             };
-            runtime()?.block_on(roost::console::run(options))?;
+            runtime()?.block_on(console_with_broker(options))?;
             Ok(())
         }
+    }
+}
+
+/// The console over a broker this process starts: the console applies the configuration, and
+/// the broker is shut down here, where it was started, however the console ends.
+async fn console_with_broker(
+    options: roost::console::ConsoleOptions,
+) -> Result<(), roost::console::ConsoleError> {
+    let broker = BrokerHandle::spawn();
+    let result = roost::console::run(options, &broker).await;
+    broker.shutdown().await;
+    result
+}
+
+/// Every connection holds a socket: the soft open-file limit (often 1,024) is raised to the
+/// hard one, and a limit still too low for `limits.max_connections` is reported, since the
+/// connections past it would be refused by the system, not by roost.
+fn raise_open_file_limit(max_connections: u32) {
+    // Listeners, the store and the log files take a few descriptors beyond the connections.
+    const SPARE: u64 = 64;
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) if limit < u64::from(max_connections) + SPARE => tracing::warn!(
+            open_file_limit = limit,
+            max_connections,
+            "the open-file limit is too low for limits.max_connections: connections past about \
+             {} will fail to be accepted; raise the hard limit (ulimit -Hn, LimitNOFILE)",
+            limit.saturating_sub(SPARE)
+        ),
+        Ok(limit) => tracing::info!(open_file_limit = limit, "open-file limit"),
+        Err(error) => tracing::warn!(%error, "cannot raise the open-file limit"),
     }
 }
 

@@ -63,9 +63,20 @@ impl Message {
             .and_then(|_| self.remaining_expiry(Instant::now()))
     }
 
+    /// Whether the message arrived with a Message Expiry Interval of 0: it has no time to
+    /// wait, so only copies whose delivery starts at once go out (MQTT-3.3.2-5).
+    pub fn expires_on_arrival(&self) -> bool {
+        self.publish.properties.message_expiry_interval == Some(0)
+    }
+
     /// The Message Expiry Interval to forward: the time left, rounded up so that a message
-    /// still alive is never forwarded with 0 (MQTT-3.3.2-6).
+    /// still alive is never forwarded with 0 (MQTT-3.3.2-6). One that arrived with 0 goes
+    /// out with 0, the received value minus the time waited (MQTT-3.3.2-6): absent, it
+    /// would never expire, and 1 would give it time it was not given.
     pub fn remaining_expiry(&self, now: Instant) -> Option<u32> {
+        if self.expires_on_arrival() {
+            return Some(0);
+        }
         self.expires_at.map(|at| {
             let left = at.saturating_duration_since(now);
             let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);

@@ -69,16 +69,24 @@ async fn configured_log_file_gets_one_line_per_packet() {
         .publish(publish("l", "line", QoS::AtMostOnce, None))
         .await;
     client.recv_publish().await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let text = std::fs::read_to_string(&path).unwrap();
-    assert!(
+    // The log is written by its own task: poll the file until both lines are there.
+    let logged = |text: &str| {
         text.lines()
-            .any(|l| l.contains("logged") && l.contains("SUBSCRIBE")),
-        "{text}"
-    );
-    assert!(
-        text.lines()
-            .any(|l| l.contains("PUBLISH") && l.contains("topic=l")),
-        "{text}"
-    );
+            .any(|l| l.contains("logged") && l.contains("SUBSCRIBE"))
+            && text
+                .lines()
+                .any(|l| l.contains("PUBLISH") && l.contains("topic=l"))
+    };
+    let deadline = std::time::Instant::now() + DEADLINE;
+    loop {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        if logged(&text) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the log file lacks the SUBSCRIBE or PUBLISH line: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }

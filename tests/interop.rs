@@ -88,18 +88,44 @@ impl Drop for Served {
     }
 }
 
-/// Starts `mosquitto_sub` and waits until its subscription is in place.
-fn mosquitto_sub(served: &Served, args: &[&str]) -> Child {
-    let child = Command::new("mosquitto_sub")
-        .args(["-h", "127.0.0.1", "-p", &served.port(), "-W", "10"])
+/// A running `mosquitto_sub -d` and the lines of its standard output.
+struct Subscriber {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+/// Starts `mosquitto_sub` and waits until its subscription is in place: with `-d` it prints
+/// a debug line when the SUBACK arrives.
+fn mosquitto_sub(served: &Served, args: &[&str]) -> Subscriber {
+    // `-d` prints its debug lines on standard output, which stdio buffers when it is a pipe:
+    // stdbuf makes it line-buffered so that the SUBACK line arrives when it is printed.
+    let mut child = Command::new("stdbuf")
+        .args(["-oL", "mosquitto_sub"])
+        .args(["-h", "127.0.0.1", "-p", &served.port(), "-W", "20", "-d"])
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("mosquitto_sub is installed (Debian mosquitto-clients)");
-    // mosquitto_sub has no "subscribed" signal on stdout: give its SUBSCRIBE time to land.
-    thread::sleep(Duration::from_millis(500));
-    child
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (tx, lines) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let subscriber = Subscriber { child, lines };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        match subscriber.lines.recv_timeout(remaining) {
+            Ok(line) if line.starts_with("Client ") && line.ends_with("received SUBACK") => {
+                return subscriber;
+            }
+            Ok(_) => {}
+            Err(error) => panic!("mosquitto_sub got no SUBACK: {error}"),
+        }
+    }
 }
 
 fn mosquitto_pub(served: &Served, args: &[&str]) {
@@ -115,14 +141,22 @@ fn mosquitto_pub(served: &Served, args: &[&str]) {
     );
 }
 
-fn finish(child: Child) -> String {
-    let output = child.wait_with_output().expect("client exits");
+/// Waits for `mosquitto_sub` to exit and returns the messages it printed, without its `-d`
+/// debug lines.
+fn finish(subscriber: Subscriber) -> String {
+    let output = subscriber.child.wait_with_output().expect("client exits");
     assert!(
         output.status.success(),
         "client failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    String::from_utf8(output.stdout).expect("utf-8 output")
+    // The reader thread ends with the pipe, so this drains everything the client printed.
+    subscriber
+        .lines
+        .iter()
+        .filter(|line| !line.starts_with("Client ") && !line.starts_with("Subscribed (mid"))
+        .map(|line| line + "\n")
+        .collect()
 }
 
 #[test]

@@ -13,13 +13,16 @@ async fn v5_client_silent_for_one_and_a_half_keep_alive_gets_0x8d() {
     let mut client = broker.raw(ProtocolVersion::V5).await;
     let mut c = connect(ProtocolVersion::V5, "sleepy");
     c.keep_alive = 1;
-    client.connect(c).await;
+    // From before the CONNECT: the broker's timer cannot have started earlier.
     let started = Instant::now();
+    client.connect(c).await;
     let disconnect = client.expect_disconnect().await.expect("DISCONNECT");
     assert_eq!(disconnect.reason, ReasonCode::KeepAliveTimeout);
     let waited = started.elapsed();
+    // Not before one and a half keep-alive periods (less a little timer rounding); the upper
+    // bound only says the timeout is enforced at all, with room for a loaded machine.
     assert!(waited >= Duration::from_millis(1400), "{waited:?}");
-    assert!(waited < Duration::from_millis(2500), "{waited:?}");
+    assert!(waited < Duration::from_secs(8), "{waited:?}");
 }
 
 #[tokio::test]
@@ -37,10 +40,12 @@ async fn pings_keep_the_connection_open() {
     let broker = start().await;
     let mut client = broker.raw(ProtocolVersion::V3_1_1).await;
     let mut c = connect(ProtocolVersion::V3_1_1, "awake");
-    c.keep_alive = 1;
+    // 2 s (closed after 3 s of silence); a ping every second, 4 s in all.
+    c.keep_alive = 2;
     client.connect(c).await;
     for _ in 0..4 {
-        tokio::time::sleep(Duration::from_millis(700)).await;
+        // The client being idle between its pings is what is tested, not a synchronisation.
+        tokio::time::sleep(Duration::from_secs(1)).await;
         client.send(&Packet::PingReq).await;
         assert_eq!(client.recv().await, Some(Packet::PingResp));
     }

@@ -28,6 +28,8 @@ async fn go_offline(broker: &TestBroker, id: &str, filter: &str) {
     sub.send(&Packet::Disconnect(Disconnect::new(ReasonCode::Success)))
         .await;
     assert!(sub.recv().await.is_none());
+    // Messages published from here on must find the session offline, not the closing link.
+    broker.wait_offline(id).await;
 }
 
 #[tokio::test]
@@ -42,13 +44,14 @@ async fn expired_queued_messages_are_not_delivered() {
     keep.packet_id = Some(2);
     p.publish(keep).await;
     p.recv().await;
-    tokio::time::sleep(Duration::from_millis(1300)).await;
+    // Timer logic: well past the 1 s interval, however slowly the machine runs.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     let mut sub = broker.raw(ProtocolVersion::V5).await;
     sub.connect(persistent("exp-sub")).await;
     let got = sub.recv_publish().await;
     assert_eq!(&got.payload[..], b"long");
     sub.puback(got.packet_id.unwrap()).await;
-    sub.expect_silence(Duration::from_millis(200)).await;
+    sub.expect_nothing(Duration::from_millis(200)).await;
     assert!(broker.handle.stats().messages_dropped >= 1);
 }
 
@@ -58,17 +61,26 @@ async fn forwarded_expiry_is_the_time_left() {
     let broker = start().await;
     go_offline(&broker, "left-sub", "left").await;
     let mut p = broker.connected(ProtocolVersion::V5, "left-pub").await;
-    p.publish(expiring("left", "x", 10, false)).await;
+    let published = std::time::Instant::now();
+    p.publish(expiring("left", "x", 60, false)).await;
     p.recv().await;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // Timer logic: the message waits at least 2 s; a slow machine only makes it wait longer.
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let mut sub = broker.raw(ProtocolVersion::V5).await;
     sub.connect(persistent("left-sub")).await;
     let got = sub.recv_publish().await;
+    let waited = published.elapsed().as_secs_f64();
     let left = got
         .properties
         .message_expiry_interval
         .expect("expiry forwarded");
-    assert!((8..=9).contains(&left), "{left}");
+    // At least the 2 s slept are gone; at most what this test measured (plus a second of
+    // rounding) is.
+    let least = 60 - waited.ceil() as u32 - 1;
+    assert!(
+        (least..=58).contains(&left),
+        "{left} s left after {waited:.2} s"
+    );
 }
 
 #[tokio::test]
@@ -76,13 +88,16 @@ async fn expired_retained_message_is_dropped() {
     // MQTT-3.3.2-5 for the retained store.
     let broker = start().await;
     let mut p = broker.connected(ProtocolVersion::V5, "ret-pub").await;
-    p.publish(expiring("ret/exp", "soon gone", 1, true)).await;
+    let published = std::time::Instant::now();
+    // 4 s: long enough for `early` to subscribe on a loaded machine.
+    p.publish(expiring("ret/exp", "soon gone", 4, true)).await;
     p.recv().await;
     let mut early = broker.connected(ProtocolVersion::V5, "early").await;
     early.subscribe("ret/exp", QoS::AtMostOnce).await;
     assert_eq!(&early.recv_publish().await.payload[..], b"soon gone");
-    tokio::time::sleep(Duration::from_millis(1300)).await;
+    // Timer logic: well past the 4 s interval.
+    tokio::time::sleep(Duration::from_millis(5500).saturating_sub(published.elapsed())).await;
     let mut late = broker.connected(ProtocolVersion::V5, "late").await;
     late.subscribe("ret/exp", QoS::AtMostOnce).await;
-    late.expect_silence(Duration::from_millis(300)).await;
+    late.expect_nothing(Duration::from_millis(300)).await;
 }

@@ -236,7 +236,7 @@ async fn rumqttc_qos2_round_trip() {
         .subscribe("exact/#", rumqttc::v5::mqttbytes::QoS::ExactlyOnce)
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    sub.suback().await;
     let publisher = v4::spawn(v4::options(broker.addr, "r-pub")).await;
     for i in 0..10 {
         publisher

@@ -38,7 +38,7 @@ async fn newer_retained_message_replaces_and_empty_payload_clears() {
         .await;
     p.publish(retained("r/t", "second", QoS::AtMostOnce, None))
         .await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    p.sync().await;
     let mut sub = broker.connected(ProtocolVersion::V3_1_1, "rs2").await;
     sub.subscribe("r/t", QoS::AtMostOnce).await;
     assert_eq!(&sub.recv_publish().await.payload[..], b"second");
@@ -47,7 +47,7 @@ async fn newer_retained_message_replaces_and_empty_payload_clears() {
     assert!(sub.recv_publish().await.payload.is_empty());
     let mut late = broker.connected(ProtocolVersion::V3_1_1, "rs3").await;
     late.subscribe("r/t", QoS::AtMostOnce).await;
-    late.expect_silence(Duration::from_millis(300)).await;
+    late.expect_nothing(Duration::from_millis(300)).await;
     assert_eq!(broker.handle.stats().messages_retained, 0);
 }
 
@@ -77,7 +77,7 @@ async fn retain_handling_options() {
     let mut p = broker.connected(ProtocolVersion::V5, "rhp").await;
     p.publish(retained("rh", "kept", QoS::AtMostOnce, None))
         .await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    p.sync().await;
     let mut sub = broker.connected(ProtocolVersion::V5, "rhs").await;
     let with = |handling| {
         let mut s = subscribe(1, "rh", QoS::AtMostOnce);
@@ -89,25 +89,25 @@ async fn retain_handling_options() {
     assert_eq!(&sub.recv_publish().await.payload[..], b"kept");
     sub.send(&with(RetainHandling::SendIfNew)).await;
     sub.recv().await;
-    sub.expect_silence(Duration::from_millis(200)).await;
+    sub.expect_nothing(Duration::from_millis(200)).await;
     sub.send(&with(RetainHandling::SendOnSubscribe)).await;
     sub.recv().await;
     assert_eq!(&sub.recv_publish().await.payload[..], b"kept");
     let mut other = broker.connected(ProtocolVersion::V5, "rhn").await;
     other.send(&with(RetainHandling::DoNotSend)).await;
     other.recv().await;
-    other.expect_silence(Duration::from_millis(200)).await;
+    other.expect_nothing(Duration::from_millis(200)).await;
 }
 
 #[tokio::test]
 async fn rumqttc_retained_round_trip() {
     let broker = start().await;
-    let p = v4::spawn(v4::options(broker.addr, "rr-p")).await;
+    let mut p = v4::spawn(v4::options(broker.addr, "rr-p")).await;
     p.client
         .publish("rr/a", rumqttc::QoS::AtLeastOnce, true, "kept")
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    p.puback().await;
     let mut s = v4::spawn(v4::options(broker.addr, "rr-s")).await;
     s.client
         .subscribe("rr/#", rumqttc::QoS::AtLeastOnce)

@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use roost::mqtt::{Packet, ProtocolVersion, QoS};
+use roost::mqtt::{ProtocolVersion, QoS};
 
 #[tokio::test]
 async fn messages_are_spread_round_robin_across_members() {
@@ -41,10 +41,11 @@ async fn retained_messages_are_not_sent_to_shared_subscriptions() {
     let mut m = publish("kept/x", "r", QoS::AtMostOnce, None);
     m.retain = true;
     p.publish(m).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    p.sync().await;
+    assert_eq!(broker.handle.stats().messages_retained, 1);
     let mut a = broker.connected(ProtocolVersion::V5, "shared-a").await;
     a.subscribe("$share/g/kept/#", QoS::AtMostOnce).await;
-    a.expect_silence(Duration::from_millis(300)).await;
+    a.expect_nothing(Duration::from_millis(300)).await;
 }
 
 #[tokio::test]
@@ -74,20 +75,23 @@ async fn a_leaving_member_hands_its_unacknowledged_messages_to_another() {
     let moved = b.recv_publish().await;
     assert_eq!(moved.payload, got_a.payload);
     b.puback(moved.packet_id.unwrap()).await;
-    let _ = Packet::PingReq;
 }
 
 #[tokio::test]
 async fn rumqttc_shared_group() {
+    // MQTT 5.0 §4.8.2: each message goes to exactly one member of the group; roost spreads
+    // them round robin.
     let broker = start().await;
     let mut one = v5::spawn(v5::options(broker.addr, "one")).await;
     let mut two = v5::spawn(v5::options(broker.addr, "two")).await;
-    for c in [&one.client, &two.client] {
-        c.subscribe("$share/grp/s/#", rumqttc::v5::mqttbytes::QoS::AtLeastOnce)
+    for member in [&mut one, &mut two] {
+        member
+            .client
+            .subscribe("$share/grp/s/#", rumqttc::v5::mqttbytes::QoS::AtLeastOnce)
             .await
             .unwrap();
+        member.suback().await;
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
     let p = v5::spawn(v5::options(broker.addr, "three")).await;
     for i in 0..6u8 {
         p.client
@@ -100,11 +104,20 @@ async fn rumqttc_shared_group() {
             .await
             .unwrap();
     }
-    let mut total = 0;
+    let mut to_one = Vec::new();
+    let mut to_two = Vec::new();
     for _ in 0..3 {
-        one.next_publish().await;
-        two.next_publish().await;
-        total += 2;
+        to_one.push(one.next_publish().await.payload[0]);
+        to_two.push(two.next_publish().await.payload[0]);
     }
-    assert_eq!(total, 6);
+    // Nothing beyond the six: no message went to both members.
+    one.no_publish(Duration::from_millis(300)).await;
+    two.no_publish(Duration::from_millis(300)).await;
+    let mut delivered: Vec<u8> = to_one.iter().chain(&to_two).copied().collect();
+    delivered.sort_unstable();
+    assert_eq!(
+        delivered,
+        (0..6).collect::<Vec<u8>>(),
+        "{to_one:?} {to_two:?}"
+    );
 }

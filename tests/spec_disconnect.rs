@@ -169,7 +169,7 @@ async fn delayed_wills_go_out_at_shutdown() {
     }
     // One leaves before the shutdown: its will waits for the delay.
     drop(clients.pop());
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    wait_offline(&first, "delayed-gone").await;
     first.shutdown().await;
 
     let second = BrokerHandle::spawn_with_store(Arc::new(store));

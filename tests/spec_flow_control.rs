@@ -7,7 +7,6 @@ mod common;
 
 use audit::*;
 use common::*;
-use std::time::Duration;
 
 use roost::mqtt::{Packet, ProtocolVersion, QoS, ReasonCode};
 
@@ -188,7 +187,7 @@ async fn resumed_session_resends_within_the_new_receive_maximum() {
         c.recv_publish().await;
     }
     drop(c);
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    broker.wait_offline("rm-resume").await;
     // Queued while offline: it goes out only after every resend.
     publish_acked(&mut p, publish("rm-resume", "4", QoS::AtLeastOnce, Some(4))).await;
     let mut c = broker.raw(v).await;

@@ -44,7 +44,8 @@ async fn disconnect_can_lengthen_the_session_expiry() {
     let mut c = broker.raw(v).await;
     c.connect(persistent(v, "dxl", Some(1))).await;
     disconnect_with(&mut c, disconnect_expiry(60)).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Timer logic: well past the CONNECT's 1 s, far from the DISCONNECT's 60 s.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     let mut c = broker.raw(v).await;
     assert!(
         c.connect(persistent(v, "dxl", Some(60)))
@@ -97,7 +98,7 @@ async fn inbound_qos2_is_delivered_once_across_a_reconnect() {
     assert!(matches!(p.recv().await, Some(Packet::PubRec(r)) if r.packet_id == 11));
     assert_eq!(&sub.recv_publish().await.payload[..], b"once");
     drop(p);
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    broker.wait_offline("x2-pub").await;
     let mut p = broker.raw(v).await;
     assert!(
         p.connect(persistent(v, "x2-pub", Some(60)))
@@ -110,7 +111,7 @@ async fn inbound_qos2_is_delivered_once_across_a_reconnect() {
     assert!(matches!(p.recv().await, Some(Packet::PubRec(r)) if r.packet_id == 11));
     p.send(&Packet::PubRel(response(11))).await;
     assert_eq!(p.recv().await, Some(Packet::PubComp(response(11))));
-    sub.expect_silence(QUIET).await;
+    sub.expect_nothing(QUIET).await;
 }
 
 #[tokio::test]
@@ -140,21 +141,23 @@ async fn session_expiry_counts_from_the_disconnection() {
     let broker = start().await;
     let v = ProtocolVersion::V5;
     let mut c = broker.raw(v).await;
-    c.connect(persistent(v, "sx1", Some(1))).await;
+    // 3 s: long enough to reconnect in on a loaded machine, short enough to wait out.
+    c.connect(persistent(v, "sx1", Some(3))).await;
     // Being connected longer than the interval does not end the session.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    tokio::time::sleep(Duration::from_millis(3500)).await;
     disconnect(&mut c).await;
     let mut c = broker.raw(v).await;
     assert!(
-        c.connect(persistent(v, "sx1", Some(1)))
+        c.connect(persistent(v, "sx1", Some(3)))
             .await
             .session_present
     );
     disconnect(&mut c).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Timer logic: well past the interval after this disconnection.
+    tokio::time::sleep(Duration::from_millis(4500)).await;
     let mut c = broker.raw(v).await;
     assert!(
-        !c.connect(persistent(v, "sx1", Some(1)))
+        !c.connect(persistent(v, "sx1", Some(3)))
             .await
             .session_present
     );

@@ -4,7 +4,6 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use common::*;
 use roost::broker::BrokerHandle;
@@ -31,6 +30,7 @@ async fn a_broker_restarted_on_the_same_store_keeps_sessions_queues_and_retained
     sub.send(&Packet::Disconnect(Disconnect::new(ReasonCode::Success)))
         .await;
     assert!(sub.recv().await.is_none());
+    wait_offline(&first, "durable").await;
     let mut p = RawClient::open(addr, ProtocolVersion::V5).await;
     p.connect(connect(ProtocolVersion::V5, "p")).await;
     p.publish(publish("d/q", "queued", QoS::AtLeastOnce, Some(1)))
@@ -39,9 +39,11 @@ async fn a_broker_restarted_on_the_same_store_keeps_sessions_queues_and_retained
     let mut r = publish("d/r", "retained", QoS::AtMostOnce, None);
     r.retain = true;
     p.publish(r).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(store.queued_len("durable"), 1);
-    assert_eq!(store.retained_len(), 1);
+    p.sync().await;
+    eventually("the message queued and the retained one stored", || async {
+        store.queued_len("durable") == 1 && store.retained_len() == 1
+    })
+    .await;
     first.shutdown().await;
 
     let second = BrokerHandle::spawn_with_store(Arc::new(store.clone()));
@@ -62,6 +64,10 @@ async fn a_broker_restarted_on_the_same_store_keeps_sessions_queues_and_retained
     late.publish(publish("d/live", "live", QoS::AtMostOnce, None))
         .await;
     assert_eq!(&sub.recv_publish().await.payload[..], b"live");
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(store.queued_len("durable"), 0);
+    // The PUBACK for "queued" went to the router before "live" was published.
+    eventually(
+        "the acknowledged message removed from the store",
+        || async { store.queued_len("durable") == 0 },
+    )
+    .await;
 }

@@ -18,6 +18,7 @@ async fn sys_topics_are_published_and_retained() {
         "$SYS/broker/uptime",
         "$SYS/broker/clients/connected",
         "$SYS/broker/clients/total",
+        "$SYS/broker/connections/refused",
         "$SYS/broker/messages/received",
         "$SYS/broker/messages/sent",
         "$SYS/broker/subscriptions/count",
@@ -42,6 +43,7 @@ async fn sys_topics_are_published_and_retained() {
     assert!(seen["$SYS/broker/uptime"].ends_with(" seconds"));
     assert_eq!(seen["$SYS/broker/clients/connected"], "1");
     assert_eq!(seen["$SYS/broker/subscriptions/count"], "1");
+    assert_eq!(seen["$SYS/broker/connections/refused"], "0");
     assert!(seen["$SYS/broker/version"].starts_with("roost "));
 
     // Retained: a later subscriber gets the values at once.

@@ -41,7 +41,9 @@ async fn will_is_not_published_after_normal_disconnect() {
     client
         .send(&Packet::Disconnect(Disconnect::new(ReasonCode::Success)))
         .await;
-    watch.expect_silence(Duration::from_millis(400)).await;
+    assert!(client.recv().await.is_none(), "closed after DISCONNECT");
+    broker.wait_offline("polite").await;
+    watch.expect_nothing(Duration::from_millis(400)).await;
 }
 
 #[tokio::test]
@@ -82,7 +84,9 @@ async fn will_retain_sets_the_retained_message() {
     c.will = Some(will("will/kept", "last words", QoS::AtMostOnce, true));
     client.connect(c).await;
     drop(client);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    broker
+        .wait_stats("the will retained", |s| s.messages_retained == 1)
+        .await;
     let mut late = broker.connected(ProtocolVersion::V3_1_1, "late").await;
     late.subscribe("will/kept", QoS::AtMostOnce).await;
     let got = late.recv_publish().await;
@@ -101,27 +105,33 @@ async fn will_delay_waits_and_is_cancelled_by_reconnect() {
         c.clean_start = false;
         c.properties.session_expiry_interval = Some(60);
         let mut w = will("will/delayed", id, QoS::AtMostOnce, false);
-        w.properties.will_delay_interval = Some(1);
+        // 2 s: time enough to reconnect in on a loaded machine.
+        w.properties.will_delay_interval = Some(2);
         c.will = Some(w);
         c
     };
-    // Cancelled: reconnect within the delay.
+    // Cancelled: reconnect within the delay, once the broker has seen the connection drop.
     let mut client = broker.raw(ProtocolVersion::V5).await;
     client.connect(open("back")).await;
     drop(client);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    broker.wait_offline("back").await;
     let mut client = broker.raw(ProtocolVersion::V5).await;
     client.connect(open("back")).await;
-    watch.expect_silence(Duration::from_millis(1200)).await;
+    // Timer logic: past the delay, the will would have been sent.
+    watch.expect_nothing(Duration::from_millis(2500)).await;
 
     // Sent after the delay.
     let mut gone = broker.raw(ProtocolVersion::V5).await;
     gone.connect(open("gone")).await;
     let dropped_at = std::time::Instant::now();
     drop(gone);
-    let got = watch.recv_publish().await;
+    let got = match watch.recv_within(DEADLINE).await {
+        Some(Some(Packet::Publish(got))) => got,
+        other => panic!("expected the delayed will, got {other:?}"),
+    };
     assert_eq!(&got.payload[..], b"gone");
-    assert!(dropped_at.elapsed() >= Duration::from_millis(900));
+    // Not before the delay (the clock started before the broker saw the drop).
+    assert!(dropped_at.elapsed() >= Duration::from_millis(1900));
     drop(client);
 }
 

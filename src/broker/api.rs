@@ -97,6 +97,10 @@ pub struct StatsSnapshot {
     pub running: bool,
     pub uptime: Duration,
     pub clients: u64,
+    /// Open connections, including those that have not sent CONNECT yet.
+    pub connections: u64,
+    /// Sockets refused because `limits.max_connections` connections were open.
+    pub connections_refused: u64,
     /// Sessions, including those of disconnected clients.
     pub sessions: u64,
     pub subscriptions: u64,
@@ -105,6 +109,9 @@ pub struct StatsSnapshot {
     pub messages_retained: u64,
     /// Messages dropped because a session's queue was full or they expired.
     pub messages_dropped: u64,
+    /// Store operations that failed; a message that could not be stored is refused (v5
+    /// PUBACK/PUBREC 0x80) or its v3.1.1 connection closed.
+    pub store_errors: u64,
     pub bytes_received: u64,
     pub bytes_sent: u64,
     /// Per-second rates over the last second.

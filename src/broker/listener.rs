@@ -1,7 +1,11 @@
 //! Listeners: accept sockets and hand each one, as a byte stream, to a connection task.
+//!
+//! The connection limit is enforced here, before anything is read: a socket that finds no
+//! free slot (see [`super::admission`]) is refused and never becomes a connection.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -9,9 +13,18 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::api::ListenerKind;
-use super::connection;
+use super::connection::{self, ByteStream};
+use super::metrics::Metrics;
 use super::router::RouterMsg;
 use super::shared::Shared;
+
+/// The longest a refused socket is given to send its CONNECT (or less, if the connect
+/// timeout is shorter).
+const REFUSAL_WAIT: Duration = Duration::from_secs(2);
+/// A refusal after this long without one starts a new burst, which is logged as a warning.
+const BURST_QUIET: Duration = Duration::from_secs(10);
+/// While refusals go on, a warning with their count at most this often.
+const WARN_EVERY: Duration = Duration::from_secs(60);
 
 /// Accepts TCP connections until `stop` is cancelled. TLS and WebSockets will wrap the
 /// accepted stream before handing it on; the connection code only sees a byte stream.
@@ -21,6 +34,7 @@ pub async fn run_tcp(
     router: mpsc::Sender<RouterMsg>,
     stop: CancellationToken,
 ) {
+    let mut refusals = RefusalLog::default();
     loop {
         let accepted = tokio::select! {
             _ = stop.cancelled() => break,
@@ -28,20 +42,28 @@ pub async fn run_tcp(
         };
         match accepted {
             Ok((stream, address)) => {
+                let Some(slot) = shared.admission.admit() else {
+                    refuse(stream, address, &shared, &mut refusals);
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
                 let span = tracing::debug_span!(
                     "connection",
                     %address,
                     client_id = tracing::field::Empty
                 );
+                let connection = connection::run(
+                    stream,
+                    address,
+                    ListenerKind::Tcp,
+                    shared.clone(),
+                    router.clone(),
+                );
                 tokio::spawn(
-                    connection::run(
-                        stream,
-                        address,
-                        ListenerKind::Tcp,
-                        shared.clone(),
-                        router.clone(),
-                    )
+                    async move {
+                        connection.await;
+                        drop(slot);
+                    }
                     .instrument(span),
                 );
             }
@@ -50,6 +72,65 @@ pub async fn run_tcp(
                 tracing::warn!(%error, "accept failed");
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             }
+        }
+    }
+}
+
+/// Refuses a socket accepted over `limits.max_connections`: counted, logged, then answered
+/// with CONNACK Server busy by a small task if fewer than
+/// [`REFUSALS_AT_ONCE`](super::admission::REFUSALS_AT_ONCE) are being answered, else closed
+/// at once.
+fn refuse<S: ByteStream>(
+    stream: S,
+    address: SocketAddr,
+    shared: &Arc<Shared>,
+    log: &mut RefusalLog,
+) {
+    Metrics::add(&shared.metrics.connections_refused, 1);
+    log.refused(address, shared.admission.limit());
+    let Some(refusal) = shared.admission.refusal() else {
+        return;
+    };
+    let connect_timeout = Duration::from_secs(u64::from(
+        shared.config().limits.connect_timeout_secs.max(1),
+    ));
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        connection::refuse_busy(stream, REFUSAL_WAIT.min(connect_timeout), &shared).await;
+        drop(refusal);
+    });
+}
+
+/// Logs refusals without flooding the log: a warning when a burst starts (and every
+/// [`WARN_EVERY`] while it lasts, with the count), each refusal at debug level.
+#[derive(Debug, Default)]
+struct RefusalLog {
+    last_refusal: Option<Instant>,
+    last_warning: Option<Instant>,
+    since_warning: u64,
+}
+
+impl RefusalLog {
+    fn refused(&mut self, address: SocketAddr, max_connections: u32) {
+        let now = Instant::now();
+        let new_burst = self
+            .last_refusal
+            .is_none_or(|at| now.duration_since(at) >= BURST_QUIET);
+        let overdue = self
+            .last_warning
+            .is_some_and(|at| now.duration_since(at) >= WARN_EVERY);
+        self.last_refusal = Some(now);
+        self.since_warning += 1;
+        if new_burst || overdue {
+            tracing::warn!(
+                max_connections,
+                refused = self.since_warning,
+                "connection limit reached: refusing new connections"
+            );
+            self.last_warning = Some(now);
+            self.since_warning = 0;
+        } else {
+            tracing::debug!(%address, "connection refused: limit reached");
         }
     }
 }

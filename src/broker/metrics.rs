@@ -4,8 +4,11 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 #[derive(Debug, Default)]
 pub struct Metrics {
-    /// Open sockets (before and after CONNECT), for `limits.max_connections`.
+    /// Open connections (before and after CONNECT), each holding one of the
+    /// `limits.max_connections` slots.
     pub open_connections: AtomicU64,
+    /// Sockets refused at accept because every connection slot was taken.
+    pub connections_refused: AtomicU64,
     /// Clients with an accepted CONNECT.
     pub clients_connected: AtomicU64,
     pub sessions: AtomicU64,
@@ -14,6 +17,8 @@ pub struct Metrics {
     pub messages_received: AtomicU64,
     pub messages_sent: AtomicU64,
     pub messages_dropped: AtomicU64,
+    /// Store operations that failed (a write not made durable, a record not removed).
+    pub store_errors: AtomicU64,
     pub bytes_received: AtomicU64,
     pub bytes_sent: AtomicU64,
     /// f64 bits of the per-second rates, refreshed once a second by the router.

@@ -1,11 +1,13 @@
 //! The broker: a tokio actor system behind [`BrokerHandle`].
 //!
 //! - the supervisor owns the applied config and the listeners (`supervisor`);
-//! - listeners accept sockets and start one connection task each (`listener`);
+//! - listeners accept sockets and start one connection task each (`listener`), within the
+//!   connection limit (`admission`);
 //! - a connection reads packets and writes batches (`connection`);
 //! - the router owns sessions, subscriptions and retained messages (`router`);
 //! - metrics are atomics read by the handle (`metrics`), published as `$SYS` (`sys`).
 
+mod admission;
 mod api;
 mod auth;
 mod connection;
@@ -23,7 +25,7 @@ mod supervisor;
 mod sys;
 
 pub use api::*;
-pub use connection::ByteStream;
+pub use connection::{ByteStream, Input};
 pub use handle::{BrokerHandle, DiagnosticsReceiver};
 pub use message::{Delivery, Message};
 pub use subscriptions::{Subscription, filter_matches};

@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
+use super::admission::Admission;
 use super::api::ListenerInfo;
 use super::diagnostics::Diagnostics;
 use super::metrics::Metrics;
@@ -12,6 +13,8 @@ use crate::config::Config;
 #[derive(Debug)]
 pub struct Shared {
     pub metrics: Metrics,
+    /// The `limits.max_connections` slots, shared by every listener.
+    pub admission: Admission,
     pub diagnostics: Diagnostics,
     /// The applied configuration; new connections read their limits from it.
     config: RwLock<Arc<Config>>,
@@ -24,10 +27,12 @@ pub struct Shared {
 
 impl Shared {
     pub fn new() -> Shared {
+        let config = Config::default();
         Shared {
             metrics: Metrics::default(),
+            admission: Admission::new(config.limits.max_connections),
             diagnostics: Diagnostics::default(),
-            config: RwLock::new(Arc::new(Config::default())),
+            config: RwLock::new(Arc::new(config)),
             listeners: Mutex::new(Vec::new()),
             started_at: Instant::now(),
             running: AtomicBool::new(false),

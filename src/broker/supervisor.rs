@@ -129,6 +129,10 @@ impl Supervisor {
         // 2. Commit: the new config, then listeners.
         let config_arc = Arc::new(config.clone());
         self.shared.set_config(config_arc.clone());
+        // Open connections keep their slots; only new sockets see a changed limit.
+        self.shared
+            .admission
+            .set_limit(config.limits.max_connections);
         if self
             .router
             .send(RouterMsg::Configure(config_arc))

@@ -27,6 +27,11 @@ pub fn values(shared: &Shared) -> Vec<(String, String)> {
             sessions.saturating_sub(connected).to_string(),
         ),
         ("$SYS/broker/clients/total".into(), sessions.to_string()),
+        // roost's own: sockets refused because limits.max_connections were open.
+        (
+            "$SYS/broker/connections/refused".into(),
+            count(&m.connections_refused),
+        ),
         (
             "$SYS/broker/messages/received".into(),
             count(&m.messages_received),
@@ -36,6 +41,7 @@ pub fn values(shared: &Shared) -> Vec<(String, String)> {
             "$SYS/broker/messages/dropped".into(),
             count(&m.messages_dropped),
         ),
+        ("$SYS/broker/store/errors".into(), count(&m.store_errors)),
         (
             "$SYS/broker/bytes/received".into(),
             count(&m.bytes_received),

@@ -36,9 +36,13 @@ pub struct ConsoleOptions {
     pub theme: Option<String>,
 }
 
-/// Starts the broker and the console on the config file, and runs until the operator quits
-/// or a SIGTERM/SIGHUP arrives. The broker is stopped and the terminal restored either way.
-pub async fn run(options: ConsoleOptions) -> Result<(), ConsoleError> {
+/// Runs the console on the config file against `broker` until the operator quits or a
+/// SIGTERM/SIGHUP arrives, and restores the terminal either way.
+///
+/// The console applies the file's configuration to `broker` at start. It does not own the
+/// broker: whoever started it shuts it down after this returns (the console may one day attach
+/// to a broker it did not start).
+pub async fn run(options: ConsoleOptions, broker: &BrokerHandle) -> Result<(), ConsoleError> {
     let path = options.config_path;
     let config = Config::load_or_create(&path)?;
     logging::init(&logging::log_path(&path))?;
@@ -46,7 +50,6 @@ pub async fn run(options: ConsoleOptions) -> Result<(), ConsoleError> {
     let theme = Theme::resolve(options.theme.as_deref(), &config.console.theme, no_color)?;
     info!(config = %path.display(), "console starting");
 
-    let broker = BrokerHandle::spawn();
     let mut app = App::new(config.clone(), path.clone(), theme);
     if let Err(err) = broker.apply(config).await {
         warn!(error = %err, "the configuration was refused at start");
@@ -60,7 +63,6 @@ pub async fn run(options: ConsoleOptions) -> Result<(), ConsoleError> {
         Ok(terminal) => terminal,
         Err(err) => {
             ratatui::restore();
-            broker.shutdown().await;
             return Err(ConsoleError::Terminal(err));
         }
     };
@@ -71,10 +73,9 @@ pub async fn run(options: ConsoleOptions) -> Result<(), ConsoleError> {
         let _ = execute!(stdout(), DisableMouseCapture);
         restore_screen(info);
     }));
-    let result = event_loop(&mut terminal, &mut app, &broker).await;
+    let result = event_loop(&mut terminal, &mut app, broker).await;
     let _ = execute!(stdout(), DisableMouseCapture);
     ratatui::restore();
-    broker.shutdown().await;
     info!("console stopped");
     result
 }

@@ -16,7 +16,46 @@ use roost::mqtt::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-pub const WAIT: Duration = Duration::from_secs(3);
+pub mod child;
+
+/// How long a packet the test expects may take to arrive: generous, a loaded machine can be
+/// slow; only a failing test waits this long.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// How long a condition polled with [`eventually`] may take on a loaded machine.
+pub const DEADLINE: Duration = Duration::from_secs(10);
+
+/// Polls `condition` every few milliseconds until it holds; fails the test after [`DEADLINE`].
+/// For effects that no packet reports back to the test (a disconnect reaching the router, a
+/// figure in the stats).
+pub async fn eventually<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while !condition().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {DEADLINE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Waits until the router no longer lists `client_id` as connected: the end of its connection
+/// has reached the router (its will, its session going offline). `clients()` is answered by
+/// the router itself, so each poll also waits for everything queued to the router before it.
+pub async fn wait_offline(broker: &BrokerHandle, client_id: &str) {
+    eventually(&format!("{client_id} offline"), || async {
+        !broker
+            .clients()
+            .await
+            .iter()
+            .any(|c| &*c.client_id == client_id)
+    })
+    .await;
+}
 
 pub struct TestBroker {
     pub handle: BrokerHandle,
@@ -49,6 +88,22 @@ pub async fn start_with(change: impl FnOnce(&mut Config)) -> TestBroker {
 }
 
 impl TestBroker {
+    /// See [`wait_offline`].
+    pub async fn wait_offline(&self, client_id: &str) {
+        wait_offline(&self.handle, client_id).await;
+    }
+
+    /// Waits until the broker's figures satisfy `condition` (they are updated as the router
+    /// works, so no packet reports them back).
+    pub async fn wait_stats(
+        &self,
+        what: &str,
+        condition: impl Fn(&roost::broker::StatsSnapshot) -> bool,
+    ) {
+        let condition = &condition;
+        eventually(what, || async move { condition(&self.handle.stats()) }).await;
+    }
+
     pub async fn raw(&self, version: ProtocolVersion) -> RawClient {
         RawClient::open(self.addr, version).await
     }
@@ -161,6 +216,25 @@ impl RawClient {
         }
     }
 
+    /// A barrier through the router: UNSUBSCRIBE of a filter nobody uses, and its UNSUBACK.
+    /// The connection forwards this client's packets to the router in order, so when the
+    /// UNSUBACK arrives everything this client sent before has been routed (retained messages
+    /// stored, PUBLISHes handed to the subscribers' connections). It changes no state. The
+    /// client must have nothing else due before the UNSUBACK.
+    pub async fn sync(&mut self) {
+        const SYNC_PACKET_ID: u16 = 65_000;
+        self.send(&Packet::Unsubscribe(roost::mqtt::Unsubscribe {
+            packet_id: SYNC_PACKET_ID,
+            properties: Properties::default(),
+            filters: vec!["roost-test/sync/never-subscribed".into()],
+        }))
+        .await;
+        match self.recv().await {
+            Some(Packet::UnsubAck(ack)) if ack.packet_id == SYNC_PACKET_ID => {}
+            other => panic!("expected the UNSUBACK of the sync barrier, got {other:?}"),
+        }
+    }
+
     pub async fn puback(&mut self, packet_id: u16) {
         self.send(&Packet::PubAck(PubResponse::success(packet_id)))
             .await;
@@ -190,6 +264,14 @@ impl RawClient {
                 Ok(Ok(_)) => {}
             }
         }
+    }
+
+    /// Asserts the broker has nothing for this client: after a router barrier ([`Self::sync`]:
+    /// whatever the router had for this client before it would arrive ahead of the UNSUBACK),
+    /// nothing more arrives for `wait` either.
+    pub async fn expect_nothing(&mut self, wait: Duration) {
+        self.sync().await;
+        self.expect_silence(wait).await;
     }
 
     /// Asserts nothing arrives for `wait`.
@@ -241,6 +323,8 @@ pub mod v4 {
         pub publishes: mpsc::UnboundedReceiver<rumqttc::Publish>,
         pub connack: rumqttc::ConnAck,
         pub connacks: mpsc::UnboundedReceiver<rumqttc::ConnAck>,
+        /// SUBACK, UNSUBACK, PUBACK and PUBCOMP as they arrive, for [`Client::acked`].
+        pub acks: mpsc::UnboundedReceiver<P>,
         pub task: tokio::task::JoinHandle<()>,
     }
 
@@ -248,7 +332,8 @@ pub mod v4 {
         let (client, eventloop) = AsyncClient::new(options, 100);
         let (ptx, publishes) = mpsc::unbounded_channel();
         let (ctx, mut connacks) = mpsc::unbounded_channel();
-        let task = tokio::spawn(drive(eventloop, ptx, ctx));
+        let (atx, acks) = mpsc::unbounded_channel();
+        let task = tokio::spawn(drive(eventloop, ptx, ctx, atx));
         let connack = tokio::time::timeout(WAIT, connacks.recv())
             .await
             .expect("connack in time")
@@ -257,6 +342,7 @@ pub mod v4 {
             client,
             publishes,
             connack,
+            acks,
             connacks,
             task,
         }
@@ -266,6 +352,7 @@ pub mod v4 {
         mut eventloop: EventLoop,
         publishes: mpsc::UnboundedSender<rumqttc::Publish>,
         connacks: mpsc::UnboundedSender<rumqttc::ConnAck>,
+        acks: mpsc::UnboundedSender<P>,
     ) {
         loop {
             match eventloop.poll().await {
@@ -275,6 +362,11 @@ pub mod v4 {
                 Ok(Event::Incoming(P::ConnAck(c))) => {
                     let _ = connacks.send(c);
                 }
+                Ok(Event::Incoming(
+                    ack @ (P::SubAck(_) | P::UnsubAck(_) | P::PubAck(_) | P::PubComp(_)),
+                )) => {
+                    let _ = acks.send(ack);
+                }
                 Ok(_) => {}
                 Err(_) => return,
             }
@@ -282,6 +374,31 @@ pub mod v4 {
     }
 
     impl Client {
+        /// Waits for the broker's next acknowledgement that `is_wanted` accepts, dropping the
+        /// others: a SUBACK after `subscribe`, a PUBACK after a QoS 1 `publish` (rumqttc's
+        /// calls return when the request is queued, not when the broker has it).
+        pub async fn acked(&mut self, what: &str, is_wanted: impl Fn(&P) -> bool) {
+            let deadline = tokio::time::Instant::now() + WAIT;
+            loop {
+                match tokio::time::timeout_at(deadline, self.acks.recv()).await {
+                    Ok(Some(ack)) if is_wanted(&ack) => return,
+                    Ok(Some(_)) => {}
+                    Ok(None) => panic!("event loop ended before the {what}"),
+                    Err(_) => panic!("no {what} within {WAIT:?}"),
+                }
+            }
+        }
+
+        /// Waits for the next SUBACK.
+        pub async fn suback(&mut self) {
+            self.acked("SUBACK", |p| matches!(p, P::SubAck(_))).await;
+        }
+
+        /// Waits for the next PUBACK.
+        pub async fn puback(&mut self) {
+            self.acked("PUBACK", |p| matches!(p, P::PubAck(_))).await;
+        }
+
         pub async fn next_publish(&mut self) -> rumqttc::Publish {
             tokio::time::timeout(WAIT, self.publishes.recv())
                 .await
@@ -316,6 +433,8 @@ pub mod v5 {
         pub client: AsyncClient,
         pub publishes: mpsc::UnboundedReceiver<Publish>,
         pub connack: ConnAck,
+        /// SUBACK, UNSUBACK, PUBACK and PUBCOMP as they arrive, for [`Client::acked`].
+        pub acks: mpsc::UnboundedReceiver<P>,
         pub task: tokio::task::JoinHandle<()>,
     }
 
@@ -323,7 +442,8 @@ pub mod v5 {
         let (client, eventloop) = AsyncClient::new(options, 100);
         let (ptx, publishes) = mpsc::unbounded_channel();
         let (ctx, mut connacks) = mpsc::unbounded_channel();
-        let task = tokio::spawn(drive(eventloop, ptx, ctx));
+        let (atx, acks) = mpsc::unbounded_channel();
+        let task = tokio::spawn(drive(eventloop, ptx, ctx, atx));
         let connack = tokio::time::timeout(WAIT, connacks.recv())
             .await
             .expect("connack in time")
@@ -332,6 +452,7 @@ pub mod v5 {
             client,
             publishes,
             connack,
+            acks,
             task,
         }
     }
@@ -340,6 +461,7 @@ pub mod v5 {
         mut eventloop: EventLoop,
         publishes: mpsc::UnboundedSender<Publish>,
         connacks: mpsc::UnboundedSender<ConnAck>,
+        acks: mpsc::UnboundedSender<P>,
     ) {
         loop {
             match eventloop.poll().await {
@@ -349,6 +471,11 @@ pub mod v5 {
                 Ok(Event::Incoming(P::ConnAck(c))) => {
                     let _ = connacks.send(c);
                 }
+                Ok(Event::Incoming(
+                    ack @ (P::SubAck(_) | P::UnsubAck(_) | P::PubAck(_) | P::PubComp(_)),
+                )) => {
+                    let _ = acks.send(ack);
+                }
                 Ok(_) => {}
                 Err(_) => return,
             }
@@ -356,6 +483,31 @@ pub mod v5 {
     }
 
     impl Client {
+        /// Waits for the broker's next acknowledgement that `is_wanted` accepts, dropping the
+        /// others: a SUBACK after `subscribe`, a PUBACK after a QoS 1 `publish` (rumqttc's
+        /// calls return when the request is queued, not when the broker has it).
+        pub async fn acked(&mut self, what: &str, is_wanted: impl Fn(&P) -> bool) {
+            let deadline = tokio::time::Instant::now() + WAIT;
+            loop {
+                match tokio::time::timeout_at(deadline, self.acks.recv()).await {
+                    Ok(Some(ack)) if is_wanted(&ack) => return,
+                    Ok(Some(_)) => {}
+                    Ok(None) => panic!("event loop ended before the {what}"),
+                    Err(_) => panic!("no {what} within {WAIT:?}"),
+                }
+            }
+        }
+
+        /// Waits for the next SUBACK.
+        pub async fn suback(&mut self) {
+            self.acked("SUBACK", |p| matches!(p, P::SubAck(_))).await;
+        }
+
+        /// Waits for the next PUBACK.
+        pub async fn puback(&mut self) {
+            self.acked("PUBACK", |p| matches!(p, P::PubAck(_))).await;
+        }
+
         pub async fn next_publish(&mut self) -> Publish {
             tokio::time::timeout(WAIT, self.publishes.recv())
                 .await

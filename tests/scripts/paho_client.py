@@ -14,7 +14,8 @@ from paho.mqtt.properties import Properties
 
 HOST = sys.argv[1]
 PORT = int(sys.argv[2])
-TIMEOUT = 5.0
+# Generous: the suite runs on loaded machines; only a failing check waits this long.
+TIMEOUT = 10.0
 
 
 def fail(message):
@@ -31,8 +32,10 @@ def client(client_id, protocol, **kwargs):
     )
     c.inbox = queue.Queue()
     c.connack = queue.Queue()
+    c.subacks = queue.Queue()
     c.on_message = lambda cl, userdata, msg: cl.inbox.put(msg)
     c.on_connect = lambda cl, userdata, flags, reason, props: cl.connack.put((flags, reason, props))
+    c.on_subscribe = lambda cl, userdata, mid, reasons, props: cl.subacks.put(mid)
     return c
 
 
@@ -59,8 +62,15 @@ def subscribe(c, topic, qos, **kwargs):
     result, mid = c.subscribe(topic, qos, **kwargs)
     if result != mqtt.MQTT_ERR_SUCCESS:
         fail(f"subscribe {topic}: {result}")
-    # Let the SUBACK arrive before publishing.
-    time.sleep(0.3)
+    # Publish only once the SUBACK says the subscription is in place.
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        try:
+            acked = c.subacks.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            fail(f"subscribe {topic}: no SUBACK")
+        if acked == mid:
+            return
 
 
 def check_v311_qos_levels():

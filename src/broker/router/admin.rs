@@ -77,7 +77,10 @@ impl Router {
             };
             let message = Arc::new(Message::new(publish, now));
             self.retained.set(message.clone());
-            self.route(&message, None).await;
+            // At QoS 0 nothing of it goes through the store, so this cannot fail.
+            if let Err(error) = self.route(&message, None).await {
+                tracing::debug!(%error, "$SYS message not stored");
+            }
         }
         self.update_gauges();
     }

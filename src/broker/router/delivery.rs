@@ -10,13 +10,14 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::Router;
+use super::{Router, store_failed, store_failure_reason};
+use crate::broker::connection::link::{Ack, AckKind, Outbound};
 use crate::broker::message::{Delivery, Message};
 use crate::broker::metrics::Metrics;
-use crate::broker::session::{Ack, AckKind, Inflight, Outbound, Queued, Session};
+use crate::broker::session::{Inflight, Queued, Session};
 use crate::broker::subscriptions::SessionKey;
 use crate::mqtt::{PubResponse, Publish, QoS, ReasonCode};
-use crate::store::QueuedRecord;
+use crate::store::{QueuedRecord, StoreError};
 
 impl Router {
     /// A PUBLISH from a client: forwarded to the subscribers, then acknowledged.
@@ -38,12 +39,19 @@ impl Router {
         }
         self.congested = None;
         let message = Arc::new(Message::arrived(publish));
-        if message.publish.retain {
+        // A retained message the store cannot keep refuses the whole PUBLISH: nothing is
+        // forwarded, so that the refusal means what it says.
+        let stored = if message.publish.retain {
             // MQTT-3.3.1-5..-7: store, replace, or clear with an empty payload.
-            self.retain(&message).await;
-        }
-        let delivered = self.route(&message, Some(key)).await;
-        let Some(session) = self.sessions.get(&key) else {
+            self.retain(&message).await
+        } else {
+            Ok(())
+        };
+        let routed = match stored {
+            Ok(()) => self.route(&message, Some(key)).await,
+            Err(error) => Err(error),
+        };
+        let Some(session) = self.sessions.get_mut(&key) else {
             return;
         };
         if let Some(backlog) = self.congested.take()
@@ -51,6 +59,23 @@ impl Router {
         {
             link.throttle.set(backlog);
         }
+        let delivered = match routed {
+            Ok(delivered) => delivered,
+            Err(error) => {
+                // Not acknowledged as stored (issue 6): the QoS 2 exchange ends here and its
+                // packet id is free again, whether refused (MQTT 5.0 §4.3.3) or left for a
+                // resend after the connection closes.
+                session.incoming_qos2.remove(&packet_id);
+                tracing::warn!(
+                    client_id = %session.client_id,
+                    topic = message.topic(),
+                    %error,
+                    "PUBLISH refused: the store could not keep it"
+                );
+                self.refuse_unstored(key, qos, packet_id, &error).await;
+                return;
+            }
+        };
         let reason = if delivered == 0 && session.protocol.is_v5() {
             ReasonCode::NoMatchingSubscribers
         } else {
@@ -63,12 +88,42 @@ impl Router {
         }
     }
 
-    /// Sends `message` to every matching subscription; returns how many sessions got it.
+    /// Answers a PUBLISH that could not be stored. v5: PUBACK/PUBREC with 0x80 or 0x97
+    /// (MQTT 5.0 §3.4.2.1, §3.5.2.1). v3.1.1 has no negative acknowledgement, so, as for a
+    /// PUBLISH the server will not perform (MQTT-3.3.5-2), the connection is closed rather
+    /// than the message acknowledged; the client resends it on its session
+    /// (MQTT-4.4.0-1). QoS 0 has no acknowledgement to withhold (MQTT 5.0 §4.3.1).
+    async fn refuse_unstored(
+        &mut self,
+        key: SessionKey,
+        qos: QoS,
+        packet_id: u16,
+        error: &StoreError,
+    ) {
+        let Some(session) = self.sessions.get(&key) else {
+            return;
+        };
+        let kind = match qos {
+            QoS::AtMostOnce => return,
+            QoS::AtLeastOnce => AckKind::PubAck,
+            QoS::ExactlyOnce => AckKind::PubRec,
+        };
+        if session.protocol.is_v5() {
+            session.send_ack(Ack::new(kind, packet_id, store_failure_reason(error)));
+        } else {
+            // Closed by the server without DISCONNECT: the will goes out (MQTT-3.1.2-8).
+            self.close_connection(key, None, true).await;
+        }
+    }
+
+    /// Sends `message` to every matching subscription; returns how many sessions got it, or
+    /// the store's error when a copy for a persistent session could not be stored (the
+    /// other copies still go).
     pub(super) async fn route(
         &mut self,
         message: &Arc<Message>,
         publisher: Option<SessionKey>,
-    ) -> usize {
+    ) -> Result<usize, StoreError> {
         let mut matches = std::mem::take(&mut self.scratch);
         matches.clear();
         let sessions = &self.sessions;
@@ -83,6 +138,7 @@ impl Router {
         // QoS, with every matching subscription identifier (MQTT-3.3.4-2, -3).
         matches.sort_unstable_by_key(|m| (m.share.is_some(), m.session));
         let mut delivered = 0;
+        let mut failure = None;
         let mut index = 0;
         while index < matches.len() {
             let first = &matches[index];
@@ -119,24 +175,39 @@ impl Router {
                 share: first.share.clone(),
             };
             let session = first.session;
-            self.deliver(session, queued).await;
-            delivered += 1;
+            match self.deliver(session, queued).await {
+                Ok(()) => delivered += 1,
+                Err(error) => failure = Some(error),
+            }
             index = end;
         }
         self.scratch = matches;
-        delivered
+        match failure {
+            Some(error) => Err(error),
+            None => Ok(delivered),
+        }
     }
 
     /// Hands one message to one session: straight to its connection when the inflight
-    /// window allows, otherwise into its queue (bounded by `max_queued_messages`).
-    pub(super) async fn deliver(&mut self, key: SessionKey, mut queued: Queued) {
+    /// window allows, otherwise into its queue (bounded by `max_queued_messages`). A copy
+    /// for a persistent session goes through the store first; when the store fails, the
+    /// copy is dropped (memory keeps what the store keeps) and the error returned.
+    pub(super) async fn deliver(
+        &mut self,
+        key: SessionKey,
+        mut queued: Queued,
+    ) -> Result<(), StoreError> {
         let max_queued = self.limits.max_queued_messages as usize;
         let Some(session) = self.sessions.get_mut(&key) else {
-            return;
+            return Ok(());
         };
-        if queued.message.has_expired() {
+        // A message with a Message Expiry Interval of 0 goes only where its delivery starts
+        // now: MQTT-3.3.2-5 drops only copies whose delivery has not started, and any copy
+        // that waits (offline, behind a full window) has expired before it could start.
+        let immediate = queued.message.expires_on_arrival();
+        if !immediate && queued.message.has_expired() {
             Metrics::add(&self.shared.metrics.messages_dropped, 1);
-            return;
+            return Ok(());
         }
         if queued.qos == QoS::AtMostOnce {
             // QoS 0 is never queued for an offline session, and is the first to go when a
@@ -148,11 +219,11 @@ impl Router {
                     self.congested = Some(link.backlog.clone());
                 }
             }
-            return;
+            return Ok(());
         }
-        if session.is_queue_full(max_queued) {
+        if session.is_queue_full(max_queued) || (immediate && !session.can_send_now()) {
             Metrics::add(&self.shared.metrics.messages_dropped, 1);
-            return;
+            return Ok(());
         }
         queued.sequence = session.next_sequence();
         if session.is_persistent() {
@@ -164,10 +235,18 @@ impl Router {
                 subscription_ids: queued.subscription_ids.clone(),
             };
             if let Err(error) = self.store.push_message(&session.client_id, record).await {
-                tracing::warn!(%error, "store: cannot queue message");
+                store_failed(
+                    &self.shared.metrics,
+                    &error,
+                    "queue a message; the copy is dropped",
+                    Some(&session.client_id),
+                    Some(queued.message.topic()),
+                );
+                return Err(error);
             }
         }
         session.send_or_queue(queued);
+        Ok(())
     }
 
     /// Resends messages owed a resend, then moves queued messages into the inflight window,
@@ -183,7 +262,15 @@ impl Router {
             if session.is_persistent() {
                 let client_id = session.client_id.clone();
                 for sequence in expired {
-                    let _ = self.store.remove_message(&client_id, sequence).await;
+                    if let Err(error) = self.store.remove_message(&client_id, sequence).await {
+                        store_failed(
+                            &self.shared.metrics,
+                            &error,
+                            "remove an expired message",
+                            Some(&client_id),
+                            None,
+                        );
+                    }
                 }
             }
         }
@@ -199,10 +286,21 @@ impl Router {
         };
         if session.is_persistent() {
             let client_id = session.client_id.clone();
-            let _ = self
+            // Left in the store, the message would only be delivered again after a
+            // restart (a duplicate QoS 1/2 allows); nobody waits for this answer.
+            if let Err(error) = self
                 .store
                 .remove_message(&client_id, done.queued.sequence)
-                .await;
+                .await
+            {
+                store_failed(
+                    &self.shared.metrics,
+                    &error,
+                    "remove a delivered message",
+                    Some(&client_id),
+                    Some(done.queued.message.topic()),
+                );
+            }
         }
         self.pump(key).await;
     }

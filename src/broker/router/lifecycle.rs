@@ -4,9 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use super::{ConnectRequest, Router};
+use super::{ConnectRequest, Router, store_failed};
+use crate::broker::connection::link::Outbound;
 use crate::broker::metrics::Metrics;
-use crate::broker::session::{Connected, Outbound, Session};
+use crate::broker::session::{Connected, Session};
 use crate::broker::subscriptions::SessionKey;
 use crate::mqtt::{Packet, ReasonCode};
 use crate::store::SessionRecord;
@@ -28,34 +29,29 @@ impl Router {
             Some(key) => {
                 // Session takeover (MQTT-3.1.4-3): the old connection is closed with 0x8E.
                 if self.sessions.get(&key).is_some_and(Session::is_connected) {
-                    let will_survives = !request.clean_start
-                        && self
-                            .sessions
-                            .get(&key)
-                            .and_then(|s| s.will.as_ref())
-                            .is_some_and(|will| {
-                                will.properties.will_delay_interval.unwrap_or(0) > 0
-                            });
-                    // The old will goes out unless the session is resumed before its will
-                    // delay has run (MQTT-3.1.3-9); a resumed session cancels it.
-                    self.close_connection(key, Some(ReasonCode::SessionTakenOver), !will_survives)
+                    // It ends without DISCONNECT, so a will without delay goes out now
+                    // (MQTT-3.1.2-8, as HiveMQ does); one with a delay is deleted, as this
+                    // new connection opens before the delay has elapsed (MQTT-3.1.3-9),
+                    // even if the old session ends with its connection.
+                    let will_delayed = self
+                        .sessions
+                        .get(&key)
+                        .and_then(|s| s.will.as_ref())
+                        .is_some_and(|will| will.properties.will_delay_interval.unwrap_or(0) > 0);
+                    self.close_connection(key, Some(ReasonCode::SessionTakenOver), !will_delayed)
                         .await;
-                    if let Some(session) = self.sessions.get_mut(&key) {
-                        session.will = None;
-                        session.will_at = None;
-                    }
                 }
+                // A new Network Connection for this Client Identifier within the Will Delay
+                // Interval deletes the will waiting for it, whatever its Clean Start: the
+                // session that Clean Start 1 ends does not publish it (MQTT-3.1.2-8,
+                // MQTT-3.1.3-9).
+                self.cancel_delayed_will(key);
                 if request.clean_start {
                     self.end_session(key).await;
                     self.new_session(request.client_id.clone(), request.protocol)
                 } else if self.sessions.contains_key(&key) {
                     session_present = true;
-                    // Reconnecting in time cancels a delayed will (MQTT-3.1.3-9).
-                    if let Some(session) = self.sessions.get_mut(&key) {
-                        session.will = None;
-                        session.will_at = None;
-                        session.expires_at = None;
-                    }
+                    self.cancel_expiry(key);
                     key
                 } else {
                     self.new_session(request.client_id.clone(), request.protocol)
@@ -80,8 +76,16 @@ impl Router {
         let _ = request.reply.send(key);
         if session.is_persistent() {
             let record = session_record(session);
+            // The CONNACK has gone: the session works from memory and is saved again
+            // with its next subscription change.
             if let Err(error) = self.store.put_session(record).await {
-                tracing::warn!(%error, "store: cannot save session");
+                store_failed(
+                    &self.shared.metrics,
+                    &error,
+                    "save the session",
+                    Some(&request.client_id),
+                    None,
+                );
             }
         }
         // Resume: what was in flight goes again first, then the queue.
@@ -158,10 +162,33 @@ impl Router {
         let Some(session) = self.sessions.get_mut(&key) else {
             return;
         };
+        // A new deadline replaces the earlier one, in the timer set too.
+        if let Some(at) = session.expires_at.take() {
+            self.timers.remove(&(at, key, TimerKind::SessionExpiry));
+        }
         if let Some(secs) = session.expiry_secs.filter(|secs| *secs > 0) {
             let at = later(now, secs);
             session.expires_at = Some(at);
             self.timers.insert((at, key, TimerKind::SessionExpiry));
+        }
+    }
+
+    /// The session has a connection again, or ends: it no longer expires.
+    pub(super) fn cancel_expiry(&mut self, key: SessionKey) {
+        if let Some(session) = self.sessions.get_mut(&key)
+            && let Some(at) = session.expires_at.take()
+        {
+            self.timers.remove(&(at, key, TimerKind::SessionExpiry));
+        }
+    }
+
+    /// Deletes a will waiting for its delay, with its timer, without publishing it.
+    pub(super) fn cancel_delayed_will(&mut self, key: SessionKey) {
+        if let Some(session) = self.sessions.get_mut(&key) {
+            session.will = None;
+            if let Some(at) = session.will_at.take() {
+                self.timers.remove(&(at, key, TimerKind::Will));
+            }
         }
     }
 
@@ -170,6 +197,13 @@ impl Router {
         let Some(mut session) = self.sessions.remove(&key) else {
             return;
         };
+        // Its deadlines go with it.
+        if let Some(at) = session.expires_at {
+            self.timers.remove(&(at, key, TimerKind::SessionExpiry));
+        }
+        if let Some(at) = session.will_at {
+            self.timers.remove(&(at, key, TimerKind::Will));
+        }
         self.by_client_id.remove(&session.client_id);
         for filter in session.subscriptions.keys() {
             self.tree.remove(filter, key);
@@ -177,7 +211,13 @@ impl Router {
         // Unconditionally: the session may have been persistent earlier in its life (a v5
         // DISCONNECT can lower its expiry to 0).
         if let Err(error) = self.store.remove_session(&session.client_id).await {
-            tracing::warn!(%error, "store: cannot remove session");
+            store_failed(
+                &self.shared.metrics,
+                &error,
+                "remove the session",
+                Some(&session.client_id),
+                None,
+            );
         }
         if let Some(will) = session.will.take().filter(|_| session.will_at.is_some()) {
             self.publish_will(will).await;
@@ -187,7 +227,11 @@ impl Router {
 
     /// Publishes the wills and ends the sessions whose time has come.
     pub(super) async fn fire_timers(&mut self) {
-        let now = Instant::now();
+        self.fire_timers_at(Instant::now()).await;
+    }
+
+    /// [`Router::fire_timers`] as of `now`.
+    pub(super) async fn fire_timers_at(&mut self, now: Instant) {
         while let Some(&(at, key, kind)) = self.timers.first() {
             if at > now {
                 break;
@@ -231,4 +275,109 @@ pub(super) fn session_record(session: &Session) -> SessionRecord {
 pub(super) fn later(now: Instant, secs: u32) -> Instant {
     now.checked_add(Duration::from_secs(u64::from(secs)))
         .unwrap_or(now + Duration::from_secs(100 * 365 * 24 * 3600))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::super::testing::{connect_request, router};
+    use super::super::{Router, RouterMsg};
+    use crate::broker::subscriptions::SessionKey;
+    use crate::mqtt::{Properties, QoS, Will};
+
+    fn will_with_delay(delay_secs: u32) -> Will {
+        Will {
+            topic: "will".into(),
+            payload: bytes::Bytes::from_static(b"gone"),
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            properties: Properties {
+                will_delay_interval: Some(delay_secs),
+                ..Properties::default()
+            },
+        }
+    }
+
+    async fn connect(
+        router: &mut Router,
+        connection_id: u64,
+        clean_start: bool,
+        will: Option<Will>,
+    ) -> SessionKey {
+        let (request, _receiver) =
+            connect_request("c", connection_id, clean_start, Some(3600), will);
+        router.connect(request).await;
+        router.by_client_id["c"]
+    }
+
+    async fn lose(router: &mut Router, key: SessionKey, connection_id: u64) {
+        router
+            .handle(RouterMsg::ConnectionLost {
+                session: key,
+                connection_id,
+                publish_will: true,
+                expiry_secs: None,
+            })
+            .await;
+    }
+
+    #[tokio::test]
+    async fn reconnects_leave_one_timer_per_pending_deadline() {
+        // Each disconnect schedules the session's expiry (and its will's delay); resuming,
+        // replacing or ending the session must take those entries out again, or a client
+        // that reconnects often grows the timer set for as long as its expiry.
+        let mut router = router();
+        let mut connection_id = 1;
+        let mut key = connect(&mut router, connection_id, true, Some(will_with_delay(60))).await;
+        for round in 0..500 {
+            lose(&mut router, key, connection_id).await;
+            assert_eq!(
+                router.timers.len(),
+                2,
+                "round {round}: the expiry and the will delay"
+            );
+            connection_id += 1;
+            // Clean Start 0 resumes; every tenth reconnect starts clean instead.
+            let clean_start = round % 10 == 9;
+            connect(
+                &mut router,
+                connection_id,
+                clean_start,
+                Some(will_with_delay(60)),
+            )
+            .await;
+            assert!(
+                router.timers.is_empty(),
+                "round {round}: a connected session has no deadline, found {:?}",
+                router.timers
+            );
+            // Takeover by a new connection while this one is open.
+            connection_id += 1;
+            key = connect(&mut router, connection_id, false, Some(will_with_delay(60))).await;
+            assert!(router.timers.is_empty(), "round {round}: after takeover");
+        }
+
+        lose(&mut router, key, connection_id).await;
+        let session = &router.sessions[&key];
+        let expires_at = session.expires_at.expect("expiry scheduled");
+        let will_at = session.will_at.expect("will delayed");
+        assert_eq!(router.timers.len(), 2);
+        // The session still ends on time after the last disconnect.
+        router
+            .fire_timers_at(will_at - Duration::from_millis(1))
+            .await;
+        assert!(router.sessions[&key].will.is_some());
+        router.fire_timers_at(will_at).await;
+        assert!(router.sessions[&key].will.is_none(), "will published");
+        assert_eq!(router.timers.len(), 1);
+        router
+            .fire_timers_at(expires_at - Duration::from_millis(1))
+            .await;
+        assert!(router.sessions.contains_key(&key));
+        router.fire_timers_at(expires_at).await;
+        assert!(!router.sessions.contains_key(&key), "session expired");
+        assert!(router.timers.is_empty());
+        assert!(expires_at > Instant::now() + Duration::from_secs(3000));
+    }
 }

@@ -10,6 +10,7 @@
 //! - [`subscribe`]: SUBSCRIBE and UNSUBSCRIBE;
 //! - [`retained`]: the retained messages, and those a new subscription gets, in chunks
 //!   across router turns;
+//! - [`retained_sweep`]: purging expired retained messages from the one-second tick;
 //! - [`shared_subs`]: handing a leaving member's shared-subscription messages to another;
 //! - [`admin`]: the client list, the gauges and `$SYS`.
 
@@ -17,6 +18,7 @@ mod admin;
 mod delivery;
 mod lifecycle;
 mod retained;
+mod retained_sweep;
 mod shared_subs;
 mod subscribe;
 #[cfg(test)]
@@ -33,14 +35,16 @@ use tokio::sync::{mpsc, oneshot};
 
 use self::lifecycle::TimerKind;
 use self::retained::{PendingRetained, RETAINED_RETRY, RetainedMessages, RetainedTurn};
+use self::retained_sweep::SweepSchedule;
 use super::api::ClientInfo;
-use super::metrics::RateMeter;
-use super::session::{Backlog, ConnectionInfo, ConnectionLink, Queued, Session};
+use super::connection::link::{Backlog, ConnectionLink};
+use super::metrics::{Metrics, RateMeter};
+use super::session::{ConnectionInfo, Queued, Session};
 use super::shared::Shared;
 use super::subscriptions::{Match, SessionKey, SubscriptionTree};
 use crate::config::Limits;
 use crate::mqtt::{ConnAck, Packet, ProtocolVersion, ReasonCode, Will};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 /// Capacity of the router's inbox: connections wait (and stop reading their socket) when
 /// it is full, which pushes back on publishers.
@@ -123,6 +127,8 @@ pub struct Router {
     retained: RetainedMessages,
     /// Retained messages owed to new subscriptions, sent a chunk per session per turn.
     pending_retained: PendingRetained,
+    /// When expired retained messages are next worth a sweep.
+    retained_sweep: SweepSchedule,
     timers: BTreeSet<(Instant, SessionKey, TimerKind)>,
     /// Reused for every PUBLISH so that matching allocates nothing per subscriber.
     scratch: Vec<Match>,
@@ -148,6 +154,7 @@ impl Router {
             tree: SubscriptionTree::default(),
             retained: RetainedMessages::default(),
             pending_retained: PendingRetained::default(),
+            retained_sweep: SweepSchedule::new(Instant::now()),
             timers: BTreeSet::new(),
             scratch: Vec::new(),
             congested: None,
@@ -183,6 +190,7 @@ impl Router {
                 _ = sleep_until(next_timer), if next_timer.is_some() => self.fire_timers().await,
                 _ = second.tick() => {
                     rates.update(&self.shared.metrics);
+                    self.sweep_expired_retained(Instant::now());
                     if let Some(interval) = self.sys_interval
                         && last_sys.is_none_or(|at| at.elapsed() + Duration::from_millis(50) >= interval)
                     {
@@ -202,6 +210,7 @@ impl Router {
         let snapshot = match self.store.load().await {
             Ok(snapshot) => snapshot,
             Err(error) => {
+                Metrics::add(&self.shared.metrics.store_errors, 1);
                 tracing::error!(%error, "cannot load the store; starting empty");
                 return;
             }
@@ -209,6 +218,7 @@ impl Router {
         let now = Instant::now();
         for message in snapshot.retained {
             if !message.is_expired(now) {
+                self.retained_sweep.note(message.expires_at);
                 self.retained.set(message);
             }
         }
@@ -223,6 +233,9 @@ impl Router {
                 self.tree.insert(filter, key, *subscription);
             }
             for item in queued {
+                // New messages are numbered after it, or they would take (and overwrite in
+                // the store) the records of restored ones.
+                session.restored_sequence(item.sequence);
                 session.queue.push_back(Queued {
                     sequence: item.sequence,
                     message: item.message,
@@ -348,6 +361,39 @@ async fn retained_wait(turn: RetainedTurn) {
         RetainedTurn::Ready => tokio::task::yield_now().await,
         RetainedTurn::Blocked => tokio::time::sleep(RETAINED_RETRY).await,
         RetainedTurn::Idle => std::future::pending().await,
+    }
+}
+
+/// Counts and logs a store operation that failed; `action` says what was not done.
+fn store_failed(
+    metrics: &Metrics,
+    error: &StoreError,
+    action: &str,
+    client_id: Option<&str>,
+    topic: Option<&str>,
+) {
+    Metrics::add(&metrics.store_errors, 1);
+    tracing::warn!(
+        %error,
+        client_id = client_id.unwrap_or("-"),
+        topic = topic.unwrap_or("-"),
+        "store: cannot {action}"
+    );
+}
+
+/// The v5 reason for refusing what the store could not take: 0x97 Quota exceeded when it
+/// is full, 0x80 Unspecified error otherwise (MQTT 5.0 §3.4.2.1).
+fn store_failure_reason(error: &StoreError) -> ReasonCode {
+    match error {
+        StoreError::Io(io)
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            ) =>
+        {
+            ReasonCode::QuotaExceeded
+        }
+        _ => ReasonCode::UnspecifiedError,
     }
 }
 

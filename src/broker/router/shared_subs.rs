@@ -5,7 +5,7 @@ use crate::broker::session::{Queued, Session};
 use crate::broker::subscriptions::SessionKey;
 use crate::mqtt::QoS;
 
-use super::Router;
+use super::{Router, store_failed};
 
 impl Router {
     /// A shared-subscription member left: its QoS 1 messages in flight and every queued
@@ -19,6 +19,8 @@ impl Router {
         let moving = session.take_shared_messages();
         let client_id = session.client_id.clone();
         let persistent = session.is_persistent();
+        // What no other member takes waits for this one.
+        let mut staying = Vec::new();
         for queued in moving {
             let Some(share) = queued.share.clone() else {
                 continue;
@@ -29,23 +31,35 @@ impl Router {
             });
             match other {
                 Some((other, subscription)) => {
-                    if persistent {
-                        let _ = self.store.remove_message(&client_id, queued.sequence).await;
-                    }
                     let moved = Queued {
                         qos: queued.message.publish.qos.min(subscription.options.qos),
                         subscription_ids: subscription.identifier.into_iter().collect(),
-                        ..queued
+                        ..queued.clone()
                     };
-                    self.deliver(other, moved).await;
-                }
-                None => {
-                    // Nobody else to take it: it waits for this member.
-                    if let Some(session) = self.sessions.get_mut(&key) {
-                        session.queue.push_front(queued);
+                    // Taken from this member's record only once the other member has it;
+                    // a copy the store could not give the other one stays here.
+                    if self.deliver(other, moved).await.is_err() {
+                        staying.push(queued);
+                        continue;
+                    }
+                    if persistent
+                        && let Err(error) =
+                            self.store.remove_message(&client_id, queued.sequence).await
+                    {
+                        store_failed(
+                            &self.shared.metrics,
+                            &error,
+                            "remove a message handed to another group member",
+                            Some(&client_id),
+                            Some(queued.message.topic()),
+                        );
                     }
                 }
+                None => staying.push(queued),
             }
+        }
+        if let Some(session) = self.sessions.get_mut(&key) {
+            session.put_back_in_order(staying);
         }
     }
 }
@@ -74,12 +88,69 @@ impl Session {
         moving.extend(shared);
         moving
     }
+
+    /// Puts back messages taken from this session, each where its sequence number (the
+    /// order they reached the session) places it among the queued ones, so that they go
+    /// out in the order they came (MQTT-4.6.0-6).
+    pub(super) fn put_back_in_order(&mut self, mut messages: Vec<Queued>) {
+        if messages.is_empty() {
+            return;
+        }
+        messages.extend(self.queue.drain(..));
+        // Stable, and both parts are already in order: a merge in practice.
+        messages.sort_by_key(|queued| queued.sequence);
+        self.queue.extend(messages);
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{connected_session, inflight, queued, sent};
+    use super::super::RouterMsg;
+    use super::super::testing::{
+        connect_request, connected_session, inflight, queued, router, sent,
+    };
     use crate::mqtt::{ProtocolVersion, QoS};
+
+    #[tokio::test]
+    async fn with_no_other_member_the_messages_stay_in_their_original_order() {
+        // MQTT-4.6.0-6 (ordered topic delivery): a leaving member whose group has nobody
+        // else keeps its shared messages, in the order they came, among its own.
+        let mut router = router();
+        let (request, _receiver) = connect_request("member", 1, true, Some(3600), None);
+        router.connect(request).await;
+        let key = router.by_client_id["member"];
+        let share = Some("$share/g/t");
+        let session = router.sessions.get_mut(&key).expect("session");
+        let mut in_flight = inflight(1, "s1", QoS::AtLeastOnce);
+        in_flight.queued = queued("s1", QoS::AtLeastOnce, share);
+        in_flight.queued.sequence = 1;
+        session.inflight.push_back(in_flight);
+        for (sequence, topic, share) in [
+            (2, "own2", None),
+            (3, "s3", share),
+            (4, "own4", None),
+            (5, "s5", share),
+        ] {
+            let mut q = queued(topic, QoS::AtLeastOnce, share);
+            q.sequence = sequence;
+            session.queue.push_back(q);
+        }
+
+        router
+            .handle(RouterMsg::ConnectionLost {
+                session: key,
+                connection_id: 1,
+                publish_will: false,
+                expiry_secs: None,
+            })
+            .await;
+        let order: Vec<&str> = router.sessions[&key]
+            .queue
+            .iter()
+            .map(|q| q.message.topic())
+            .collect();
+        assert_eq!(order, ["s1", "own2", "s3", "own4", "s5"]);
+    }
 
     #[test]
     fn a_leaving_member_hands_on_qos1_in_flight_and_queued_shared_messages() {

@@ -2,9 +2,10 @@
 //! acknowledgement, and the retained messages a new subscription gets (started here, sent
 //! in chunks by [`super::retained`]).
 
-use super::Router;
 use super::lifecycle::session_record;
-use crate::broker::subscriptions::{FilterRef, SessionKey, Subscription};
+use super::{Router, store_failed};
+use crate::broker::session::Session;
+use crate::broker::subscriptions::{FilterRef, SessionKey, Subscription, SubscriptionTree};
 use crate::mqtt::{
     Packet, Properties, QoS, ReasonCode, RetainHandling, SubAck, Subscribe, UnsubAck, Unsubscribe,
     topic,
@@ -32,6 +33,11 @@ impl Router {
         };
         let connection_id = session.link().map(|link| link.connection_id);
         let mut reasons = Vec::with_capacity(subscribe.filters.len());
+        // For each accepted ordinary filter: its subscription, and whether its retained
+        // messages are to be sent.
+        let mut retained: Vec<(&str, Subscription, bool)> = Vec::new();
+        // What each accepted filter replaced, to undo it if the store cannot keep it.
+        let mut changes: Vec<SubscriptionChange> = Vec::new();
         for request in &subscribe.filters {
             let parsed = FilterRef::parse(&request.filter);
             if !topic::is_valid_topic_filter_within(&request.filter, self.limits.max_topic_levels) {
@@ -43,9 +49,14 @@ impl Router {
                 identifier,
             };
             let existed = self.tree.insert(&request.filter, key, subscription);
-            session
+            let before = session
                 .subscriptions
                 .insert(request.filter.clone(), subscription);
+            changes.push(SubscriptionChange {
+                filter: request.filter.clone(),
+                before,
+                reason_index: reasons.len(),
+            });
             reasons.push(match request.options.qos {
                 QoS::AtMostOnce => ReasonCode::Success,
                 QoS::AtLeastOnce => ReasonCode::GrantedQoS1,
@@ -59,28 +70,46 @@ impl Router {
                     RetainHandling::SendIfNew => !existed,
                     RetainHandling::DoNotSend => false,
                 };
-            // The SUBACK goes first; the retained messages follow from the router's next
-            // turns (MQTT-3.8.4-1 only asks that SUBACK is sent).
-            match connection_id {
-                Some(connection_id) if send_retained => {
-                    self.pending_retained
-                        .start(key, connection_id, &request.filter, subscription)
-                }
-                _ if parsed.group.is_none() => {
-                    self.pending_retained
-                        .update(key, &request.filter, subscription)
-                }
-                _ => {}
+            if parsed.group.is_none() {
+                retained.push((&request.filter, subscription, send_retained));
             }
+        }
+        // The SUBACK follows the store: a subscription a persistent session could not keep
+        // is refused with 0x80 (MQTT 5.0 §3.9.3 Unspecified error; MQTT 3.1.1 §3.9.3
+        // Failure) and undone, so that the broker has exactly what it acknowledged.
+        if session.is_persistent()
+            && !changes.is_empty()
+            && let Err(error) = self.store.put_session(session_record(session)).await
+        {
+            store_failed(
+                &self.shared.metrics,
+                &error,
+                "save the subscriptions; refused",
+                Some(&session.client_id),
+                changes.first().map(|c| c.filter.as_str()),
+            );
+            for change in changes.into_iter().rev() {
+                reasons[change.reason_index] = ReasonCode::UnspecifiedError;
+                change.undo(&mut self.tree, session, key);
+            }
+            retained.clear();
         }
         session.send_packet(Packet::SubAck(SubAck {
             packet_id: subscribe.packet_id,
             properties: Properties::default(),
             reasons,
         }));
-        if session.is_persistent() {
-            let record = session_record(session);
-            let _ = self.store.put_session(record).await;
+        // The SUBACK goes first; the retained messages follow from the router's next turns
+        // (MQTT-3.8.4-1 only asks that the SUBACK is sent). A filter subscribed again
+        // without asking for them keeps a match still pending, with the new options.
+        for (filter, subscription, send) in retained {
+            match connection_id {
+                Some(connection_id) if send => {
+                    self.pending_retained
+                        .start(key, connection_id, filter, subscription)
+                }
+                _ => self.pending_retained.update(key, filter, subscription),
+            }
         }
         self.update_gauges();
     }
@@ -90,29 +119,83 @@ impl Router {
             return;
         };
         let mut reasons = Vec::with_capacity(unsubscribe.filters.len());
+        let mut changes: Vec<SubscriptionChange> = Vec::new();
         for filter in &unsubscribe.filters {
-            let existed = session.subscriptions.remove(filter).is_some();
-            if existed {
+            let before = session.subscriptions.remove(filter);
+            if before.is_some() {
                 self.tree.remove(filter, key);
-                // Its retained messages not sent yet are not sent (what is on its way may
-                // still arrive, MQTT-3.10.4-3).
-                self.pending_retained.cancel(key, filter);
+                changes.push(SubscriptionChange {
+                    filter: filter.clone(),
+                    before,
+                    reason_index: reasons.len(),
+                });
             }
-            reasons.push(if existed {
+            reasons.push(if before.is_some() {
                 ReasonCode::Success
             } else {
                 ReasonCode::NoSubscriptionExisted
             });
+        }
+        // As for SUBSCRIBE: what the store could not keep is undone and not acknowledged.
+        // v5 says so with 0x80 (MQTT 5.0 §3.11.3); a 3.1.1 UNSUBACK has no reason codes and
+        // may not be withheld (MQTT-3.10.4-4), so the connection is closed instead, as for
+        // a PUBLISH (MQTT-3.3.5-2).
+        if session.is_persistent()
+            && !changes.is_empty()
+            && let Err(error) = self.store.put_session(session_record(session)).await
+        {
+            store_failed(
+                &self.shared.metrics,
+                &error,
+                "save the unsubscription; refused",
+                Some(&session.client_id),
+                changes.first().map(|c| c.filter.as_str()),
+            );
+            for change in changes.into_iter().rev() {
+                reasons[change.reason_index] = ReasonCode::UnspecifiedError;
+                change.undo(&mut self.tree, session, key);
+            }
+            if !session.protocol.is_v5() {
+                self.close_connection(key, None, true).await;
+                return;
+            }
+        } else {
+            // The retained messages of an unsubscribed filter not sent yet are not sent
+            // (what is on its way may still arrive, MQTT-3.10.4-3).
+            for change in &changes {
+                self.pending_retained.cancel(key, &change.filter);
+            }
         }
         session.send_packet(Packet::UnsubAck(UnsubAck {
             packet_id: unsubscribe.packet_id,
             properties: Properties::default(),
             reasons,
         }));
-        if session.is_persistent() {
-            let record = session_record(session);
-            let _ = self.store.put_session(record).await;
-        }
         self.update_gauges();
+    }
+}
+
+/// One filter a SUBSCRIBE or UNSUBSCRIBE changed, with what it replaced.
+struct SubscriptionChange {
+    filter: String,
+    /// The session's subscription for the filter before the change, if it had one.
+    before: Option<Subscription>,
+    /// Where its reason code is in the acknowledgement.
+    reason_index: usize,
+}
+
+impl SubscriptionChange {
+    /// Puts the filter back as it was, in the tree and in the session's list.
+    fn undo(self, tree: &mut SubscriptionTree, session: &mut Session, key: SessionKey) {
+        match self.before {
+            Some(subscription) => {
+                tree.insert(&self.filter, key, subscription);
+                session.subscriptions.insert(self.filter, subscription);
+            }
+            None => {
+                tree.remove(&self.filter, key);
+                session.subscriptions.remove(&self.filter);
+            }
+        }
     }
 }

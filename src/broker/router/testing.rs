@@ -1,5 +1,6 @@
 //! Test helpers for the router's modules: sessions attached to a connection whose writer is
-//! an unbounded channel the test reads, and messages to put through them.
+//! an unbounded channel the test reads, messages to put through them, and a [`Router`] on a
+//! memory store that tests drive by calling its methods.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -8,37 +9,74 @@ use std::time::{Instant, SystemTime};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
+use super::{ConnectRequest, Router};
 use crate::broker::api::ListenerKind;
+use crate::broker::connection::link::{ConnectionLink, Outbound, Outbox};
 use crate::broker::message::Message;
-use crate::broker::session::{
-    Backlog, Connected, ConnectionInfo, ConnectionLink, Inflight, Outbound, Queued, Session,
-    Throttle,
-};
-use crate::mqtt::{Properties, ProtocolVersion, Publish, QoS};
+use crate::broker::session::{Connected, ConnectionInfo, Inflight, Queued, Session};
+use crate::broker::shared::Shared;
+use crate::mqtt::{ConnAck, Properties, ProtocolVersion, Publish, QoS, ReasonCode, Will};
+use crate::store::MemoryStore;
+
+/// A router on a memory store with default limits, not running: tests call its methods.
+pub(super) fn router() -> Router {
+    let (_sender, inbox) = mpsc::channel(1);
+    Router::new(Arc::new(Shared::new()), Arc::new(MemoryStore::new()), inbox)
+}
+
+/// A link to a connection `connection_id` whose writer's end is the returned outbox.
+pub(super) fn link(connection_id: u64) -> (ConnectionLink, Outbox) {
+    ConnectionLink::new(connection_id)
+}
+
+fn connection_info() -> ConnectionInfo {
+    ConnectionInfo {
+        address: SocketAddr::from((Ipv4Addr::LOCALHOST, 1883)),
+        listener: ListenerKind::Tcp,
+        username: None,
+        keep_alive_secs: 60,
+        connected_since: SystemTime::now(),
+    }
+}
+
+/// A v5 CONNECT of `client_id` as its connection `connection_id` accepted it.
+pub(super) fn connect_request(
+    client_id: &str,
+    connection_id: u64,
+    clean_start: bool,
+    expiry_secs: Option<u32>,
+    will: Option<Will>,
+) -> (ConnectRequest, Outbox) {
+    let (link, receiver) = link(connection_id);
+    let (reply, _) = tokio::sync::oneshot::channel();
+    let request = ConnectRequest {
+        client_id: Arc::from(client_id),
+        protocol: ProtocolVersion::V5,
+        clean_start,
+        expiry_secs,
+        will,
+        window: 10,
+        link,
+        info: connection_info(),
+        connack: ConnAck {
+            session_present: false,
+            reason: ReasonCode::Success,
+            properties: Properties::default(),
+        },
+        reply,
+    };
+    (request, receiver)
+}
 
 /// A session of `protocol` attached to a connection with an inflight window of `window`;
 /// the receiver gets what the router would hand the connection's writer.
-pub(super) fn connected_session(
-    protocol: ProtocolVersion,
-    window: usize,
-) -> (Session, mpsc::UnboundedReceiver<Outbound>) {
-    let (sender, receiver) = mpsc::unbounded_channel();
+pub(super) fn connected_session(protocol: ProtocolVersion, window: usize) -> (Session, Outbox) {
+    let (link, receiver) = link(1);
     let mut session = Session::new(Arc::from("client"), protocol);
     session.window = window;
     session.connection = Some(Connected {
-        link: ConnectionLink {
-            connection_id: 1,
-            sender,
-            backlog: Arc::new(Backlog::default()),
-            throttle: Arc::new(Throttle::default()),
-        },
-        info: ConnectionInfo {
-            address: SocketAddr::from((Ipv4Addr::LOCALHOST, 1883)),
-            listener: ListenerKind::Tcp,
-            username: None,
-            keep_alive_secs: 60,
-            connected_since: SystemTime::now(),
-        },
+        link,
+        info: connection_info(),
     });
     (session, receiver)
 }
@@ -83,9 +121,9 @@ pub(super) fn inflight(packet_id: u16, topic: &str, qos: QoS) -> Inflight {
 
 /// Everything sent to the connection so far, as readable items: `PUBLISH topic id dup` or
 /// `ACK kind id reason`.
-pub(super) fn sent(receiver: &mut mpsc::UnboundedReceiver<Outbound>) -> Vec<String> {
+pub(super) fn sent(receiver: &mut Outbox) -> Vec<String> {
     let mut items = Vec::new();
-    while let Ok(item) = receiver.try_recv() {
+    while let Some(item) = receiver.try_recv() {
         items.push(match item {
             Outbound::Publish(delivery) => format!(
                 "PUBLISH {} {} {}",

@@ -37,7 +37,9 @@ impl Router {
         };
         let at = later(now, delay);
         session.will = Some(will);
-        session.will_at = Some(at);
+        if let Some(earlier) = session.will_at.replace(at) {
+            self.timers.remove(&(earlier, key, TimerKind::Will));
+        }
         self.timers.insert((at, key, TimerKind::Will));
         None
     }
@@ -58,7 +60,9 @@ impl Router {
             let Some(session) = self.sessions.get_mut(&key) else {
                 continue;
             };
-            session.will_at = None;
+            if let Some(at) = session.will_at.take() {
+                self.timers.remove(&(at, key, TimerKind::Will));
+            }
             if let Some(will) = session.will.take() {
                 self.publish_will(will).await;
             }
@@ -79,9 +83,17 @@ impl Router {
             payload: will.payload,
         };
         let message = Arc::new(Message::arrived(publish));
-        if message.publish.retain {
-            self.retain(&message).await;
+        // Nobody is waiting for an answer: a will the store cannot keep (retained, or
+        // queued for a persistent session) is logged and counted where it failed, and
+        // goes to everyone else.
+        if message.publish.retain && self.retain(&message).await.is_err() {
+            tracing::warn!(topic = message.topic(), "will not retained: store failed");
         }
-        self.route(&message, None).await;
+        if self.route(&message, None).await.is_err() {
+            tracing::warn!(
+                topic = message.topic(),
+                "will not queued for every subscriber"
+            );
+        }
     }
 }

@@ -33,7 +33,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     // Beside the figures when there is room, else on one line below them.
     let wide = inner.width >= figures_width + 24;
     let [top, summary, charts] = Layout::vertical([
-        Constraint::Length(12),
+        Constraint::Length(13),
         Constraint::Length(if wide { 0 } else { 1 }),
         Constraint::Min(0),
     ])
@@ -147,6 +147,12 @@ fn draw_figures(frame: &mut Frame, area: Rect, app: &App) {
             "Messages dropped",
             LABEL_WIDTH,
             value(s.messages_dropped.to_string()),
+        ),
+        label_value(
+            theme,
+            "Connections refused",
+            LABEL_WIDTH,
+            value(s.connections_refused.to_string()),
         ),
     ];
     frame.render_widget(Paragraph::new(lines), area);

@@ -14,7 +14,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 use super::BenchError;
 use super::stamp::Stamp;
-use crate::mqtt::{
+use roost::mqtt::{
     self, Connect, Packet, PacketType, Properties, ProtocolVersion, Publish, QoS, Subscribe,
     SubscribeFilter, SubscriptionOptions,
 };

@@ -1,10 +1,14 @@
-//! `roost bench`: a load generator that measures any MQTT broker, and a side-by-side
+//! `roost-bench`: a load generator that measures any MQTT broker, and a side-by-side
 //! comparison of roost with Mosquitto.
 //!
-//! The generator is its own lean client on top of [`crate::mqtt`]: tokio TCP, batched writes,
+//! It is a tool next to the broker, not part of it: its own binary on top of the library's
+//! wire codec ([`roost::mqtt`]). The generator is a lean client: tokio TCP, batched writes,
 //! one pre-encoded PUBLISH patched per message, one clock for every client (send times travel
 //! in the payload), and per-publisher sequence numbers for loss, duplicate and order checks.
 //! The broker's CPU time comes from `/proc/PID/stat`.
+//!
+//! `roost-bench run` drives one scenario against any broker; `roost-bench compare` starts
+//! `roost serve` and Mosquitto and runs the standard scenarios against both.
 
 mod cli;
 mod client;
@@ -21,16 +25,59 @@ mod subscriber;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
+use clap::Parser;
 use thiserror::Error;
 
-pub use cli::{BenchCommand, run_command};
-pub use compare::{CompareOptions, CompareReport, compare};
-pub use histogram::LatencyHistogram;
-pub use procstat::{CpuClock, parse_cpu_ticks};
-pub use retained::{RetainedOptions, RetainedReport, SubscriberResult, run_retained};
-pub use run::{RunOptions, RunReport, Scenario, run};
-pub use sequence::{DeliveryCounts, SequenceTracker};
+use cli::BenchCommand;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "roost-bench",
+    version,
+    about = "Measure an MQTT broker's throughput, latency, loss and CPU cost"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: BenchCommand,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("roost-bench: cannot start the tokio runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(cli::run_command(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("roost-bench: {}", error_report(&err));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The error and its causes on one line, leaving out causes the message already quotes.
+fn error_report(err: &BenchError) -> String {
+    let mut report = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !report.contains(&cause_text) {
+            report.push_str(": ");
+            report.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    report
+}
 
 #[derive(Debug, Error)]
 pub enum BenchError {
@@ -55,9 +102,9 @@ pub enum BenchError {
         source: std::io::Error,
     },
     #[error("cannot encode a packet: {0}")]
-    Encode(#[from] crate::mqtt::EncodeError),
+    Encode(#[from] roost::mqtt::EncodeError),
     #[error("cannot decode a packet from the broker: {0}")]
-    Decode(#[from] crate::mqtt::DecodeError),
+    Decode(#[from] roost::mqtt::DecodeError),
     #[error("the broker refused {what} of {client_id}: {reason}")]
     Refused {
         client_id: String,
@@ -66,8 +113,8 @@ pub enum BenchError {
     },
     #[error("expected {expected} from the broker, got {got}")]
     Unexpected {
-        expected: crate::mqtt::PacketType,
-        got: crate::mqtt::PacketType,
+        expected: roost::mqtt::PacketType,
+        got: roost::mqtt::PacketType,
     },
     #[error("the broker closed the connection of {client_id}")]
     Closed { client_id: String },

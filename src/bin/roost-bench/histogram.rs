@@ -83,6 +83,7 @@ impl LatencyHistogram {
         self.max
     }
 
+    #[cfg(test)]
     pub fn mean(&self) -> Option<u64> {
         (self.total > 0).then(|| (self.sum / u128::from(self.total)) as u64)
     }

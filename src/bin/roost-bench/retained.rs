@@ -1,4 +1,4 @@
-//! `roost bench retained`: many retained messages, subscribers whose wildcard filters (no
+//! `roost-bench retained`: many retained messages, subscribers whose wildcard filters (no
 //! `#`) match large parts of them, and meanwhile other clients' QoS 1 round trips, whose
 //! latency shows whether the broker stays responsive while it hands out the retained
 //! messages (issue 6, defect 6).
@@ -21,8 +21,8 @@ use super::BenchError;
 use super::client::{Connection, MAX_INCOMING_PACKET, write_or_give_up};
 use super::histogram::LatencyHistogram;
 use super::run::format_nanos;
-use crate::broker::filter_matches;
-use crate::mqtt::{self, Packet, Properties, ProtocolVersion, PubResponse, Publish, QoS};
+use roost::broker::filter_matches;
+use roost::mqtt::{self, Packet, Properties, ProtocolVersion, PubResponse, Publish, QoS};
 
 /// How long a client may receive nothing before the run is given up.
 const SILENCE_LIMIT: Duration = Duration::from_secs(60);

@@ -13,7 +13,7 @@ use super::histogram::LatencyHistogram;
 use super::schedule::Schedule;
 use super::sequence::SequenceTracker;
 use super::stamp::Stamp;
-use crate::mqtt::{self, Packet, PubResponse, Publish, QoS};
+use roost::mqtt::{self, Packet, PubResponse, Publish, QoS};
 
 #[derive(Debug, Clone)]
 pub struct SubscriberPlan {
@@ -183,8 +183,8 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::bench::schedule::StopRule;
-    use crate::mqtt::Properties;
+    use crate::schedule::StopRule;
+    use roost::mqtt::Properties;
 
     fn publish_with(stamp: Option<Stamp>) -> Publish {
         let mut payload = vec![0u8; 64];

@@ -1,4 +1,4 @@
-//! `roost bench compare`: roost and Mosquitto side by side on the same machine, same
+//! `roost-bench compare`: roost and Mosquitto side by side on the same machine, same
 //! scenarios, same limits, alternating which broker goes first.
 
 use std::fmt::Write as _;
@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use super::BenchError;
 use super::run::{RunOptions, RunReport, Scenario, format_nanos, run};
-use crate::config::Config;
-use crate::mqtt::{ProtocolVersion, QoS};
+use roost::config::Config;
+use roost::mqtt::{ProtocolVersion, QoS};
 
 /// Both brokers get the same limits, so neither wins by dropping or queueing more.
 const MAX_INFLIGHT: u16 = 100;
@@ -116,7 +116,6 @@ pub fn standard_scenarios(load: f64) -> Vec<ComparedScenario> {
 pub struct CompareRun {
     pub scenario: usize,
     pub broker: BrokerKind,
-    pub round: usize,
     pub result: Result<RunReport, String>,
 }
 
@@ -365,7 +364,6 @@ pub async fn compare(options: &CompareOptions) -> Result<CompareReport, BenchErr
                 runs.push(CompareRun {
                     scenario: index,
                     broker: kind,
-                    round,
                     result,
                 });
             }

@@ -1,4 +1,4 @@
-//! `roost bench run`: one scenario against one broker, from connect to report.
+//! `roost-bench run`: one scenario against one broker, from connect to report.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,7 +17,7 @@ use super::schedule::{Schedule, StopRule};
 use super::sequence::DeliveryCounts;
 use super::stamp::STAMP_LEN;
 use super::subscriber::{SubscriberOutcome, SubscriberPlan, run_subscriber};
-use crate::mqtt::{ProtocolVersion, QoS};
+use roost::mqtt::{ProtocolVersion, QoS};
 
 /// How long the runner waits for the last deliveries after the publishers stopped.
 const DRAIN_MAX: Duration = Duration::from_secs(10);
@@ -478,7 +478,7 @@ fn build_report(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::sequence::SequenceTracker;
+    use crate::sequence::SequenceTracker;
 
     fn options(scenario: Scenario, publishers: usize, subscribers: usize) -> RunOptions {
         RunOptions {

@@ -14,7 +14,7 @@ use super::client::{
 };
 use super::schedule::{Schedule, StopRule, StoppedGuard};
 use super::stamp::Stamp;
-use crate::mqtt::{self, Disconnect, Packet, ProtocolVersion, PubResponse, QoS, ReasonCode};
+use roost::mqtt::{self, Disconnect, Packet, ProtocolVersion, PubResponse, QoS, ReasonCode};
 
 /// Bytes written per batch when publishing flat out.
 const BATCH_BYTES: usize = 16 * 1024;

@@ -1,4 +1,4 @@
-//! The `roost bench` command line: `run` one scenario, or `compare` roost with Mosquitto.
+//! The `roost-bench` command line: `run` one scenario, or `compare` roost with Mosquitto.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -9,7 +9,7 @@ use super::BenchError;
 use super::compare::{CompareOptions, compare};
 use super::retained::{RetainedOptions, run_retained};
 use super::run::{RunOptions, Scenario, run};
-use crate::mqtt::{ProtocolVersion, QoS};
+use roost::mqtt::{ProtocolVersion, QoS};
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
@@ -116,7 +116,7 @@ pub struct CompareArgs {
     /// MQTT version: 3.1.1 or 5.
     #[arg(long, default_value = "3.1.1", value_parser = parse_version)]
     mqtt_version: ProtocolVersion,
-    /// The roost executable to serve with (default: this one).
+    /// The roost executable to serve with (default: `roost` next to this executable).
     #[arg(long)]
     roost: Option<PathBuf>,
     /// The Mosquitto executable.
@@ -144,7 +144,7 @@ fn seconds(value: f64, what: &str) -> Result<Duration, BenchError> {
         .map_err(|_| BenchError::InvalidOptions(format!("{what} must be a number of seconds")))
 }
 
-/// Runs a `roost bench` command; Ctrl-C stops it (and the brokers `compare` started).
+/// Runs a `roost-bench` command; Ctrl-C stops it (and the brokers `compare` started).
 pub async fn run_command(command: BenchCommand) -> Result<(), BenchError> {
     let work = async {
         match command {
@@ -231,13 +231,30 @@ async fn run_one(args: RunArgs) -> Result<(), BenchError> {
     Ok(())
 }
 
+/// `roost` in this executable's directory: cargo builds both binaries into the same one, and
+/// an installation puts them side by side.
+fn roost_next_to_this_executable() -> Result<PathBuf, BenchError> {
+    let this = std::env::current_exe().map_err(|source| BenchError::Io {
+        context: "cannot find this executable to look for roost next to it",
+        source,
+    })?;
+    let roost = this
+        .with_file_name("roost")
+        .with_extension(std::env::consts::EXE_EXTENSION);
+    if roost.is_file() {
+        Ok(roost)
+    } else {
+        Err(BenchError::InvalidOptions(format!(
+            "no roost executable at {}; name one with --roost PATH",
+            roost.display()
+        )))
+    }
+}
+
 async fn run_compare(args: CompareArgs) -> Result<(), BenchError> {
     let roost = match args.roost {
         Some(path) => path,
-        None => std::env::current_exe().map_err(|source| BenchError::Io {
-            context: "cannot find the roost executable",
-            source,
-        })?,
+        None => roost_next_to_this_executable()?,
     };
     let options = CompareOptions {
         duration: seconds(args.duration, "--duration")?,
