@@ -179,3 +179,47 @@ async fn pairs_at_qos_1_over_mqtt_5_with_a_message_count() {
     assert_eq!(report.unacknowledged, Some(0), "{}", report.text);
     broker.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retained_scenario_delivers_every_retained_message() {
+    let (_broker, address) = broker().await;
+    let port = address.port().to_string();
+    let args = [
+        "retained",
+        "--port",
+        &port,
+        "--retained",
+        "3000",
+        "--subscribers",
+        "2",
+        "--filters",
+        "+/+/+,r/1/+",
+        "--pingers",
+        "1",
+        "--qos",
+        "1",
+    ];
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_roost-bench"))
+        .args(args)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("start roost-bench");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "roost-bench {args:?} failed ({}):\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // "subscriber +/+/+: 3000 of 3000 retained messages in 0.05 s (60000 msg/s)"
+    let got: Vec<Vec<u64>> = stdout
+        .lines()
+        .filter(|line| line.starts_with("subscriber "))
+        .map(|line| numbers(line.split_once(": ").map_or("", |(_, rest)| rest)))
+        .collect();
+    assert_eq!(got.len(), 2, "{stdout}");
+    assert_eq!(got[0][..2], [3000, 3000], "{stdout}");
+    assert_eq!(got[1][..2], [1000, 1000], "{stdout}");
+    assert!(stdout.contains("before the subscribes: "), "{stdout}");
+}

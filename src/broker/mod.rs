@@ -17,8 +17,6 @@ mod listener;
 mod message;
 mod metrics;
 mod open_files;
-// Built for issue 6 (defect 6); the router uses it once its split has landed.
-#[cfg_attr(not(test), allow(dead_code))]
 mod retained_index;
 mod router;
 mod session;

@@ -89,6 +89,7 @@ impl RetainedIndex {
     }
 
     /// The message retained for exactly `topic`, expired or not.
+    #[cfg(test)]
     pub fn get(&self, topic: &str) -> Option<&Arc<Message>> {
         let mut node = &self.root;
         for level in topic.split('/') {

@@ -7,6 +7,7 @@ use clap::{Args, Subcommand};
 
 use super::BenchError;
 use super::compare::{CompareOptions, compare};
+use super::retained::{RetainedOptions, run_retained};
 use super::run::{RunOptions, Scenario, run};
 use roost::mqtt::{ProtocolVersion, QoS};
 
@@ -17,6 +18,40 @@ pub enum BenchCommand {
     /// Start roost and Mosquitto (and an earlier roost build with --baseline), run the standard
     /// scenarios against each, print a Markdown table.
     Compare(CompareArgs),
+    /// Store many retained messages, subscribe wildcard filters matching them, and measure
+    /// other clients' QoS 1 round trips meanwhile.
+    Retained(RetainedArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RetainedArgs {
+    /// Broker host name or address.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Broker TCP port.
+    #[arg(long, default_value_t = 1883)]
+    port: u16,
+    /// Retained messages stored, on `r/{i / 1000}/{i % 1000}`.
+    #[arg(long, default_value_t = 1_000_000)]
+    retained: usize,
+    /// Subscribers, each with the next filter of `--filters`.
+    #[arg(long, default_value_t = 2)]
+    subscribers: usize,
+    /// Comma-separated filters without `#`.
+    #[arg(long, default_value = "+/+/+,r/+/+", value_delimiter = ',')]
+    filters: Vec<String>,
+    /// Clients doing QoS 1 round trips during the subscribes.
+    #[arg(long, default_value_t = 4)]
+    pingers: usize,
+    /// QoS of the retained messages and the subscriptions (0 or 1).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=1))]
+    qos: u8,
+    /// Payload size in bytes.
+    #[arg(long, default_value_t = 16)]
+    payload: usize,
+    /// MQTT version: 3.1.1 or 5.
+    #[arg(long, default_value = "5", value_parser = parse_version)]
+    mqtt_version: ProtocolVersion,
 }
 
 #[derive(Debug, Args)]
@@ -120,12 +155,44 @@ pub async fn run_command(command: BenchCommand) -> Result<(), BenchError> {
         match command {
             BenchCommand::Run(args) => run_one(args).await,
             BenchCommand::Compare(args) => run_compare(args).await,
+            BenchCommand::Retained(args) => run_retained_command(args).await,
         }
     };
     tokio::select! {
         result = work => result,
         _ = tokio::signal::ctrl_c() => Err(BenchError::Interrupted),
     }
+}
+
+async fn run_retained_command(args: RetainedArgs) -> Result<(), BenchError> {
+    let options = RetainedOptions {
+        address: resolve(&args.host, args.port).await?,
+        retained: args.retained,
+        subscribers: args.subscribers,
+        filters: args.filters,
+        pingers: args.pingers,
+        qos: QoS::from_u8(args.qos)
+            .ok_or_else(|| BenchError::InvalidOptions("QoS must be 0 or 1".into()))?,
+        payload: args.payload,
+        version: args.mqtt_version,
+    };
+    let report = run_retained(&options).await?;
+    print!("{report}");
+    Ok(())
+}
+
+async fn resolve(host: &str, port: u16) -> Result<std::net::SocketAddr, BenchError> {
+    tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|source| BenchError::Resolve {
+            host: host.to_string(),
+            source,
+        })?
+        .next()
+        .ok_or_else(|| BenchError::Resolve {
+            host: host.to_string(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no address"),
+        })
 }
 
 async fn run_one(args: RunArgs) -> Result<(), BenchError> {

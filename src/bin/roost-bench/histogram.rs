@@ -75,7 +75,6 @@ impl LatencyHistogram {
         self.max = self.max.max(other.max);
     }
 
-    #[cfg(test)]
     pub fn count(&self) -> u64 {
         self.total
     }

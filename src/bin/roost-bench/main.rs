@@ -16,6 +16,7 @@ mod compare;
 mod histogram;
 mod procstat;
 mod publisher;
+mod retained;
 mod run;
 mod schedule;
 mod sequence;

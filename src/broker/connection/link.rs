@@ -139,6 +139,11 @@ impl Backlog {
         }
     }
 
+    /// Items waiting for the writer, control packets included.
+    pub fn waiting(&self) -> usize {
+        self.items.load(Relaxed)
+    }
+
     fn has_room_for_qos0(&self) -> bool {
         self.items.load(Relaxed) < QOS0_BACKLOG_ITEMS
             && self.qos0_bytes.load(Relaxed) < QOS0_BACKLOG_BYTES

@@ -139,6 +139,7 @@ impl Router {
         let now = Instant::now();
         let metrics = &self.shared.metrics.clients_connected;
         Metrics::set(metrics, Metrics::get(metrics).saturating_sub(1));
+        self.pending_retained.cancel_session(key);
         self.redistribute_shared(key).await;
         if !self.sessions.contains_key(&key) {
             return;

@@ -8,7 +8,8 @@
 //! - [`wills`]: holding a will for its delay and publishing it;
 //! - [`delivery`]: routing a PUBLISH, delivering, the inflight window and acknowledgements;
 //! - [`subscribe`]: SUBSCRIBE and UNSUBSCRIBE;
-//! - [`retained`]: the retained messages;
+//! - [`retained`]: the retained messages, and those a new subscription gets, in chunks
+//!   across router turns;
 //! - [`retained_sweep`]: purging expired retained messages from the one-second tick;
 //! - [`shared_subs`]: handing a leaving member's shared-subscription messages to another;
 //! - [`admin`]: the client list, the gauges and `$SYS`.
@@ -33,7 +34,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 use self::lifecycle::TimerKind;
-use self::retained::RetainedMessages;
+use self::retained::{PendingRetained, RETAINED_RETRY, RetainedMessages, RetainedTurn};
 use self::retained_sweep::SweepSchedule;
 use super::api::ClientInfo;
 use super::connection::link::{Backlog, ConnectionLink};
@@ -124,6 +125,8 @@ pub struct Router {
     next_session_key: SessionKey,
     tree: SubscriptionTree,
     retained: RetainedMessages,
+    /// Retained messages owed to new subscriptions, sent a chunk per session per turn.
+    pending_retained: PendingRetained,
     /// When expired retained messages are next worth a sweep.
     retained_sweep: SweepSchedule,
     timers: BTreeSet<(Instant, SessionKey, TimerKind)>,
@@ -150,6 +153,7 @@ impl Router {
             next_session_key: 1,
             tree: SubscriptionTree::default(),
             retained: RetainedMessages::default(),
+            pending_retained: PendingRetained::default(),
             retained_sweep: SweepSchedule::new(Instant::now()),
             timers: BTreeSet::new(),
             scratch: Vec::new(),
@@ -165,6 +169,7 @@ impl Router {
         let mut rates = RateMeter::new(&self.shared.metrics);
         // The first tick after $SYS is switched on publishes at once.
         let mut last_sys: Option<Instant> = None;
+        let mut retained_turn = RetainedTurn::Idle;
         loop {
             let next_timer = self.timers.first().map(|t| t.0);
             tokio::select! {
@@ -193,7 +198,10 @@ impl Router {
                         self.publish_sys().await;
                     }
                 }
+                _ = retained_wait(retained_turn), if retained_turn != RetainedTurn::Idle => {}
             }
+            // Every turn, whatever woke the router, moves the pending retained matches on.
+            retained_turn = self.send_retained_chunks().await;
         }
     }
 
@@ -342,6 +350,17 @@ impl Router {
                 tracing::debug!(packet = %other.packet_type(), "router ignores packet");
             }
         }
+    }
+}
+
+/// Until the pending retained matches should have their next turn: at once (after letting
+/// the connections' tasks run) when some subscriber can take more, a little later when all
+/// of them are waiting for their subscriber.
+async fn retained_wait(turn: RetainedTurn) {
+    match turn {
+        RetainedTurn::Ready => tokio::task::yield_now().await,
+        RetainedTurn::Blocked => tokio::time::sleep(RETAINED_RETRY).await,
+        RetainedTurn::Idle => std::future::pending().await,
     }
 }
 

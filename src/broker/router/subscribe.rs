@@ -1,13 +1,10 @@
 //! SUBSCRIBE and UNSUBSCRIBE: the subscription tree and the session's own list, the
-//! acknowledgement, and the retained messages a new subscription gets.
-
-use std::sync::Arc;
-use std::time::Instant;
+//! acknowledgement, and the retained messages a new subscription gets (started here, sent
+//! in chunks by [`super::retained`]).
 
 use super::lifecycle::session_record;
 use super::{Router, store_failed};
-use crate::broker::message::Message;
-use crate::broker::session::{Queued, Session};
+use crate::broker::session::Session;
 use crate::broker::subscriptions::{FilterRef, SessionKey, Subscription, SubscriptionTree};
 use crate::mqtt::{
     Packet, Properties, QoS, ReasonCode, RetainHandling, SubAck, Subscribe, UnsubAck, Unsubscribe,
@@ -21,7 +18,6 @@ impl Router {
             .subscription_identifiers
             .first()
             .copied();
-        let now = Instant::now();
         // No Local on a shared subscription is a protocol error (MQTT-3.8.3-4).
         if subscribe
             .filters
@@ -35,8 +31,11 @@ impl Router {
         let Some(session) = self.sessions.get_mut(&key) else {
             return;
         };
+        let connection_id = session.link().map(|link| link.connection_id);
         let mut reasons = Vec::with_capacity(subscribe.filters.len());
-        let mut retained_to_send: Vec<(Arc<Message>, Subscription)> = Vec::new();
+        // For each accepted ordinary filter: its subscription, and whether its retained
+        // messages are to be sent.
+        let mut retained: Vec<(&str, Subscription, bool)> = Vec::new();
         // What each accepted filter replaced, to undo it if the store cannot keep it.
         let mut changes: Vec<SubscriptionChange> = Vec::new();
         for request in &subscribe.filters {
@@ -71,10 +70,8 @@ impl Router {
                     RetainHandling::SendIfNew => !existed,
                     RetainHandling::DoNotSend => false,
                 };
-            if send_retained {
-                for message in self.retained.matching(parsed.filter, now) {
-                    retained_to_send.push((message, subscription));
-                }
+            if parsed.group.is_none() {
+                retained.push((&request.filter, subscription, send_retained));
             }
         }
         // The SUBACK follows the store: a subscription a persistent session could not keep
@@ -95,27 +92,23 @@ impl Router {
                 reasons[change.reason_index] = ReasonCode::UnspecifiedError;
                 change.undo(&mut self.tree, session, key);
             }
-            retained_to_send.clear();
+            retained.clear();
         }
         session.send_packet(Packet::SubAck(SubAck {
             packet_id: subscribe.packet_id,
             properties: Properties::default(),
             reasons,
         }));
-        for (message, subscription) in retained_to_send {
-            let queued = Queued {
-                sequence: 0,
-                qos: message.publish.qos.min(subscription.options.qos),
-                // Retained messages sent because of a subscription carry RETAIN=1 (MQTT-3.3.1-8).
-                retain: true,
-                subscription_ids: subscription.identifier.into_iter().collect(),
-                share: None,
-                message,
-            };
-            // A copy the store could not keep is dropped (`deliver` logged and counted it);
-            // the subscription itself stands.
-            if let Err(error) = self.deliver(key, queued).await {
-                tracing::debug!(%error, "retained message not sent to a new subscription");
+        // The SUBACK goes first; the retained messages follow from the router's next turns
+        // (MQTT-3.8.4-1 only asks that the SUBACK is sent). A filter subscribed again
+        // without asking for them keeps a match still pending, with the new options.
+        for (filter, subscription, send) in retained {
+            match connection_id {
+                Some(connection_id) if send => {
+                    self.pending_retained
+                        .start(key, connection_id, filter, subscription)
+                }
+                _ => self.pending_retained.update(key, filter, subscription),
             }
         }
         self.update_gauges();
@@ -165,6 +158,12 @@ impl Router {
             if !session.protocol.is_v5() {
                 self.close_connection(key, None, true).await;
                 return;
+            }
+        } else {
+            // The retained messages of an unsubscribed filter not sent yet are not sent
+            // (what is on its way may still arrive, MQTT-3.10.4-3).
+            for change in &changes {
+                self.pending_retained.cancel(key, &change.filter);
             }
         }
         session.send_packet(Packet::UnsubAck(UnsubAck {
