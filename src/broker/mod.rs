@@ -22,6 +22,7 @@ mod retained_index;
 mod router;
 mod session;
 mod shared;
+mod small_map;
 mod subscriptions;
 mod supervisor;
 mod sys;
