@@ -52,16 +52,13 @@ pub async fn run_tcp(
                     %address,
                     client_id = tracing::field::Empty
                 );
-                let connection = connection::run(
-                    stream,
-                    address,
-                    ListenerKind::Tcp,
-                    shared.clone(),
-                    router.clone(),
-                );
+                let (shared, router) = (shared.clone(), router.clone());
+                // The connection's future is created inside the task's: created outside and
+                // moved in, it would be stored twice in every connection's task (the
+                // captured value and the one being awaited), hundreds of bytes each.
                 tokio::spawn(
                     async move {
-                        connection.await;
+                        connection::run(stream, address, ListenerKind::Tcp, shared, router).await;
                         drop(slot);
                     }
                     .instrument(span),

@@ -21,6 +21,7 @@ mod retained_index;
 mod router;
 mod session;
 mod shared;
+mod small_map;
 mod subscriptions;
 mod supervisor;
 mod sys;

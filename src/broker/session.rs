@@ -3,13 +3,14 @@
 
 use std::collections::VecDeque;
 
-use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
+use foldhash::{HashSet, HashSetExt};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use super::api::ListenerKind;
 use super::message::Message;
+use super::small_map::SmallMap;
 use super::subscriptions::Subscription;
 use crate::mqtt::{Packet, ProtocolVersion, QoS, Will};
 
@@ -58,7 +59,7 @@ pub struct Session {
     pub connection: Option<Connected>,
     /// Seconds the session outlives its connection; `None` never expires.
     pub expiry_secs: Option<u32>,
-    pub subscriptions: HashMap<String, Subscription>,
+    pub subscriptions: SmallMap<String, Subscription>,
     /// Outbound QoS 1/2 messages sent and not yet acknowledged, in send order.
     pub inflight: VecDeque<Inflight>,
     /// Packet ids of in-flight PUBLISHes owed a resend (DUP) on the current connection, in
@@ -73,8 +74,9 @@ pub struct Session {
     /// How many QoS 1/2 messages may be in flight to the client (its Receive Maximum,
     /// capped by ours).
     pub window: usize,
-    /// The will of the attached (or last) connection, until published or deleted.
-    pub will: Option<Will>,
+    /// The will of the attached (or last) connection, until published or deleted. Boxed:
+    /// most clients have none, and inline it would more than double the session's size.
+    pub will: Option<Box<Will>>,
     /// When a will whose delay is running goes out.
     pub will_at: Option<Instant>,
     /// When a disconnected session ends.
@@ -90,7 +92,7 @@ impl Session {
             protocol,
             connection: None,
             expiry_secs: Some(0),
-            subscriptions: HashMap::new(),
+            subscriptions: SmallMap::new(),
             inflight: VecDeque::new(),
             pending_resend: VecDeque::new(),
             queue: VecDeque::new(),
@@ -174,5 +176,19 @@ impl Session {
         if let Some(link) = self.link() {
             link.send(Outbound::Ack(ack));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The router holds one session per client, connected or not, so its size counts in the
+    /// memory of every idle connection (issue 6). A will alone was 392 bytes inline; the
+    /// session was 752 bytes before it was boxed.
+    #[test]
+    fn a_session_stays_small() {
+        let size = size_of::<Session>();
+        assert!(size <= 384, "Session is {size} bytes");
     }
 }

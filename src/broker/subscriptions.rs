@@ -1,7 +1,7 @@
 //! The subscription index: a tree of topic levels with `+` and `#` children, ordinary
 //! subscribers and shared subscription groups (`$share/{group}/{filter}`) at each node.
 
-use foldhash::HashMap;
+use super::small_map::SmallMap;
 use std::cell::Cell;
 use std::sync::Arc;
 
@@ -31,9 +31,9 @@ struct SharedGroup {
 
 #[derive(Debug, Default)]
 struct Node {
-    children: HashMap<Box<str>, Node>,
-    subscribers: HashMap<SessionKey, Subscription>,
-    shared: HashMap<Box<str>, SharedGroup>,
+    children: SmallMap<Box<str>, Node>,
+    subscribers: SmallMap<SessionKey, Subscription>,
+    shared: SmallMap<Box<str>, SharedGroup>,
 }
 
 impl Node {
@@ -55,9 +55,9 @@ impl Drop for Node {
         if self.children.is_empty() {
             return;
         }
-        let mut pending: Vec<Node> = self.children.drain().map(|(_, child)| child).collect();
+        let mut pending: Vec<Node> = self.children.take_values();
         while let Some(mut node) = pending.pop() {
-            pending.extend(node.children.drain().map(|(_, child)| child));
+            pending.extend(node.children.take_values());
             // `node` now has no children: dropping it here does not recurse.
         }
     }
@@ -118,18 +118,15 @@ impl SubscriptionTree {
         let filter = FilterRef::parse(full_filter);
         let mut node = &mut self.root;
         for level in filter.filter.split('/') {
-            node = node.children.entry(level.into()).or_default();
+            node = node.children.get_or_insert_with(level, Node::default);
         }
         let existed = match filter.group {
             None => node.subscribers.insert(session, subscription).is_some(),
             Some(group) => {
-                let shared = node
-                    .shared
-                    .entry(group.into())
-                    .or_insert_with(|| SharedGroup {
-                        name: Arc::from(full_filter),
-                        ..SharedGroup::default()
-                    });
+                let shared = node.shared.get_or_insert_with(group, || SharedGroup {
+                    name: Arc::from(full_filter),
+                    ..SharedGroup::default()
+                });
                 match shared.members.iter_mut().find(|(key, _)| *key == session) {
                     Some(member) => {
                         member.1 = subscription;

@@ -62,6 +62,16 @@ enum Step {
     End(Ending),
 }
 
+/// What the reader does after one decoded packet (or a malformed one).
+enum AfterPacket {
+    /// Decode the next packet in the buffer.
+    Decode,
+    /// [`FORWARD_BATCH`] packets are waiting: hand them to the router first.
+    Forward,
+    /// Hand what is waiting to the router, then end the connection.
+    End(Ending),
+}
+
 fn protocol_error(reason: ReasonCode) -> Step {
     Step::End(Ending {
         reason: Some(reason),
@@ -89,7 +99,10 @@ impl<R: Input> Reader<R> {
             let mut decoded_any = false;
             loop {
                 let available = self.buffer.len();
-                match decode(
+                // What to do next is decided before any await, so that the decoded packet
+                // (hundreds of bytes) is never held across one: held, it would sit in every
+                // idle connection's future.
+                let next = match decode(
                     &mut self.buffer,
                     Some(self.version),
                     self.limits.max_packet_size,
@@ -97,15 +110,12 @@ impl<R: Input> Reader<R> {
                     Ok(Some(packet)) => {
                         decoded_any = true;
                         let size = available - self.buffer.len();
-                        if let Step::End(ending) = self.handle(packet, size) {
-                            // What came before the end still reaches the router first.
-                            let _ = self.flush_pending().await;
-                            return ending;
-                        }
-                        if self.pending.len() >= FORWARD_BATCH
-                            && let Step::End(ending) = self.flush_pending().await
-                        {
-                            return ending;
+                        match self.handle(packet, size) {
+                            Step::End(ending) => AfterPacket::End(ending),
+                            Step::Continue if self.pending.len() >= FORWARD_BATCH => {
+                                AfterPacket::Forward
+                            }
+                            Step::Continue => AfterPacket::Decode,
                         }
                     }
                     Ok(None) => {
@@ -117,10 +127,23 @@ impl<R: Input> Reader<R> {
                     Err(error) => {
                         // A malformed packet closes this connection only (MQTT-4.13.1-1).
                         tracing::debug!(client_id = %self.client_id, %error, "closing on a bad packet");
-                        let _ = self.flush_pending().await;
-                        if let Step::End(ending) = protocol_error(error.reason_code()) {
+                        match protocol_error(error.reason_code()) {
+                            Step::End(ending) => AfterPacket::End(ending),
+                            Step::Continue => AfterPacket::Decode,
+                        }
+                    }
+                };
+                match next {
+                    AfterPacket::Decode => {}
+                    AfterPacket::Forward => {
+                        if let Step::End(ending) = self.flush_pending().await {
                             return ending;
                         }
+                    }
+                    AfterPacket::End(ending) => {
+                        // What came before the end still reaches the router first.
+                        let _ = self.flush_pending().await;
+                        return ending;
                     }
                 }
             }

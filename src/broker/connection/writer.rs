@@ -57,7 +57,9 @@ impl<W: AsyncWrite + Unpin + Send> Writer<W> {
     pub(super) async fn run(mut self) {
         let mut batch = BytesMut::new();
         'outer: loop {
-            let first = match self.outbox.try_recv() {
+            // One slot for the item in hand, from the wait to the end of the batch: every
+            // local held across an await is carried by every idle connection's writer.
+            let mut next = match self.outbox.try_recv() {
                 Some(item) => Some(item),
                 None => {
                     // Nothing to write: an idle connection holds no write buffer and no
@@ -67,7 +69,7 @@ impl<W: AsyncWrite + Unpin + Send> Writer<W> {
                     self.outbox.recv().await
                 }
             };
-            let Some(first) = first else {
+            if next.is_none() {
                 // Every link is dropped: the connection is ending, and what the router sent
                 // before has been written.
                 if let Some(reason) = self.outbox.farewell() {
@@ -76,16 +78,21 @@ impl<W: AsyncWrite + Unpin + Send> Writer<W> {
                 let _ = self.flush(&mut batch).await;
                 let _ = self.out.shutdown().await;
                 break;
-            };
+            }
             batch.reserve(BATCH_START);
-            let mut next = Some(first);
             let mut closing = None;
             // Drain everything queued into one buffer, then write once.
             while let Some(item) = next.take() {
                 match item {
                     Outbound::Packet(packet) => self.encode_packet(*packet, &mut batch),
                     Outbound::Ack(ack) => self.encode_packet(ack.into_packet(), &mut batch),
-                    Outbound::Publish(delivery) => self.encode_delivery(delivery, &mut batch).await,
+                    Outbound::Publish(delivery) => {
+                        if let Some(discarded) = self.encode_delivery(delivery, &mut batch) {
+                            // Boxed: a rare wait that every writer's future would otherwise
+                            // carry.
+                            let _ = Box::pin(self.router.send(discarded)).await;
+                        }
+                    }
                     Outbound::Close(reason) => {
                         closing = Some(reason);
                         break;
@@ -159,7 +166,9 @@ impl<W: AsyncWrite + Unpin + Send> Writer<W> {
         }
     }
 
-    async fn encode_delivery(&mut self, delivery: Delivery, batch: &mut BytesMut) {
+    /// Encodes one PUBLISH into `batch`; returns the message for the router when it was
+    /// too large for the client and must be accounted as delivered.
+    fn encode_delivery(&mut self, delivery: Delivery, batch: &mut BytesMut) -> Option<RouterMsg> {
         let publish = &delivery.message.publish;
         let alias = self.aliases.lookup(&publish.topic);
         let fields = PublishDelivery {
@@ -192,24 +201,23 @@ impl<W: AsyncWrite + Unpin + Send> Writer<W> {
             Err(EncodeError::TooLarge { .. }) => {
                 batch.truncate(before);
                 // Too large for the client: discarded as if sent (MQTT-3.1.2-25).
+                Metrics::add(&self.shared.metrics.messages_dropped, 1);
                 if let (Some(packet_id), Some(session)) = (delivery.packet_id, self.session)
                     && delivery.qos != QoS::AtMostOnce
                 {
-                    // Boxed: a rare wait that every writer's future would otherwise carry.
-                    let _ = Box::pin(self.router.send(RouterMsg::Discarded {
+                    return Some(RouterMsg::Discarded {
                         session,
                         connection_id: self.connection_id,
                         packet_id,
-                    }))
-                    .await;
+                    });
                 }
-                Metrics::add(&self.shared.metrics.messages_dropped, 1);
             }
             Err(error) => {
                 batch.truncate(before);
                 tracing::debug!(client_id = %self.client_id, %error, "PUBLISH not sent");
             }
         }
+        None
     }
 }
 

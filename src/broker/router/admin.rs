@@ -8,7 +8,6 @@ use super::Router;
 use crate::broker::api::ClientInfo;
 use crate::broker::message::Message;
 use crate::broker::metrics::Metrics;
-use crate::broker::session::Session;
 use crate::broker::sys;
 use crate::mqtt::{Properties, Publish, QoS, ReasonCode};
 
@@ -41,7 +40,7 @@ impl Router {
     /// Closes the connection of `client_id`; false when it is not connected.
     pub(super) async fn disconnect_client(&mut self, client_id: &str) -> bool {
         match self.by_client_id.get(client_id).copied() {
-            Some(key) if self.sessions.get(&key).is_some_and(Session::is_connected) => {
+            Some(key) if self.sessions.get(&key).is_some_and(|s| s.is_connected()) => {
                 // An administrative close is not the client's normal DISCONNECT:
                 // its will is published (MQTT-3.1.2-8).
                 self.close_connection(key, Some(ReasonCode::AdministrativeAction), true)

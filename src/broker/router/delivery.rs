@@ -129,7 +129,7 @@ impl Router {
         let sessions = &self.sessions;
         self.tree.matches(
             message.topic(),
-            |key| sessions.get(&key).is_some_and(Session::is_connected),
+            |key| sessions.get(&key).is_some_and(|s| s.is_connected()),
             &mut matches,
         );
         // No Local: not back to the publishing client (MQTT-3.8.3-3).

@@ -28,7 +28,7 @@ impl Router {
         let key = match existing {
             Some(key) => {
                 // Session takeover (MQTT-3.1.4-3): the old connection is closed with 0x8E.
-                if self.sessions.get(&key).is_some_and(Session::is_connected) {
+                if self.sessions.get(&key).is_some_and(|s| s.is_connected()) {
                     // It ends without DISCONNECT, so a will without delay goes out now
                     // (MQTT-3.1.2-8, as HiveMQ does); one with a delay is deleted, as this
                     // new connection opens before the delay has elapsed (MQTT-3.1.3-9),
@@ -64,7 +64,7 @@ impl Router {
         };
         session.protocol = request.protocol;
         session.expiry_secs = request.expiry_secs;
-        session.will = request.will;
+        session.will = request.will.map(Box::new);
         session.window = request.window.max(1);
         session.connection = Some(Connected {
             link: request.link,
@@ -220,7 +220,7 @@ impl Router {
             );
         }
         if let Some(will) = session.will.take().filter(|_| session.will_at.is_some()) {
-            self.publish_will(will).await;
+            self.publish_will(*will).await;
         }
         self.update_gauges();
     }
@@ -244,7 +244,7 @@ impl Router {
                 TimerKind::Will if session.will_at == Some(at) => {
                     session.will_at = None;
                     if let Some(will) = session.will.take() {
-                        self.publish_will(will).await;
+                        self.publish_will(*will).await;
                     }
                 }
                 TimerKind::SessionExpiry

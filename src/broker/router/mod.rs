@@ -120,7 +120,8 @@ pub struct Router {
     store: Arc<dyn Store>,
     limits: Limits,
     sys_interval: Option<Duration>,
-    sessions: HashMap<SessionKey, Session>,
+    /// Boxed: the map's spare buckets then cost a pointer each, not a whole session.
+    sessions: HashMap<SessionKey, Box<Session>>,
     by_client_id: HashMap<Arc<str>, SessionKey>,
     next_session_key: SessionKey,
     tree: SubscriptionTree,
@@ -328,7 +329,8 @@ impl Router {
         let key = self.next_session_key;
         self.next_session_key += 1;
         self.by_client_id.insert(client_id.clone(), key);
-        self.sessions.insert(key, Session::new(client_id, protocol));
+        self.sessions
+            .insert(key, Box::new(Session::new(client_id, protocol)));
         key
     }
 

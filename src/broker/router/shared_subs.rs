@@ -27,7 +27,7 @@ impl Router {
             };
             let sessions = &self.sessions;
             let other = self.tree.pick_other_member(&share, key, |k| {
-                sessions.get(&k).is_some_and(Session::is_connected)
+                sessions.get(&k).is_some_and(|s| s.is_connected())
             });
             match other {
                 Some((other, subscription)) => {

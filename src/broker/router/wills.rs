@@ -28,7 +28,7 @@ impl Router {
         let expiry = session.expiry_secs;
         let delay = will.properties.will_delay_interval.unwrap_or(0);
         if delay == 0 || expiry == Some(0) {
-            return Some(will);
+            return Some(*will);
         }
         // Out when the delay or the session ends, whichever first (MQTT 5.0 §3.1.2.5).
         let delay = match expiry {
@@ -64,7 +64,7 @@ impl Router {
                 self.timers.remove(&(at, key, TimerKind::Will));
             }
             if let Some(will) = session.will.take() {
-                self.publish_will(will).await;
+                self.publish_will(*will).await;
             }
         }
     }
