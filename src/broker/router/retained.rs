@@ -443,7 +443,7 @@ mod scheduling_tests {
                 .set(message_at(&format!("t/{i:05}"), None, now));
         }
         let (session, connection) = connected_session(ProtocolVersion::V5, window);
-        router.sessions.insert(KEY, session);
+        router.sessions.insert(KEY, Box::new(session));
         (router, connection)
     }
 
@@ -643,7 +643,7 @@ mod scheduling_tests {
         if let Some(connected) = session.connection.as_mut() {
             connected.link = link;
         }
-        router.sessions.insert(KEY, session);
+        router.sessions.insert(KEY, Box::new(session));
         assert_eq!(router.send_retained_chunks().await, RetainedTurn::Idle);
         assert!(drain(&mut connection).is_empty());
     }
