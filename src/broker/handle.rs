@@ -8,7 +8,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use super::api::{ApplyError, ApplyReport, ClientInfo, DiagEvent, StatsSnapshot};
 use super::metrics::Metrics;
 use super::router::{ROUTER_CHANNEL_CAPACITY, Router, RouterMsg};
-use super::shared::Shared;
+use super::state::BrokerState;
 use super::supervisor::{Supervisor, SupervisorMsg};
 use crate::config::Config;
 use crate::store::{MemoryStore, Store};
@@ -20,7 +20,7 @@ pub type DiagnosticsReceiver = broadcast::Receiver<Arc<DiagEvent>>;
 /// A cheap, cloneable reference to the running broker.
 #[derive(Clone, Debug)]
 pub struct BrokerHandle {
-    shared: Arc<Shared>,
+    shared: Arc<BrokerState>,
     supervisor: mpsc::Sender<SupervisorMsg>,
     router: mpsc::Sender<RouterMsg>,
 }
@@ -43,7 +43,7 @@ impl BrokerHandle {
 
     /// As [`BrokerHandle::spawn`], with the given store (its contents are loaded first).
     pub fn spawn_with_store(store: Arc<dyn Store>) -> BrokerHandle {
-        let shared = Arc::new(Shared::new());
+        let shared = Arc::new(BrokerState::new());
         let (router_tx, router_rx) = mpsc::channel(ROUTER_CHANNEL_CAPACITY);
         let (supervisor_tx, supervisor_rx) = mpsc::channel(16);
         tokio::spawn(Router::new(shared.clone(), store, router_rx).run());

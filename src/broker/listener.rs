@@ -16,7 +16,7 @@ use super::api::ListenerKind;
 use super::connection::{self, ByteStream};
 use super::metrics::Metrics;
 use super::router::RouterMsg;
-use super::shared::Shared;
+use super::state::BrokerState;
 
 /// The longest a refused socket is given to send its CONNECT (or less, if the connect
 /// timeout is shorter).
@@ -30,7 +30,7 @@ const WARN_EVERY: Duration = Duration::from_secs(60);
 /// accepted stream before handing it on; the connection code only sees a byte stream.
 pub async fn run_tcp(
     listener: TcpListener,
-    shared: Arc<Shared>,
+    shared: Arc<BrokerState>,
     router: mpsc::Sender<RouterMsg>,
     stop: CancellationToken,
 ) {
@@ -80,7 +80,7 @@ pub async fn run_tcp(
 fn refuse<S: ByteStream>(
     stream: S,
     address: SocketAddr,
-    shared: &Arc<Shared>,
+    shared: &Arc<BrokerState>,
     log: &mut RefusalLog,
 ) {
     Metrics::add(&shared.metrics.connections_refused, 1);

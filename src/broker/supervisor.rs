@@ -17,7 +17,7 @@ use super::diagnostics;
 use super::listener::{self, socket_address};
 use super::open_files;
 use super::router::RouterMsg;
-use super::shared::Shared;
+use super::state::BrokerState;
 use crate::config::{Config, ConfigError, StorageMode};
 use crate::mqtt::ReasonCode;
 
@@ -47,7 +47,7 @@ impl RunningListener {
 }
 
 pub struct Supervisor {
-    shared: Arc<Shared>,
+    shared: Arc<BrokerState>,
     router: mpsc::Sender<RouterMsg>,
     applied: Option<Config>,
     listeners: Vec<RunningListener>,
@@ -60,7 +60,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 impl Supervisor {
     pub fn new(
-        shared: Arc<Shared>,
+        shared: Arc<BrokerState>,
         router: mpsc::Sender<RouterMsg>,
         inbox: mpsc::Receiver<SupervisorMsg>,
     ) -> Supervisor {

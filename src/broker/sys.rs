@@ -1,10 +1,10 @@
 //! The `$SYS/broker/...` topics, named as Mosquitto names them so that operators' tools work.
 
 use super::metrics::Metrics;
-use super::shared::Shared;
+use super::state::BrokerState;
 
 /// Topic and value of every `$SYS` topic, from the current counters.
-pub fn values(shared: &Shared) -> Vec<(String, String)> {
+pub fn values(shared: &BrokerState) -> Vec<(String, String)> {
     let m = &shared.metrics;
     let count = |c| Metrics::get(c).to_string();
     let connected = Metrics::get(&m.clients_connected);

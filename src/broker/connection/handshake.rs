@@ -11,7 +11,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use super::{ByteStream, Input, READ_CHUNK};
 use crate::broker::auth;
 use crate::broker::metrics::Metrics;
-use crate::broker::shared::Shared;
+use crate::broker::state::BrokerState;
 use crate::config::{Config, Limits};
 use crate::mqtt::{
     ConnAck, Connect, DecodeError, MAX_REMAINING_LENGTH, Packet, Properties, ProtocolVersion,
@@ -43,7 +43,7 @@ pub(super) fn admit(connect: &Connect, config: &Config) -> Result<(), ReasonCode
 /// [`REFUSAL_READ_LIMIT`] bytes for its CONNECT within `wait`, answers CONNACK 0x89 Server
 /// busy (MQTT 5.0 §3.2.2.2; 3.1.1: 0x03 Server unavailable, §3.2.2.3) so that the client
 /// learns why, and closes (MQTT-3.2.2-5). Anything else, or nothing in time, is just closed.
-pub async fn refuse_busy<S: ByteStream>(stream: S, wait: Duration, shared: &Shared) {
+pub async fn refuse_busy<S: ByteStream>(stream: S, wait: Duration, shared: &BrokerState) {
     let (input, mut output) = stream.into_halves();
     let mut buffer = BytesMut::new();
     let read = read_connect(&input, &mut buffer, REFUSAL_READ_LIMIT as u32, shared);
@@ -147,7 +147,7 @@ pub(super) async fn read_connect<R: Input>(
     reader: &R,
     buffer: &mut BytesMut,
     max_packet_size: u32,
-    shared: &Shared,
+    shared: &BrokerState,
 ) -> Result<(Connect, usize), ConnectFailure> {
     loop {
         let available = buffer.len();
@@ -329,7 +329,7 @@ mod tests {
         let mut bytes = vec![0x10, 0xc0, 0x84, 0x3d];
         bytes.extend_from_slice(&[0u8; 100]);
         client.write_all(&bytes).await.unwrap();
-        let shared = Shared::default();
+        let shared = BrokerState::default();
         let mut buffer = BytesMut::new();
         // Until all 104 bytes are in (TCP may deliver them in pieces).
         while buffer.len() < 104 {
@@ -344,7 +344,7 @@ mod tests {
     #[tokio::test]
     async fn a_silent_socket_holds_a_small_buffer() {
         let (_client, server, _output) = socket_pair().await;
-        let shared = Shared::default();
+        let shared = BrokerState::default();
         let mut buffer = BytesMut::new();
         let read = read_connect(&server, &mut buffer, 1 << 20, &shared);
         assert!(waits_for_input(read).await);

@@ -42,7 +42,7 @@ use self::writer::Writer;
 use super::api::{Direction, ListenerKind};
 use super::router::{ConnectRequest, RouterMsg};
 use super::session::ConnectionInfo;
-use super::shared::Shared;
+use super::state::BrokerState;
 use crate::mqtt::{Packet, ProtocolVersion, ReasonCode};
 
 pub use self::transport::{ByteStream, Input};
@@ -57,7 +57,7 @@ const DISCARD_GRACE: Duration = Duration::from_secs(1);
 const DISCARD_LIMIT: usize = 1024 * 1024;
 
 /// Keeps `open_connections` honest however the task ends.
-struct OpenConnection(Arc<Shared>);
+struct OpenConnection(Arc<BrokerState>);
 
 impl Drop for OpenConnection {
     fn drop(&mut self) {
@@ -80,7 +80,7 @@ pub async fn run<S: ByteStream>(
     stream: S,
     address: SocketAddr,
     listener: ListenerKind,
-    shared: Arc<Shared>,
+    shared: Arc<BrokerState>,
     router: mpsc::Sender<RouterMsg>,
 ) {
     // Only the serving loop's state stays in the task of an idle connection: the handshake
@@ -107,7 +107,7 @@ async fn start<S: ByteStream>(
     stream: S,
     address: SocketAddr,
     listener: ListenerKind,
-    shared: Arc<Shared>,
+    shared: Arc<BrokerState>,
     router: mpsc::Sender<RouterMsg>,
 ) -> Option<Serving<S::Input>> {
     // The caller holds this connection's slot under limits.max_connections.

@@ -16,7 +16,7 @@ use super::{Ending, Input, READ_CHUNK};
 use crate::broker::api::Direction;
 use crate::broker::metrics::Metrics;
 use crate::broker::router::RouterMsg;
-use crate::broker::shared::Shared;
+use crate::broker::state::BrokerState;
 use crate::broker::subscriptions::SessionKey;
 use crate::config::Limits;
 use crate::mqtt::{Disconnect, Packet, ProtocolVersion, Publish, QoS, ReasonCode, decode, topic};
@@ -40,7 +40,7 @@ pub(super) struct Reader<R> {
     /// starts afresh on every network connection. Bounded: exceeding our Receive Maximum ends
     /// the connection.
     pub(super) unreleased_qos2: HashSet<u16>,
-    pub(super) shared: Arc<Shared>,
+    pub(super) shared: Arc<BrokerState>,
     pub(super) client_id: Arc<str>,
     pub(super) router: mpsc::Sender<RouterMsg>,
     pub(super) session: SessionKey,

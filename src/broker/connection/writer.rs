@@ -16,7 +16,7 @@ use crate::broker::api::Direction;
 use crate::broker::message::Delivery;
 use crate::broker::metrics::Metrics;
 use crate::broker::router::RouterMsg;
-use crate::broker::shared::Shared;
+use crate::broker::state::BrokerState;
 use crate::broker::subscriptions::SessionKey;
 use crate::mqtt::{
     Disconnect, EncodeError, Packet, ProtocolVersion, PublishDelivery, QoS, encode, encode_publish,
@@ -41,7 +41,7 @@ pub(super) struct Writer<W> {
     /// Request Problem Information (MQTT-3.1.2-29).
     pub(super) problem_information: bool,
     pub(super) unacknowledged_qos1: Arc<AtomicUsize>,
-    pub(super) shared: Arc<Shared>,
+    pub(super) shared: Arc<BrokerState>,
     pub(super) client_id: Arc<str>,
     pub(super) router: mpsc::Sender<RouterMsg>,
     pub(super) connection_id: u64,

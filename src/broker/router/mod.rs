@@ -40,7 +40,7 @@ use super::api::ClientInfo;
 use super::connection::link::{Backlog, ConnectionLink};
 use super::metrics::{Metrics, RateMeter};
 use super::session::{ConnectionInfo, Queued, Session};
-use super::shared::Shared;
+use super::state::BrokerState;
 use super::subscriptions::{Match, SessionKey, SubscriptionTree};
 use crate::config::Limits;
 use crate::mqtt::{ConnAck, Packet, ProtocolVersion, ReasonCode, Will};
@@ -116,7 +116,7 @@ pub enum RouterMsg {
 const INBOX_BATCH: usize = 64;
 
 pub struct Router {
-    shared: Arc<Shared>,
+    shared: Arc<BrokerState>,
     store: Arc<dyn Store>,
     limits: Limits,
     sys_interval: Option<Duration>,
@@ -140,7 +140,7 @@ pub struct Router {
 
 impl Router {
     pub fn new(
-        shared: Arc<Shared>,
+        shared: Arc<BrokerState>,
         store: Arc<dyn Store>,
         inbox: mpsc::Receiver<RouterMsg>,
     ) -> Router {

@@ -415,7 +415,7 @@ mod scheduling_tests {
     use super::{RETAINED_BACKLOG, RETAINED_CHUNK, RetainedTurn};
     use crate::broker::connection::link::{Outbound, Outbox};
     use crate::broker::metrics::Metrics;
-    use crate::broker::shared::Shared;
+    use crate::broker::state::BrokerState;
     use crate::broker::subscriptions::SessionKey;
     use crate::mqtt::{
         Properties, ProtocolVersion, QoS, RetainHandling, Subscribe, SubscribeFilter,
@@ -431,7 +431,7 @@ mod scheduling_tests {
     fn router(count: usize, window: usize, max_queued: u32) -> (Router, Outbox) {
         let (_inbox, receiver) = mpsc::channel(1);
         let mut router = Router::new(
-            Arc::new(Shared::new()),
+            Arc::new(BrokerState::new()),
             Arc::new(MemoryStore::new()),
             receiver,
         );

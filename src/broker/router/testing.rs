@@ -14,14 +14,18 @@ use crate::broker::api::ListenerKind;
 use crate::broker::connection::link::{ConnectionLink, Outbound, Outbox};
 use crate::broker::message::Message;
 use crate::broker::session::{Connected, ConnectionInfo, Inflight, Queued, Session};
-use crate::broker::shared::Shared;
+use crate::broker::state::BrokerState;
 use crate::mqtt::{ConnAck, Properties, ProtocolVersion, Publish, QoS, ReasonCode, Will};
 use crate::store::MemoryStore;
 
 /// A router on a memory store with default limits, not running: tests call its methods.
 pub(super) fn router() -> Router {
     let (_sender, inbox) = mpsc::channel(1);
-    Router::new(Arc::new(Shared::new()), Arc::new(MemoryStore::new()), inbox)
+    Router::new(
+        Arc::new(BrokerState::new()),
+        Arc::new(MemoryStore::new()),
+        inbox,
+    )
 }
 
 /// A link to a connection `connection_id` whose writer's end is the returned outbox.

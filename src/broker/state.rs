@@ -1,4 +1,6 @@
-//! State shared by the supervisor, listeners, connections and the handle.
+//! The broker's state shared by the supervisor, listeners, connections and the handle:
+//! metrics, diagnostics, the applied configuration, the listeners and the admission of new
+//! connections. (Shared subscriptions are another thing: see `router/shared_subs.rs`.)
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, RwLock};
@@ -11,7 +13,7 @@ use super::metrics::Metrics;
 use crate::config::Config;
 
 #[derive(Debug)]
-pub struct Shared {
+pub struct BrokerState {
     pub metrics: Metrics,
     /// The `limits.max_connections` slots, shared by every listener.
     pub admission: Admission,
@@ -25,10 +27,10 @@ pub struct Shared {
     next_client_number: AtomicU64,
 }
 
-impl Shared {
-    pub fn new() -> Shared {
+impl BrokerState {
+    pub fn new() -> BrokerState {
         let config = Config::default();
-        Shared {
+        BrokerState {
             metrics: Metrics::default(),
             admission: Admission::new(config.limits.max_connections),
             diagnostics: Diagnostics::default(),
@@ -81,8 +83,8 @@ impl Shared {
     }
 }
 
-impl Default for Shared {
+impl Default for BrokerState {
     fn default() -> Self {
-        Shared::new()
+        BrokerState::new()
     }
 }
