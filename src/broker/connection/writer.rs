@@ -63,8 +63,9 @@ impl<W: AsyncWrite + Unpin + Send> Writer<W> {
                 Some(item) => Some(item),
                 None => {
                     // Nothing to write: an idle connection holds no write buffer and no
-                    // queue.
-                    batch = BytesMut::new();
+                    // queue. The buffer goes back to this thread's pool, so a connection
+                    // that writes a little at a time does not allocate one per wake-up.
+                    batch_pool::give_back(std::mem::take(&mut batch));
                     self.outbox.release_memory();
                     self.outbox.recv().await
                 }
@@ -78,6 +79,9 @@ impl<W: AsyncWrite + Unpin + Send> Writer<W> {
                 let _ = self.flush(&mut batch).await;
                 let _ = self.out.shutdown().await;
                 break;
+            }
+            if batch.capacity() == 0 {
+                batch = batch_pool::take();
             }
             batch.reserve(BATCH_START);
             let mut closing = None;
@@ -235,4 +239,66 @@ fn strip_problem_information(packet: &mut Packet) {
     };
     properties.reason_string = None;
     properties.user_properties.clear();
+}
+
+/// Write buffers between connections' bursts. A writer gives its buffer back when it runs dry
+/// and takes one when it wakes, so an idle connection holds none while busy ones, each writing
+/// a few packets at a time, reuse the same few instead of allocating one per wake-up. Per
+/// thread, so taking and giving back need no lock.
+mod batch_pool {
+    use std::cell::RefCell;
+
+    use bytes::BytesMut;
+
+    use super::BATCH_START;
+
+    /// Buffers kept per thread at most.
+    const POOL_SIZE: usize = 64;
+    /// Larger buffers (grown by a flat-out writer) are freed rather than kept.
+    const KEPT_CAPACITY: usize = 16 * 1024;
+
+    thread_local! {
+        static POOL: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// An empty buffer, from the pool if it has one.
+    pub(super) fn take() -> BytesMut {
+        POOL.with(|pool| pool.borrow_mut().pop())
+            .unwrap_or_else(|| BytesMut::with_capacity(BATCH_START))
+    }
+
+    /// Keeps `buffer` for the next [`take`] on this thread, or frees it.
+    pub(super) fn give_back(mut buffer: BytesMut) {
+        let capacity = buffer.capacity();
+        if capacity == 0 || capacity > KEPT_CAPACITY {
+            return;
+        }
+        buffer.clear();
+        POOL.with(|pool| {
+            let mut pool = pool.borrow_mut();
+            if pool.len() < POOL_SIZE {
+                pool.push(buffer);
+            }
+        });
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn a_buffer_given_back_is_taken_again_and_large_ones_are_freed() {
+            let mut buffer = take();
+            buffer.extend_from_slice(b"packet");
+            let address = buffer.as_ptr();
+            give_back(buffer);
+            let again = take();
+            assert!(again.is_empty());
+            assert_eq!(again.as_ptr(), address, "the same allocation");
+            give_back(BytesMut::with_capacity(KEPT_CAPACITY * 2));
+            give_back(BytesMut::new());
+            let fresh = take();
+            assert!(fresh.capacity() >= BATCH_START && fresh.capacity() <= KEPT_CAPACITY);
+        }
+    }
 }
