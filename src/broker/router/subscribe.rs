@@ -4,12 +4,14 @@
 
 use super::lifecycle::session_record;
 use super::{Router, store_failed};
+use crate::broker::metrics::Metrics;
 use crate::broker::session::Session;
 use crate::broker::subscriptions::{FilterRef, SessionKey, Subscription, SubscriptionTree};
 use crate::mqtt::{
     Packet, Properties, QoS, ReasonCode, RetainHandling, SubAck, Subscribe, UnsubAck, Unsubscribe,
     topic,
 };
+use crate::store::Store;
 
 impl Router {
     pub(super) async fn subscribe(&mut self, key: SessionKey, subscribe: Subscribe) {
@@ -77,21 +79,17 @@ impl Router {
         // The SUBACK follows the store: a subscription a persistent session could not keep
         // is refused with 0x80 (MQTT 5.0 §3.9.3 Unspecified error; MQTT 3.1.1 §3.9.3
         // Failure) and undone, so that the broker has exactly what it acknowledged.
-        if session.is_persistent()
-            && !changes.is_empty()
-            && let Err(error) = self.store.put_session(session_record(session)).await
-        {
-            store_failed(
-                &self.shared.metrics,
-                &error,
-                "save the subscriptions; refused",
-                Some(&session.client_id),
-                changes.first().map(|c| c.filter.as_str()),
-            );
-            for change in changes.into_iter().rev() {
-                reasons[change.reason_index] = ReasonCode::UnspecifiedError;
-                change.undo(&mut self.tree, session, key);
-            }
+        let saved = save_or_undo(
+            &*self.store,
+            &self.shared.metrics,
+            &mut self.tree,
+            (key, &mut **session),
+            &changes,
+            &mut reasons,
+            "save the subscriptions; refused",
+        )
+        .await;
+        if !saved {
             retained.clear();
         }
         session.send_packet(Packet::SubAck(SubAck {
@@ -140,21 +138,17 @@ impl Router {
         // v5 says so with 0x80 (MQTT 5.0 §3.11.3); a 3.1.1 UNSUBACK has no reason codes and
         // may not be withheld (MQTT-3.10.4-4), so the connection is closed instead, as for
         // a PUBLISH (MQTT-3.3.5-2).
-        if session.is_persistent()
-            && !changes.is_empty()
-            && let Err(error) = self.store.put_session(session_record(session)).await
-        {
-            store_failed(
-                &self.shared.metrics,
-                &error,
-                "save the unsubscription; refused",
-                Some(&session.client_id),
-                changes.first().map(|c| c.filter.as_str()),
-            );
-            for change in changes.into_iter().rev() {
-                reasons[change.reason_index] = ReasonCode::UnspecifiedError;
-                change.undo(&mut self.tree, session, key);
-            }
+        let saved = save_or_undo(
+            &*self.store,
+            &self.shared.metrics,
+            &mut self.tree,
+            (key, &mut **session),
+            &changes,
+            &mut reasons,
+            "save the unsubscription; refused",
+        )
+        .await;
+        if !saved {
             if !session.protocol.is_v5() {
                 self.close_connection(key, None, true).await;
                 return;
@@ -186,11 +180,13 @@ struct SubscriptionChange {
 
 impl SubscriptionChange {
     /// Puts the filter back as it was, in the tree and in the session's list.
-    fn undo(self, tree: &mut SubscriptionTree, session: &mut Session, key: SessionKey) {
+    fn undo(&self, tree: &mut SubscriptionTree, session: &mut Session, key: SessionKey) {
         match self.before {
             Some(subscription) => {
                 tree.insert(&self.filter, key, subscription);
-                session.subscriptions.insert(self.filter, subscription);
+                session
+                    .subscriptions
+                    .insert(self.filter.clone(), subscription);
             }
             None => {
                 tree.remove(&self.filter, key);
@@ -198,4 +194,37 @@ impl SubscriptionChange {
             }
         }
     }
+}
+
+/// Saves a persistent session after `changes` to its subscriptions. When the store fails, the
+/// failure is logged and counted, and every change is undone with its reason set to 0x80
+/// (MQTT 5.0 §3.9.3 / §3.11.3; 3.1.1 SUBACK Failure), so that the broker holds exactly what it
+/// acknowledges. Returns false when the changes were undone.
+async fn save_or_undo(
+    store: &dyn Store,
+    metrics: &Metrics,
+    tree: &mut SubscriptionTree,
+    (key, session): (SessionKey, &mut Session),
+    changes: &[SubscriptionChange],
+    reasons: &mut [ReasonCode],
+    action: &str,
+) -> bool {
+    if !session.is_persistent() || changes.is_empty() {
+        return true;
+    }
+    let Err(error) = store.put_session(session_record(session)).await else {
+        return true;
+    };
+    store_failed(
+        metrics,
+        &error,
+        action,
+        Some(&session.client_id),
+        changes.first().map(|c| c.filter.as_str()),
+    );
+    for change in changes.iter().rev() {
+        reasons[change.reason_index] = ReasonCode::UnspecifiedError;
+        change.undo(tree, session, key);
+    }
+    false
 }
