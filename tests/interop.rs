@@ -3,90 +3,18 @@
 //! and the command-line behaviour operators rely on (port taken, signals, bad config).
 
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener};
+use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::child::ChildBroker;
+
 const ROOST: &str = env!("CARGO_BIN_EXE_roost");
-
-/// A `roost serve` child process listening on an ephemeral port; killed on drop.
-struct Served {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Served {
-    fn start(extra_args: &[&str]) -> Served {
-        let child = Command::new(ROOST)
-            .args(["serve", "--tcp", "127.0.0.1:0"])
-            .args(extra_args)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("roost serve starts");
-        // Owned by the guard at once, so that a failed start still kills the child.
-        let mut served = Served {
-            child,
-            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
-        };
-        let stderr = served.child.stderr.take().expect("stderr is piped");
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            // Keep draining after the address is found so that roost never blocks on a full pipe.
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let line = rx
-                .recv_timeout(remaining)
-                .expect("roost serve logs its listening address");
-            if line.contains("listening")
-                && let Some(addr) = line
-                    .split_whitespace()
-                    .find_map(|field| field.strip_prefix("address="))
-            {
-                served.addr = addr.parse().expect("a socket address");
-                return served;
-            }
-        }
-    }
-
-    fn port(&self) -> String {
-        self.addr.port().to_string()
-    }
-
-    /// Sends SIGTERM and waits for the exit status.
-    fn terminate(mut self) -> std::process::ExitStatus {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait works") {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "roost did not exit on SIGTERM");
-            thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A running `mosquitto_sub -d` and the lines of its standard output.
 struct Subscriber {
@@ -96,7 +24,7 @@ struct Subscriber {
 
 /// Starts `mosquitto_sub` and waits until its subscription is in place: with `-d` it prints
 /// a debug line when the SUBACK arrives.
-fn mosquitto_sub(served: &Served, args: &[&str]) -> Subscriber {
+fn mosquitto_sub(served: &ChildBroker, args: &[&str]) -> Subscriber {
     // `-d` prints its debug lines on standard output, which stdio buffers when it is a pipe:
     // stdbuf makes it line-buffered so that the SUBACK line arrives when it is printed.
     let mut child = Command::new("stdbuf")
@@ -128,7 +56,7 @@ fn mosquitto_sub(served: &Served, args: &[&str]) -> Subscriber {
     }
 }
 
-fn mosquitto_pub(served: &Served, args: &[&str]) {
+fn mosquitto_pub(served: &ChildBroker, args: &[&str]) {
     let output = Command::new("mosquitto_pub")
         .args(["-h", "127.0.0.1", "-p", &served.port()])
         .args(args)
@@ -161,7 +89,7 @@ fn finish(subscriber: Subscriber) -> String {
 
 #[test]
 fn mosquitto_clients_exchange_messages_at_every_qos_over_v311() {
-    let served = Served::start(&[]);
+    let served = ChildBroker::start();
     let sub = mosquitto_sub(
         &served,
         &[
@@ -207,7 +135,7 @@ fn mosquitto_clients_exchange_messages_at_every_qos_over_v311() {
 
 #[test]
 fn mosquitto_clients_pass_user_properties_over_v5() {
-    let served = Served::start(&[]);
+    let served = ChildBroker::start();
     let sub = mosquitto_sub(
         &served,
         &[
@@ -247,7 +175,7 @@ fn mosquitto_clients_pass_user_properties_over_v5() {
 
 #[test]
 fn mosquitto_sub_receives_retained_message_with_retain_flag() {
-    let served = Served::start(&[]);
+    let served = ChildBroker::start();
     mosquitto_pub(
         &served,
         &[
@@ -270,7 +198,7 @@ fn mosquitto_sub_receives_retained_message_with_retain_flag() {
 
 #[test]
 fn paho_python_client_checks_pass() {
-    let served = Served::start(&[]);
+    let served = ChildBroker::start();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scripts/paho_client.py");
     let output: Output = Command::new("python3")
         .arg(&script)
@@ -288,7 +216,7 @@ fn paho_python_client_checks_pass() {
 
 #[test]
 fn serve_exits_cleanly_on_sigterm() {
-    let served = Served::start(&[]);
+    let served = ChildBroker::start();
     let status = served.terminate();
     assert!(status.success(), "exit status {status}");
 }
@@ -354,7 +282,7 @@ fn config_init_prints_a_config_that_checks_valid() {
 
 #[test]
 fn serve_logs_each_listener() {
-    let served = Served::start(&[]);
+    let served = ChildBroker::start();
     assert_eq!(served.addr.ip().to_string(), "127.0.0.1");
     assert_ne!(served.addr.port(), 0);
 }
