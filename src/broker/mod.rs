@@ -13,6 +13,7 @@ mod auth;
 mod connection;
 mod diagnostics;
 mod handle;
+mod level_tree;
 mod listener;
 mod message;
 mod metrics;

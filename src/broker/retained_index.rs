@@ -19,6 +19,7 @@ use std::ops::Bound;
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::level_tree::{self, LevelNode};
 use super::message::Message;
 
 /// Topic levels a chunk may walk per message it may return, so that a chunk's work stays
@@ -31,28 +32,35 @@ struct Node {
     message: Option<Arc<Message>>,
 }
 
-impl Node {
+impl LevelNode for Node {
+    fn child(&self, level: &str) -> Option<&Node> {
+        self.children.get(level)
+    }
+
+    fn child_mut(&mut self, level: &str) -> Option<&mut Node> {
+        self.children.get_mut(level)
+    }
+
+    fn remove_child(&mut self, level: &str) {
+        self.children.remove(level);
+    }
+
+    fn take_children(&mut self) -> Vec<Node> {
+        std::mem::take(&mut self.children).into_values().collect()
+    }
+
     fn is_empty(&self) -> bool {
         self.children.is_empty() && self.message.is_none()
     }
 
-    /// Whether this node must stay when its child on a pruned path goes.
     fn holds_more_than_one_child(&self) -> bool {
         self.message.is_some() || self.children.len() > 1
     }
 }
 
 impl Drop for Node {
-    /// Drops the subtree iteratively: the derived drop would recurse once per level.
     fn drop(&mut self) {
-        if self.children.is_empty() {
-            return;
-        }
-        let mut pending: Vec<Node> = std::mem::take(&mut self.children).into_values().collect();
-        while let Some(mut node) = pending.pop() {
-            pending.extend(std::mem::take(&mut node.children).into_values());
-            // `node` has no children left: dropping it here does not recurse.
-        }
+        level_tree::drop_children(self);
     }
 }
 
@@ -108,7 +116,7 @@ impl RetainedIndex {
         let removed = node.message.take()?;
         self.len -= 1;
         if node.is_empty() {
-            self.prune(topic);
+            level_tree::prune(&mut self.root, topic);
         }
         Some(removed)
     }
@@ -137,36 +145,6 @@ impl RetainedIndex {
             self.remove(topic);
         }
         expired.len()
-    }
-
-    /// Removes the chain of nodes that held only `topic`'s (now empty) node: cuts below the
-    /// deepest node on the path that stays.
-    fn prune(&mut self, topic: &str) {
-        let mut cut = 0;
-        let mut node = &self.root;
-        for (depth, level) in topic.split('/').enumerate() {
-            if depth == 0 || node.holds_more_than_one_child() {
-                cut = depth;
-            }
-            match node.children.get(level) {
-                Some(child) => node = child,
-                None => return,
-            }
-        }
-        if !node.is_empty() {
-            return;
-        }
-        let mut node = &mut self.root;
-        for (depth, level) in topic.split('/').enumerate() {
-            if depth == cut {
-                node.children.remove(level);
-                return;
-            }
-            match node.children.get_mut(level) {
-                Some(child) => node = child,
-                None => return,
-            }
-        }
     }
 
     /// Appends to `out` at most `max` (at least 1) unexpired messages matching the

@@ -1,6 +1,7 @@
 //! The subscription index: a tree of topic levels with `+` and `#` children, ordinary
 //! subscribers and shared subscription groups (`$share/{group}/{filter}`) at each node.
 
+use super::level_tree::{self, LevelNode};
 use super::small_map::SmallMap;
 use std::cell::Cell;
 use std::sync::Arc;
@@ -36,30 +37,35 @@ struct Node {
     shared: SmallMap<Box<str>, SharedGroup>,
 }
 
-impl Node {
+impl LevelNode for Node {
+    fn child(&self, level: &str) -> Option<&Node> {
+        self.children.get(level)
+    }
+
+    fn child_mut(&mut self, level: &str) -> Option<&mut Node> {
+        self.children.get_mut(level)
+    }
+
+    fn remove_child(&mut self, level: &str) {
+        self.children.remove(level);
+    }
+
+    fn take_children(&mut self) -> Vec<Node> {
+        self.children.take_values()
+    }
+
     fn is_empty(&self) -> bool {
         self.children.is_empty() && self.subscribers.is_empty() && self.shared.is_empty()
     }
 
-    /// Whether this node must stay when its child on a pruned path goes: it holds
-    /// subscriptions, or other children.
     fn holds_more_than_one_child(&self) -> bool {
         !self.subscribers.is_empty() || !self.shared.is_empty() || self.children.len() > 1
     }
 }
 
 impl Drop for Node {
-    /// Drops the subtree iteratively: the derived drop would recurse once per level, and a
-    /// client chooses the depth.
     fn drop(&mut self) {
-        if self.children.is_empty() {
-            return;
-        }
-        let mut pending: Vec<Node> = self.children.take_values();
-        while let Some(mut node) = pending.pop() {
-            pending.extend(node.children.take_values());
-            // `node` now has no children: dropping it here does not recurse.
-        }
+        level_tree::drop_children(self);
     }
 }
 
@@ -168,7 +174,7 @@ impl SubscriptionTree {
             }
         };
         if node.is_empty() {
-            self.prune(filter.filter);
+            level_tree::prune(&mut self.root, filter.filter);
         }
         if removed {
             self.count -= 1;
@@ -183,37 +189,6 @@ impl SubscriptionTree {
             node = node.children.get_mut(level)?;
         }
         Some(node)
-    }
-
-    /// Removes the chain of nodes that held only `filter`'s (now empty) node: walks down
-    /// once to find the deepest node that stays, then cuts its child on the path. The
-    /// cut-off chain is dropped iteratively (see `Drop for Node`).
-    fn prune(&mut self, filter: &str) {
-        let mut cut = 0;
-        let mut node = &self.root;
-        for (depth, level) in filter.split('/').enumerate() {
-            if depth == 0 || node.holds_more_than_one_child() {
-                cut = depth;
-            }
-            match node.children.get(level) {
-                Some(child) => node = child,
-                None => return,
-            }
-        }
-        if !node.is_empty() {
-            return;
-        }
-        let mut node = &mut self.root;
-        for (depth, level) in filter.split('/').enumerate() {
-            if depth == cut {
-                node.children.remove(level);
-                return;
-            }
-            match node.children.get_mut(level) {
-                Some(child) => node = child,
-                None => return,
-            }
-        }
     }
 
     /// Every subscription matching `topic`, appended to `out`. Shared groups contribute one
