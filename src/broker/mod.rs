@@ -28,7 +28,7 @@ mod supervisor;
 mod sys;
 
 pub use api::*;
-pub use connection::{ByteStream, Input};
+pub use connection::{ByteStream, Input, Streamed};
 pub use handle::{BrokerHandle, DiagnosticsReceiver};
 pub use message::{Delivery, Message};
 pub use subscriptions::{Subscription, filter_matches};

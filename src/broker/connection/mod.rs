@@ -45,7 +45,7 @@ use super::session::ConnectionInfo;
 use super::state::BrokerState;
 use crate::mqtt::{Packet, ProtocolVersion, ReasonCode};
 
-pub use self::transport::{ByteStream, Input};
+pub use self::transport::{ByteStream, Input, Streamed};
 
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 8 * 1024;
