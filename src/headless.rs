@@ -26,6 +26,10 @@ pub enum ServeError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Apply(#[from] ApplyError),
+    #[error("roost refuses to start: {0}")]
+    Store(#[from] crate::store::OpenError),
+    #[error("opening the store stopped: {0}")]
+    StoreTask(#[from] tokio::task::JoinError),
     #[error("cannot wait for signals: {0}")]
     Signals(#[source] std::io::Error),
 }
@@ -70,9 +74,28 @@ pub fn headless_config(
     Ok(config)
 }
 
-/// Runs the broker until SIGINT or SIGTERM, then shuts it down cleanly.
+/// Runs the broker until SIGINT or SIGTERM, then shuts it down cleanly. The store the
+/// configuration asks for is opened first: one that cannot be opened stops the start.
 pub async fn serve(config: Config) -> Result<(), ServeError> {
-    let broker = BrokerHandle::spawn();
+    let settings = config.persistence.clone();
+    let store = {
+        let settings = settings.clone();
+        // Opening RocksDB reads files: off the runtime thread.
+        tokio::task::spawn_blocking(move || crate::store::open_store(&settings)).await??
+    };
+    if let Some(recovery) = &store.recovery {
+        warn!("store restored from a backup: {recovery}");
+    }
+    let (store, recovery) = (store.store, store.recovery);
+    if settings.enabled && settings.mode != StorageMode::Memory {
+        info!(
+            mode = settings.mode.cli_name(),
+            directory = %crate::store::store_dir(&settings.data_dir).display(),
+            "store opened"
+        );
+    }
+    let broker = BrokerHandle::spawn_with_store_for(store, settings);
+    broker.set_store_recovery(recovery.map(|r| r.to_string()));
     let report = broker.apply(config).await?;
     for change in &report.changes {
         if change.action == ChangeAction::StoredNotActive {

@@ -16,11 +16,9 @@ use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 
 use common::*;
 use roost::broker::BrokerHandle;
-use roost::model::Message;
 use roost::mqtt::{Connect, Packet, ProtocolVersion, PubResponse, Publish, QoS, ReasonCode};
-use roost::store::{
-    MemoryStore, QueuedRecord, SessionRecord, Snapshot, Store, StoreError, StoreFuture,
-};
+use roost::store::{MemoryStore, Snapshot, Store, StoreError, StoreOp};
+use tokio::sync::watch;
 
 /// A memory store whose writes fail while `failing` is set (with "storage full" while
 /// `full` is set too).
@@ -43,33 +41,18 @@ impl FlakyStore {
         };
         Err(StoreError::Io(io::Error::new(kind, "the disk says no")))
     }
-
-    fn write<'a>(&'a self, then: StoreFuture<'a, ()>) -> StoreFuture<'a, ()> {
-        match self.check() {
-            Ok(()) => then,
-            Err(error) => Box::pin(std::future::ready(Err(error))),
-        }
-    }
 }
 
 impl Store for FlakyStore {
-    fn load(&self) -> StoreFuture<'_, Snapshot> {
+    fn load(&self) -> Result<Snapshot, StoreError> {
         self.inner.load()
     }
-    fn put_session(&self, session: SessionRecord) -> StoreFuture<'_, ()> {
-        self.write(self.inner.put_session(session))
+    fn write(&self, ops: &[StoreOp]) -> Result<u64, StoreError> {
+        self.check()?;
+        self.inner.write(ops)
     }
-    fn remove_session(&self, client_id: &str) -> StoreFuture<'_, ()> {
-        self.write(self.inner.remove_session(client_id))
-    }
-    fn push_message(&self, client_id: &str, record: QueuedRecord) -> StoreFuture<'_, ()> {
-        self.write(self.inner.push_message(client_id, record))
-    }
-    fn remove_message(&self, client_id: &str, sequence: u64) -> StoreFuture<'_, ()> {
-        self.write(self.inner.remove_message(client_id, sequence))
-    }
-    fn set_retained(&self, topic: &str, message: Option<Arc<Message>>) -> StoreFuture<'_, ()> {
-        self.write(self.inner.set_retained(topic, message))
+    fn durable(&self) -> watch::Receiver<u64> {
+        self.inner.durable()
     }
 }
 

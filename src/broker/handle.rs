@@ -10,7 +10,7 @@ use super::metrics::Metrics;
 use super::router::{ROUTER_CHANNEL_CAPACITY, Router, RouterMsg};
 use super::state::BrokerState;
 use super::supervisor::{Supervisor, SupervisorMsg};
-use crate::config::Config;
+use crate::config::{Config, PersistenceSettings};
 use crate::store::{MemoryStore, Store};
 
 /// Receives diagnostic events while diagnostics are switched on. Lagging receivers lose
@@ -43,7 +43,25 @@ impl BrokerHandle {
 
     /// As [`BrokerHandle::spawn`], with the given store (its contents are loaded first).
     pub fn spawn_with_store(store: Arc<dyn Store>) -> BrokerHandle {
+        BrokerHandle::spawn_with_store_for(store, PersistenceSettings::default())
+    }
+
+    /// As [`BrokerHandle::spawn_with_store`], for a store opened for `settings` (see
+    /// [`crate::store::open_store`]): an apply of the same persistence settings keeps it.
+    pub fn spawn_with_store_for(
+        store: Arc<dyn Store>,
+        settings: PersistenceSettings,
+    ) -> BrokerHandle {
         let shared = Arc::new(BrokerState::new());
+        *shared
+            .store_settings
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = settings;
+        *shared
+            .store
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) =
+            Some(super::state::StoreRef(store.clone()));
         let (router_tx, router_rx) = mpsc::channel(ROUTER_CHANNEL_CAPACITY);
         let (supervisor_tx, supervisor_rx) = mpsc::channel(16);
         tokio::spawn(Router::new(shared.clone(), store, router_rx).run());
@@ -72,6 +90,8 @@ impl BrokerHandle {
     /// The current figures; never blocks on the broker's actors.
     pub fn stats(&self) -> StatsSnapshot {
         let m = &self.shared.metrics;
+        // RocksDB's size properties are read from memory, without touching the disk.
+        let sizes = self.shared.store_sizes();
         StatsSnapshot {
             running: self.shared.running.load(Relaxed),
             uptime: self.shared.started_at.elapsed(),
@@ -89,11 +109,29 @@ impl BrokerHandle {
             bytes_sent: Metrics::get(&m.bytes_sent),
             messages_received_per_sec: Metrics::rate(&m.received_per_sec),
             messages_sent_per_sec: Metrics::rate(&m.sent_per_sec),
-            retained_storage_bytes: 0,
-            queued_storage_bytes: 0,
-            session_storage_bytes: 0,
+            retained_storage_bytes: sizes.retained,
+            queued_storage_bytes: sizes.queued,
+            session_storage_bytes: sizes.sessions,
             listeners: self.shared.listeners(),
         }
+    }
+
+    /// Records that the store was restored from a backup at start (shown by the status).
+    pub fn set_store_recovery(&self, recovery: Option<String>) {
+        *self
+            .shared
+            .store_recovery
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = recovery;
+    }
+
+    /// What happened when the store was restored from a backup at start, if it was.
+    pub fn store_recovery(&self) -> Option<String> {
+        self.shared
+            .store_recovery
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     /// The connected clients.

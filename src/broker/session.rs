@@ -83,6 +83,12 @@ pub struct Session {
     pub expires_at: Option<Instant>,
     next_packet_id: u16,
     next_sequence: u64,
+    /// A new outbound QoS 1/2 PUBLISH is not sent by `send_inflight` but once the record of
+    /// its packet id is durable (persistent session, unbuffered store): sent before, a crash
+    /// could lose the id, and a QoS 2 message would go again after the restart as a new
+    /// one, which the client would deliver twice. QoS 1 waits too, so that nothing
+    /// overtakes a held QoS 2 message (MQTT-4.6.0-6).
+    pub defer_sends: bool,
 }
 
 impl Session {
@@ -103,6 +109,7 @@ impl Session {
             expires_at: None,
             next_packet_id: 1,
             next_sequence: 1,
+            defer_sends: false,
         }
     }
 

@@ -10,7 +10,17 @@ use super::admission::Admission;
 use super::api::ListenerInfo;
 use super::diagnostics::Diagnostics;
 use super::metrics::Metrics;
-use crate::config::Config;
+use crate::config::{Config, PersistenceSettings};
+
+/// The running store, as the broker's shared state holds it (for its sizes).
+#[derive(Clone)]
+pub struct StoreRef(pub Arc<dyn crate::store::Store>);
+
+impl std::fmt::Debug for StoreRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoreRef")
+    }
+}
 
 #[derive(Debug)]
 pub struct BrokerState {
@@ -23,6 +33,12 @@ pub struct BrokerState {
     pub listeners: Mutex<Vec<ListenerInfo>>,
     pub started_at: Instant,
     pub running: AtomicBool,
+    /// The persistence the running store was opened with.
+    pub store_settings: Mutex<PersistenceSettings>,
+    /// The running store, for its sizes.
+    pub store: Mutex<Option<StoreRef>>,
+    /// Set when the store was restored from a backup at start: what happened.
+    pub store_recovery: Mutex<Option<String>>,
     next_connection_id: AtomicU64,
     next_client_number: AtomicU64,
 }
@@ -38,9 +54,22 @@ impl BrokerState {
             listeners: Mutex::new(Vec::new()),
             started_at: Instant::now(),
             running: AtomicBool::new(false),
+            store_settings: Mutex::new(PersistenceSettings::default()),
+            store: Mutex::new(None),
+            store_recovery: Mutex::new(None),
             next_connection_id: AtomicU64::new(1),
             next_client_number: AtomicU64::new(1),
         }
+    }
+
+    /// The store's sizes in bytes (zero in memory).
+    pub fn store_sizes(&self) -> crate::store::StoreSizes {
+        self.store
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .as_ref()
+            .map(|store| store.0.sizes())
+            .unwrap_or_default()
     }
 
     pub fn config(&self) -> Arc<Config> {

@@ -18,7 +18,7 @@ use super::listener::{self, socket_address};
 use super::open_files;
 use super::router::RouterMsg;
 use super::state::BrokerState;
-use crate::config::{Config, ConfigError, StorageMode};
+use crate::config::{Config, ConfigError, PersistenceSettings, StorageMode};
 use crate::mqtt::ReasonCode;
 
 pub enum SupervisorMsg {
@@ -257,12 +257,15 @@ impl Supervisor {
             ("users", config.users != previous.users),
             ("certificates", config.certificates != previous.certificates),
             (
-                "persistence",
-                config.persistence != previous.persistence
-                    && (config.persistence.enabled
-                        || config.persistence.mode != StorageMode::Memory
-                        || previous.persistence.enabled
-                        || previous.persistence.mode != StorageMode::Memory),
+                "persistence (the store in use changes on restart)",
+                !same_store(
+                    &config.persistence,
+                    &self
+                        .shared
+                        .store_settings
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner()),
+                ) && config.persistence != previous.persistence,
             ),
         ];
         for (subject, changed) in later {
@@ -359,4 +362,15 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
         ));
     }
     Ok(())
+}
+
+/// Whether two persistence settings open the same store: memory whenever persistence is
+/// off or in memory mode, otherwise the same mode in the same directory.
+fn same_store(a: &PersistenceSettings, b: &PersistenceSettings) -> bool {
+    let in_memory = |p: &PersistenceSettings| !p.enabled || p.mode == StorageMode::Memory;
+    match (in_memory(a), in_memory(b)) {
+        (true, true) => true,
+        (false, false) => a.mode == b.mode && a.data_dir == b.data_dir,
+        _ => false,
+    }
 }

@@ -9,7 +9,21 @@ pub fn values(shared: &BrokerState) -> Vec<(String, String)> {
     let count = |c| Metrics::get(c).to_string();
     let connected = Metrics::get(&m.clients_connected);
     let sessions = Metrics::get(&m.sessions);
+    let sizes = shared.store_sizes();
     vec![
+        // roost's own: the store's sizes in bytes (zero in memory mode).
+        (
+            "$SYS/broker/store/retained/bytes".into(),
+            sizes.retained.to_string(),
+        ),
+        (
+            "$SYS/broker/store/queued/bytes".into(),
+            sizes.queued.to_string(),
+        ),
+        (
+            "$SYS/broker/store/sessions/bytes".into(),
+            sizes.sessions.to_string(),
+        ),
         (
             "$SYS/broker/version".into(),
             format!("roost {}", env!("CARGO_PKG_VERSION")),

@@ -1,22 +1,47 @@
 //! The memory store: a mirror of the router's durable state that lives as long as the
 //! process. Nothing survives a restart of the process; a broker restarted inside the same
-//! process (for example after an apply that recreates the router) loads it back.
+//! process (for example after an apply that recreates the router) loads it back. Every
+//! batch is "durable" as soon as it is written.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::{QueuedRecord, SessionRecord, Snapshot, Store, StoreFuture};
+use tokio::sync::watch;
+
+use super::{QueuedRecord, SessionRecord, Snapshot, Store, StoreError, StoreOp, StoredSession};
 use crate::model::Message;
 
 #[derive(Debug, Default)]
-struct Inner {
-    sessions: HashMap<Arc<str>, (SessionRecord, BTreeMap<u64, QueuedRecord>)>,
-    retained: HashMap<String, Arc<Message>>,
+struct StoredState {
+    record: Option<SessionRecord>,
+    queue: BTreeMap<u64, QueuedRecord>,
+    inbound: BTreeSet<u16>,
 }
 
-#[derive(Debug, Default, Clone)]
+#[derive(Debug)]
+struct Inner {
+    sessions: HashMap<Arc<str>, StoredState>,
+    retained: HashMap<Arc<str>, Arc<Message>>,
+    sequence: u64,
+    durable: watch::Sender<u64>,
+}
+
+#[derive(Debug, Clone)]
 pub struct MemoryStore {
     inner: Arc<Mutex<Inner>>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore {
+            inner: Arc::new(Mutex::new(Inner {
+                sessions: HashMap::new(),
+                retained: HashMap::new(),
+                sequence: 0,
+                durable: watch::Sender::new(0),
+            })),
+        }
+    }
 }
 
 impl MemoryStore {
@@ -37,7 +62,7 @@ impl MemoryStore {
         self.lock()
             .sessions
             .get(client_id)
-            .map_or(0, |(_, queue)| queue.len())
+            .map_or(0, |state| state.queue.len())
     }
 
     pub fn retained_len(&self) -> usize {
@@ -45,67 +70,112 @@ impl MemoryStore {
     }
 }
 
-fn ready<T: Send + 'static>(value: T) -> StoreFuture<'static, T> {
-    Box::pin(std::future::ready(Ok(value)))
+impl Inner {
+    fn apply(&mut self, op: &StoreOp) {
+        match op {
+            StoreOp::PutSession(record) => {
+                self.sessions
+                    .entry(record.client_id.clone())
+                    .or_default()
+                    .record = Some((**record).clone());
+            }
+            StoreOp::RemoveSession { client_id, .. } => {
+                self.sessions.remove(client_id);
+            }
+            StoreOp::PushMessage { client_id, record } => {
+                // Like the disk store, a queue without its session record is kept: the
+                // record follows in the same or a later batch.
+                self.sessions
+                    .entry(client_id.clone())
+                    .or_default()
+                    .queue
+                    .insert(record.sequence, record.clone());
+            }
+            StoreOp::SetStage {
+                client_id,
+                sequence,
+                stage,
+            } => {
+                if let Some(record) = self
+                    .sessions
+                    .get_mut(client_id)
+                    .and_then(|s| s.queue.get_mut(sequence))
+                {
+                    record.stage = Some(*stage);
+                }
+            }
+            StoreOp::RemoveMessage {
+                client_id,
+                sequence,
+                ..
+            } => {
+                if let Some(state) = self.sessions.get_mut(client_id) {
+                    state.queue.remove(sequence);
+                }
+            }
+            StoreOp::SetRetained { topic, message } => match message {
+                Some(message) => {
+                    self.retained.insert(topic.clone(), message.clone());
+                }
+                None => {
+                    self.retained.remove(topic);
+                }
+            },
+            StoreOp::AddInbound {
+                client_id,
+                packet_id,
+            } => {
+                self.sessions
+                    .entry(client_id.clone())
+                    .or_default()
+                    .inbound
+                    .insert(*packet_id);
+            }
+            StoreOp::RemoveInbound {
+                client_id,
+                packet_id,
+            } => {
+                if let Some(state) = self.sessions.get_mut(client_id) {
+                    state.inbound.remove(packet_id);
+                }
+            }
+        }
+    }
 }
 
 impl Store for MemoryStore {
-    fn load(&self) -> StoreFuture<'_, Snapshot> {
+    fn load(&self) -> Result<Snapshot, StoreError> {
         let inner = self.lock();
-        let snapshot = Snapshot {
-            sessions: inner
-                .sessions
-                .values()
-                .map(|(record, queue)| (record.clone(), queue.values().cloned().collect()))
-                .collect(),
+        let sessions = inner
+            .sessions
+            .values()
+            .filter_map(|state| {
+                Some(StoredSession {
+                    record: state.record.clone()?,
+                    queued: state.queue.values().cloned().collect(),
+                    inbound_qos2: state.inbound.iter().copied().collect(),
+                })
+            })
+            .collect();
+        Ok(Snapshot {
+            sessions,
             retained: inner.retained.values().cloned().collect(),
-        };
-        ready(snapshot)
+        })
     }
 
-    fn put_session(&self, session: SessionRecord) -> StoreFuture<'_, ()> {
+    fn write(&self, ops: &[StoreOp]) -> Result<u64, StoreError> {
         let mut inner = self.lock();
-        match inner.sessions.get_mut(&session.client_id) {
-            Some((record, _)) => *record = session,
-            None => {
-                inner
-                    .sessions
-                    .insert(session.client_id.clone(), (session, BTreeMap::new()));
-            }
+        for op in ops {
+            inner.apply(op);
         }
-        ready(())
+        inner.sequence += 1;
+        let sequence = inner.sequence;
+        inner.durable.send_replace(sequence);
+        Ok(sequence)
     }
 
-    fn remove_session(&self, client_id: &str) -> StoreFuture<'_, ()> {
-        self.lock().sessions.remove(client_id);
-        ready(())
-    }
-
-    fn push_message(&self, client_id: &str, record: QueuedRecord) -> StoreFuture<'_, ()> {
-        if let Some((_, queue)) = self.lock().sessions.get_mut(client_id) {
-            queue.insert(record.sequence, record);
-        }
-        ready(())
-    }
-
-    fn remove_message(&self, client_id: &str, sequence: u64) -> StoreFuture<'_, ()> {
-        if let Some((_, queue)) = self.lock().sessions.get_mut(client_id) {
-            queue.remove(&sequence);
-        }
-        ready(())
-    }
-
-    fn set_retained(&self, topic: &str, message: Option<Arc<Message>>) -> StoreFuture<'_, ()> {
-        let mut inner = self.lock();
-        match message {
-            Some(message) => {
-                inner.retained.insert(topic.to_string(), message);
-            }
-            None => {
-                inner.retained.remove(topic);
-            }
-        }
-        ready(())
+    fn durable(&self) -> watch::Receiver<u64> {
+        self.lock().durable.subscribe()
     }
 }
 
@@ -116,7 +186,8 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::mqtt::{Properties, Publish, QoS};
+    use crate::mqtt::{Properties, ProtocolVersion, Publish, QoS};
+    use crate::store::Stage;
 
     fn message(topic: &str) -> Arc<Message> {
         let publish = Publish {
@@ -131,44 +202,88 @@ mod tests {
         Arc::new(Message::new(publish, Instant::now()))
     }
 
-    #[tokio::test]
-    async fn mirrors_sessions_queues_and_retained_messages() {
-        let store = MemoryStore::new();
-        let record = SessionRecord {
-            client_id: Arc::from("c"),
-            expiry_secs: Some(60),
-            subscriptions: Vec::new(),
-        };
-        store.put_session(record.clone()).await.unwrap();
-        for sequence in 1..=3 {
-            let queued = QueuedRecord {
-                sequence,
-                message: message("t"),
-                qos: QoS::AtLeastOnce,
-                retain: false,
-                subscription_ids: Vec::new(),
-            };
-            store.push_message("c", queued).await.unwrap();
+    fn queued(sequence: u64, message: Arc<Message>) -> QueuedRecord {
+        QueuedRecord {
+            sequence,
+            message,
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            subscription_ids: Vec::new(),
+            share: None,
+            stage: None,
         }
-        store.remove_message("c", 2).await.unwrap();
-        store.set_retained("r", Some(message("r"))).await.unwrap();
-        store
-            .set_retained("gone", Some(message("gone")))
-            .await
-            .unwrap();
-        store.set_retained("gone", None).await.unwrap();
+    }
 
-        let snapshot = store.load().await.unwrap();
+    #[test]
+    fn mirrors_sessions_queues_inbound_ids_and_retained_messages() {
+        let store = MemoryStore::new();
+        let durable = store.durable();
+        let client: Arc<str> = Arc::from("c");
+        let mut record = SessionRecord::new(client.clone(), ProtocolVersion::V5);
+        record.expiry_secs = Some(60);
+        let shared = message("t");
+        let mut ops = vec![StoreOp::PutSession(Box::new(record.clone()))];
+        for sequence in 1..=3 {
+            ops.push(StoreOp::PushMessage {
+                client_id: client.clone(),
+                record: queued(sequence, shared.clone()),
+            });
+        }
+        let first = store.write(&ops).unwrap();
+        assert_eq!(*durable.borrow(), first, "memory is durable at once");
+        let second = store
+            .write(&[
+                StoreOp::RemoveMessage {
+                    client_id: client.clone(),
+                    sequence: 2,
+                    message: shared.clone(),
+                },
+                StoreOp::SetStage {
+                    client_id: client.clone(),
+                    sequence: 1,
+                    stage: Stage {
+                        packet_id: 9,
+                        released: true,
+                    },
+                },
+                StoreOp::AddInbound {
+                    client_id: client.clone(),
+                    packet_id: 4,
+                },
+                StoreOp::SetRetained {
+                    topic: Arc::from("r"),
+                    message: Some(message("r")),
+                },
+                StoreOp::SetRetained {
+                    topic: Arc::from("gone"),
+                    message: Some(message("gone")),
+                },
+                StoreOp::SetRetained {
+                    topic: Arc::from("gone"),
+                    message: None,
+                },
+            ])
+            .unwrap();
+        assert!(second > first);
+
+        let snapshot = store.load().unwrap();
         assert_eq!(snapshot.sessions.len(), 1);
-        let (loaded, queue) = &snapshot.sessions[0];
-        assert_eq!(loaded, &record);
-        let sequences: Vec<u64> = queue.iter().map(|q| q.sequence).collect();
+        let session = &snapshot.sessions[0];
+        assert_eq!(session.record, record);
+        let sequences: Vec<u64> = session.queued.iter().map(|q| q.sequence).collect();
         assert_eq!(sequences, vec![1, 3]);
+        assert_eq!(session.queued[0].stage.map(|s| s.packet_id), Some(9));
+        assert_eq!(session.inbound_qos2, vec![4]);
         assert_eq!(snapshot.retained.len(), 1);
         assert_eq!(snapshot.retained[0].topic(), "r");
 
-        store.remove_session("c").await.unwrap();
+        store
+            .write(&[StoreOp::RemoveSession {
+                client_id: client,
+                messages: Vec::new(),
+            }])
+            .unwrap();
         assert_eq!(store.queued_len("c"), 0);
-        assert!(store.load().await.unwrap().sessions.is_empty());
+        assert!(store.load().unwrap().sessions.is_empty());
     }
 }

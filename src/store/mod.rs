@@ -1,24 +1,49 @@
 //! Where session state and retained messages live: the `Store` trait and its implementations.
 //!
 //! The router keeps its working state in memory and mirrors every durable change through a
-//! [`Store`]: session records (subscriptions, expiry), the messages queued or in flight for a
-//! session, and retained messages. Each method returns a future so that a disk store can make
-//! the router wait for the write that an acknowledgement depends on (PUBACK/PUBREC are sent
-//! only after the store future resolves). [`MemoryStore`] resolves at once.
+//! [`Store`] as [`StoreOp`]s: session records (subscriptions, expiry, will), the messages
+//! queued or in flight for a session with their delivery stage, inbound QoS 2 packet ids
+//! awaiting PUBREL, and retained messages.
+//!
+//! The router never waits on the disk. [`Store::write`] appends one batch of operations
+//! atomically without forcing it to stable storage (for RocksDB: into the write-ahead log,
+//! no fsync) and returns the batch's sequence number; a durability task of the store, off the
+//! runtime thread, makes the batches durable and publishes "durable up to N" on a
+//! [`tokio::sync::watch`] channel ([`Store::durable`]). When [`Store::acks_wait_for_sync`] is
+//! true (the unbuffered modes), the router sends a PUBACK/PUBREC only once the batch holding
+//! the message is durable, so that every publisher waiting at the same moment shares one
+//! fsync (group commit).
+//!
+//! [`MemoryStore`] keeps everything in the process; [`RocksStore`] on disk.
 
+#[cfg(feature = "disk-store")]
+mod backup;
+// Without the disk store only its clock conversions are used.
+#[cfg_attr(not(feature = "disk-store"), allow(dead_code))]
+mod encoding;
 mod memory;
+mod open;
+#[cfg(feature = "disk-store")]
+mod rocks;
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use thiserror::Error;
+use tokio::sync::watch;
 
+#[cfg(feature = "disk-store")]
+pub use backup::{BackupInfo, Backups, backup_dir};
+pub use encoding::{monotonic as monotonic_deadline, wall_clock};
 pub use memory::MemoryStore;
+#[cfg(feature = "disk-store")]
+pub use open::BACKUP_INTERVAL;
+pub use open::{OpenError, Opened, Recovery, open_store, store_dir, utc};
+#[cfg(feature = "disk-store")]
+pub use rocks::{RocksOpenError, RocksStore, SCHEMA_VERSION, SyncMode};
 
 use crate::model::{Message, Subscription};
-
-pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+use crate::mqtt::{ProtocolVersion, QoS, Will};
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -26,48 +51,177 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
     #[error("store is corrupt: {0}")]
     Corrupt(String),
+    #[error("RocksDB: {0}")]
+    Rocks(String),
+}
+
+impl StoreError {
+    /// Whether the failure means the disk is full (answered with 0x97 Quota exceeded).
+    pub fn is_storage_full(&self) -> bool {
+        match self {
+            StoreError::Io(io) => matches!(
+                io.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            ),
+            // RocksDB reports ENOSPC as an IO error whose text names it.
+            StoreError::Rocks(text) => text.contains("No space left") || text.contains("NoSpace"),
+            StoreError::Corrupt(_) => false,
+        }
+    }
 }
 
 /// What a session needs to survive a restart.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionRecord {
     pub client_id: Arc<str>,
+    pub protocol: ProtocolVersion,
     /// Seconds after disconnection; `None` never expires.
     pub expiry_secs: Option<u32>,
+    /// When the disconnected session ends (wall clock); `None` while it is connected (then
+    /// a restart counts its expiry from the restart) or when it never expires.
+    pub expires_at: Option<SystemTime>,
     /// Full filters (`$share/...` included) and their options.
     pub subscriptions: Vec<(String, Subscription)>,
+    /// The will of the connection, until published or deleted.
+    pub will: Option<Will>,
+    /// When a delayed will goes out (wall clock); `None` while its connection is open.
+    pub will_at: Option<SystemTime>,
+}
+
+impl SessionRecord {
+    pub fn new(client_id: Arc<str>, protocol: ProtocolVersion) -> SessionRecord {
+        SessionRecord {
+            client_id,
+            protocol,
+            expiry_secs: None,
+            expires_at: None,
+            subscriptions: Vec::new(),
+            will: None,
+            will_at: None,
+        }
+    }
+}
+
+/// How far the delivery of an outbound QoS 1/2 message has gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stage {
+    /// The packet id it was sent with: after a restart it is resent with DUP and this id
+    /// (MQTT-4.4.0-1).
+    pub packet_id: u16,
+    /// QoS 2: PUBREC received, PUBREL sent; after a restart PUBREL is sent again.
+    pub released: bool,
 }
 
 /// A message waiting for, or in flight to, one session. `sequence` orders a session's
-/// messages and names the record for removal.
+/// messages and names the record.
 #[derive(Debug, Clone)]
 pub struct QueuedRecord {
     pub sequence: u64,
     pub message: Arc<Message>,
-    pub qos: crate::mqtt::QoS,
+    pub qos: QoS,
     pub retain: bool,
     pub subscription_ids: Vec<u32>,
+    /// The shared subscription it was delivered through, if any.
+    pub share: Option<Arc<str>>,
+    /// Set once sent.
+    pub stage: Option<Stage>,
+}
+
+/// One durable change. The messages travel behind their `Arc`: a payload queued for N
+/// sessions is stored once and referenced N times.
+#[derive(Debug, Clone)]
+pub enum StoreOp {
+    /// Creates or replaces a session record (boxed: the will makes it large).
+    PutSession(Box<SessionRecord>),
+    /// Removes a session with everything it holds; `messages` are those it queued, whose
+    /// references it releases.
+    RemoveSession {
+        client_id: Arc<str>,
+        messages: Vec<Arc<Message>>,
+    },
+    /// Adds a message to a session's queue (queued or in flight).
+    PushMessage {
+        client_id: Arc<str>,
+        record: QueuedRecord,
+    },
+    /// Records how far a queued message's delivery has gone.
+    SetStage {
+        client_id: Arc<str>,
+        sequence: u64,
+        stage: Stage,
+    },
+    /// Removes a delivered (or dropped) message from a session's queue.
+    RemoveMessage {
+        client_id: Arc<str>,
+        sequence: u64,
+        message: Arc<Message>,
+    },
+    /// Sets (`Some`) or clears (`None`) the retained message of `topic`.
+    SetRetained {
+        topic: Arc<str>,
+        message: Option<Arc<Message>>,
+    },
+    /// An inbound QoS 2 packet id whose PUBREL has not arrived (MQTT-4.3.3).
+    AddInbound { client_id: Arc<str>, packet_id: u16 },
+    /// PUBREL arrived: the packet id is free again.
+    RemoveInbound { client_id: Arc<str>, packet_id: u16 },
+}
+
+/// One session as stored.
+#[derive(Debug, Clone)]
+pub struct StoredSession {
+    pub record: SessionRecord,
+    /// In sequence order.
+    pub queued: Vec<QueuedRecord>,
+    /// Inbound QoS 2 packet ids awaiting PUBREL.
+    pub inbound_qos2: Vec<u16>,
 }
 
 /// Everything a store holds, read once when the broker starts.
 #[derive(Debug, Default)]
 pub struct Snapshot {
-    pub sessions: Vec<(SessionRecord, Vec<QueuedRecord>)>,
+    pub sessions: Vec<StoredSession>,
     pub retained: Vec<Arc<Message>>,
 }
 
-/// The durable mirror of the router's state. Keep it small: each method is one write.
+/// Storage figures for the status screen and `$SYS`, in bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreSizes {
+    pub sessions: u64,
+    /// The `queued` records plus the payloads they reference.
+    pub queued: u64,
+    pub retained: u64,
+}
+
+/// The durable mirror of the router's state. Every method is synchronous and quick: a disk
+/// store appends to its log without waiting for the disk (see the module documentation).
 pub trait Store: Send + Sync + 'static {
     /// Everything stored, for the router to start from.
-    fn load(&self) -> StoreFuture<'_, Snapshot>;
-    /// Creates or replaces a session record.
-    fn put_session(&self, session: SessionRecord) -> StoreFuture<'_, ()>;
-    /// Removes a session with its queued messages.
-    fn remove_session(&self, client_id: &str) -> StoreFuture<'_, ()>;
-    /// Adds a message to a session's queue (queued or in flight).
-    fn push_message(&self, client_id: &str, record: QueuedRecord) -> StoreFuture<'_, ()>;
-    /// Removes a delivered (or dropped) message from a session's queue.
-    fn remove_message(&self, client_id: &str, sequence: u64) -> StoreFuture<'_, ()>;
-    /// Sets (`Some`) or clears (`None`) the retained message of `topic`.
-    fn set_retained(&self, topic: &str, message: Option<Arc<Message>>) -> StoreFuture<'_, ()>;
+    fn load(&self) -> Result<Snapshot, StoreError>;
+    /// Applies `ops` atomically and returns the batch's sequence number (increasing).
+    fn write(&self, ops: &[StoreOp]) -> Result<u64, StoreError>;
+    /// Whether what it holds survives a restart of the process (disk stores).
+    fn survives_restart(&self) -> bool {
+        false
+    }
+    /// Whether acknowledgements wait until their batch is durable (unbuffered modes).
+    fn acks_wait_for_sync(&self) -> bool {
+        false
+    }
+    /// "Durable up to N": the highest sequence number whose batch survives a power loss
+    /// (or, for a store that does not sync, every batch written).
+    fn durable(&self) -> watch::Receiver<u64>;
+    /// Makes everything written durable before returning (graceful stop); blocking.
+    fn sync_now(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// A graceful stop: everything durable, and in the fault-tolerant mode a last backup.
+    /// Blocking.
+    fn graceful_stop(&self) -> Result<(), StoreError> {
+        self.sync_now()
+    }
+    /// Storage sizes (zero for memory).
+    fn sizes(&self) -> StoreSizes {
+        StoreSizes::default()
+    }
 }

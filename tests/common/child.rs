@@ -117,6 +117,41 @@ impl ChildBroker {
         }
     }
 
+    /// Sends SIGKILL and waits for the child to be gone: a crash, with nothing flushed.
+    pub fn kill(mut self) {
+        self.child.kill().expect("SIGKILL is delivered");
+        self.child.wait().expect("wait works");
+    }
+
+    /// Runs `roost serve --tcp 127.0.0.1:0` with `extra_args` expecting it to refuse to
+    /// start: returns its exit status and everything it wrote to stderr.
+    pub fn refused_start(extra_args: &[&str]) -> (std::process::ExitStatus, String) {
+        let mut child = Command::new(ROOST)
+            .args(["serve", "--tcp", "127.0.0.1:0"])
+            .args(extra_args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("roost serve starts");
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if child.try_wait().expect("wait works").is_some() {
+                let output = child.wait_with_output().expect("output");
+                return (
+                    output.status,
+                    String::from_utf8_lossy(&output.stderr).into_owned(),
+                );
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("roost serve kept running; it should have refused to start");
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Whether the child is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))

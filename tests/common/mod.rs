@@ -174,6 +174,15 @@ pub struct RawClient {
 }
 
 impl RawClient {
+    /// A client on a stream the test connected itself (to handle a refused connection).
+    pub fn from_stream(stream: TcpStream, version: ProtocolVersion) -> RawClient {
+        RawClient {
+            stream,
+            version,
+            buffer: BytesMut::new(),
+        }
+    }
+
     pub async fn open(addr: SocketAddr, version: ProtocolVersion) -> RawClient {
         let stream = TcpStream::connect(addr).await.expect("connect");
         stream.set_nodelay(true).unwrap();

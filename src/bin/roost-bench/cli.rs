@@ -98,6 +98,10 @@ pub struct RunArgs {
     /// MQTT version: 3.1.1 or 5.
     #[arg(long, default_value = "3.1.1", value_parser = parse_version)]
     mqtt_version: ProtocolVersion,
+    /// Subscribers keep persistent sessions (3.1.1 Clean Session 0, v5 Session Expiry), so
+    /// that every QoS 1/2 message goes through the broker's store.
+    #[arg(long)]
+    persistent: bool,
 }
 
 #[derive(Debug, Args)]
@@ -230,6 +234,7 @@ async fn run_one(args: RunArgs) -> Result<(), BenchError> {
         rate: args.rate,
         inflight: args.inflight,
         broker_pid: args.broker_pid,
+        persistent: args.persistent,
     };
     let report = run(&options).await?;
     print!("{report}");

@@ -63,6 +63,17 @@ impl Connection {
         version: ProtocolVersion,
         client_id: String,
     ) -> Result<Connection, BenchError> {
+        Connection::open_session(address, version, client_id, false).await
+    }
+
+    /// [`Connection::open`], with a persistent session when `persistent` (3.1.1 Clean
+    /// Session 0, v5 Clean Start 0 with a Session Expiry Interval of an hour).
+    pub async fn open_session(
+        address: SocketAddr,
+        version: ProtocolVersion,
+        client_id: String,
+        persistent: bool,
+    ) -> Result<Connection, BenchError> {
         let stream = TcpStream::connect(address)
             .await
             .map_err(|source| BenchError::Connect { address, source })?;
@@ -81,9 +92,12 @@ impl Connection {
         };
         let connect = Connect {
             protocol: version,
-            clean_start: true,
+            clean_start: !persistent,
             keep_alive: KEEP_ALIVE_SECS,
-            properties: Properties::default(),
+            properties: Properties {
+                session_expiry_interval: (persistent && version.is_v5()).then_some(3600),
+                ..Properties::default()
+            },
             client_id: connection.client_id.clone(),
             will: None,
             username: None,

@@ -471,6 +471,7 @@ fn run_options(
         rate: compared.rate,
         inflight: usize::from(MAX_INFLIGHT),
         broker_pid: Some(process.child.id()),
+        persistent: false,
     }
 }
 

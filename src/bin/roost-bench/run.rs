@@ -82,6 +82,8 @@ pub struct RunOptions {
     /// Most QoS 1/2 messages each publisher keeps unacknowledged.
     pub inflight: usize,
     pub broker_pid: Option<u32>,
+    /// Subscribers keep persistent sessions, so that messages go through the store.
+    pub persistent: bool,
 }
 
 impl RunOptions {
@@ -289,7 +291,13 @@ pub async fn run(options: &RunOptions) -> Result<RunReport, BenchError> {
     let mut subscriber_connections = Vec::with_capacity(options.subscribers);
     for index in 0..options.subscribers {
         let client_id = format!("roost-bench-{run_id:08x}-sub-{index}");
-        let mut connection = Connection::open(options.address, options.version, client_id).await?;
+        let mut connection = Connection::open_session(
+            options.address,
+            options.version,
+            client_id,
+            options.persistent,
+        )
+        .await?;
         connection.subscribe(&topic(index), options.qos).await?;
         subscriber_connections.push(connection);
     }
@@ -495,6 +503,7 @@ mod tests {
             rate: None,
             inflight: 100,
             broker_pid: None,
+            persistent: false,
         }
     }
 

@@ -17,7 +17,10 @@ use crate::broker::metrics::Metrics;
 use crate::broker::session::{Inflight, Queued, Session};
 use crate::broker::subscriptions::SessionKey;
 use crate::mqtt::{PubResponse, Publish, QoS, ReasonCode};
-use crate::store::{QueuedRecord, StoreError};
+use crate::store::{QueuedRecord, Stage, StoreError, StoreOp};
+
+/// One copy of a message for one session, admitted and numbered, not yet handed over.
+pub(super) type RoutedCopy = (SessionKey, Queued);
 
 impl Router {
     /// A PUBLISH from a client: forwarded to the subscribers, then acknowledged.
@@ -27,16 +30,30 @@ impl Router {
         };
         let qos = publish.qos;
         let packet_id = publish.packet_id.unwrap_or(0);
+        let mut inbound_record = Vec::new();
         if qos == QoS::ExactlyOnce {
             if session.incoming_qos2.contains(&packet_id) {
                 // A re-sent PUBLISH of a message already forwarded (method B, MQTT-4.3.3-9):
                 // acknowledge again, forward nothing.
-                session.send_ack(Ack::success(AckKind::PubRec, packet_id));
+                self.send_ack_durable(key, Ack::success(AckKind::PubRec, packet_id));
                 return;
             }
             // Receive Maximum is enforced per connection by its reader (MQTT 5.0 §4.9).
             session.incoming_qos2.insert(packet_id);
+            if session.is_persistent() {
+                // Exactly once across a restart (MQTT-4.3.3): the packet id is stored in
+                // the same batch as the copies it forwards.
+                inbound_record.push(StoreOp::AddInbound {
+                    client_id: session.client_id.clone(),
+                    packet_id,
+                });
+            }
         }
+        // In the unbuffered modes a persistent session's QoS 2 message is handed to the
+        // subscribers only once its packet id record is durable, and the messages of the
+        // same client that follow it wait behind it (MQTT-4.6.0-2..-4).
+        let hold = self.persist.waits_for_sync
+            && (!inbound_record.is_empty() || self.publish_is_held(key));
         self.congested = None;
         let message = Arc::new(Message::arrived(publish));
         // A retained message the store cannot keep refuses the whole PUBLISH: nothing is
@@ -48,7 +65,7 @@ impl Router {
             Ok(())
         };
         let routed = match stored {
-            Ok(()) => self.route(&message, Some(key)).await,
+            Ok(()) => self.route_with(&message, Some(key), inbound_record, hold),
             Err(error) => Err(error),
         };
         let Some(session) = self.sessions.get_mut(&key) else {
@@ -59,8 +76,8 @@ impl Router {
         {
             link.throttle.set(backlog);
         }
-        let delivered = match routed {
-            Ok(delivered) => delivered,
+        let (delivered, held) = match routed {
+            Ok(routed) => routed,
             Err(error) => {
                 // Not acknowledged as stored (issue 6): the QoS 2 exchange ends here and its
                 // packet id is free again, whether refused (MQTT 5.0 §4.3.3) or left for a
@@ -81,10 +98,18 @@ impl Router {
         } else {
             ReasonCode::Success
         };
-        match qos {
-            QoS::AtMostOnce => {}
-            QoS::AtLeastOnce => session.send_ack(Ack::new(AckKind::PubAck, packet_id, reason)),
-            QoS::ExactlyOnce => session.send_ack(Ack::new(AckKind::PubRec, packet_id, reason)),
+        let ack = match qos {
+            QoS::AtMostOnce => None,
+            QoS::AtLeastOnce => Some(Ack::new(AckKind::PubAck, packet_id, reason)),
+            QoS::ExactlyOnce => Some(Ack::new(AckKind::PubRec, packet_id, reason)),
+        };
+        match held {
+            Some(copies) => self.hold_copies(key, copies, ack),
+            None => {
+                if let Some(ack) = ack {
+                    self.send_ack_durable(key, ack);
+                }
+            }
         }
     }
 
@@ -117,13 +142,65 @@ impl Router {
     }
 
     /// Sends `message` to every matching subscription; returns how many sessions got it, or
-    /// the store's error when a copy for a persistent session could not be stored (the
+    /// the store's error when the copies for persistent sessions could not be stored (the
     /// other copies still go).
     pub(super) async fn route(
         &mut self,
         message: &Arc<Message>,
         publisher: Option<SessionKey>,
     ) -> Result<usize, StoreError> {
+        self.route_with(message, publisher, Vec::new(), false)
+            .map(|(delivered, _)| delivered)
+    }
+
+    /// [`Router::route`], writing `ops` in the same batch as the copies. With `hold`, the
+    /// copies are returned instead of handed over, for once their batch is durable.
+    fn route_with(
+        &mut self,
+        message: &Arc<Message>,
+        publisher: Option<SessionKey>,
+        ops: Vec<StoreOp>,
+        hold: bool,
+    ) -> Result<(usize, Option<Vec<RoutedCopy>>), StoreError> {
+        let copies = self.plan(message, publisher);
+        let delivered = copies.len();
+        let (copies, mut batch) = self.admit(copies);
+        batch.extend(ops);
+        let stored = self.commit(batch);
+        match stored {
+            Ok(()) if hold => Ok((delivered, Some(copies))),
+            Ok(()) => {
+                self.hand_over(copies);
+                Ok((delivered, None))
+            }
+            Err(error) => {
+                // The copies for persistent sessions are dropped (memory keeps what the
+                // store keeps); the others still go.
+                store_failed(
+                    &self.shared.metrics,
+                    &error,
+                    "queue a message for persistent sessions; those copies are dropped",
+                    None,
+                    Some(message.topic()),
+                );
+                let sessions = &self.sessions;
+                let others: Vec<RoutedCopy> = copies
+                    .into_iter()
+                    .filter(|(key, queued)| {
+                        queued.qos == QoS::AtMostOnce
+                            || sessions.get(key).is_some_and(|s| !s.is_persistent())
+                    })
+                    .collect();
+                self.hand_over(others);
+                Err(error)
+            }
+        }
+    }
+
+    /// One copy per matching session for its overlapping ordinary subscriptions, at the
+    /// highest QoS, with every matching subscription identifier (MQTT-3.3.4-2, -3), and one
+    /// per shared subscription group.
+    fn plan(&mut self, message: &Arc<Message>, publisher: Option<SessionKey>) -> Vec<RoutedCopy> {
         let mut matches = std::mem::take(&mut self.scratch);
         matches.clear();
         let sessions = &self.sessions;
@@ -134,11 +211,8 @@ impl Router {
         );
         // No Local: not back to the publishing client (MQTT-3.8.3-3).
         matches.retain(|m| !(m.subscription.options.no_local && Some(m.session) == publisher));
-        // One copy per session for its overlapping ordinary subscriptions, at the highest
-        // QoS, with every matching subscription identifier (MQTT-3.3.4-2, -3).
         matches.sort_unstable_by_key(|m| (m.share.is_some(), m.session));
-        let mut delivered = 0;
-        let mut failure = None;
+        let mut copies = Vec::new();
         let mut index = 0;
         while index < matches.len() {
             let first = &matches[index];
@@ -164,89 +238,155 @@ impl Router {
                 .iter()
                 .filter_map(|m| m.subscription.identifier)
                 .collect();
-            let queued = Queued {
-                sequence: 0,
-                message: message.clone(),
-                // Downgraded to the subscription's maximum QoS (MQTT-3.8.4-8 / 3.1.1 §3.8.4).
-                qos: message.publish.qos.min(max_qos),
-                // Retain As Published (MQTT-3.3.1-12/-13).
-                retain: retain_as_published && message.publish.retain,
-                subscription_ids,
-                share: first.share.clone(),
-            };
-            let session = first.session;
-            match self.deliver(session, queued).await {
-                Ok(()) => delivered += 1,
-                Err(error) => failure = Some(error),
-            }
+            copies.push((
+                first.session,
+                Queued {
+                    sequence: 0,
+                    message: message.clone(),
+                    // Downgraded to the subscription's maximum QoS (MQTT-3.8.4-8 / 3.1.1
+                    // §3.8.4).
+                    qos: message.publish.qos.min(max_qos),
+                    // Retain As Published (MQTT-3.3.1-12/-13).
+                    retain: retain_as_published && message.publish.retain,
+                    subscription_ids,
+                    share: first.share.clone(),
+                },
+            ));
             index = end;
         }
         self.scratch = matches;
-        match failure {
-            Some(error) => Err(error),
-            None => Ok(delivered),
-        }
+        copies
     }
 
-    /// Hands one message to one session: straight to its connection when the inflight
-    /// window allows, otherwise into its queue (bounded by `max_queued_messages`). A copy
-    /// for a persistent session goes through the store first; when the store fails, the
-    /// copy is dropped (memory keeps what the store keeps) and the error returned.
+    /// Hands one message to one session (see [`Router::admit`] and [`Router::hand_over`]);
+    /// returns the store's error when its copy could not be stored (then dropped).
     pub(super) async fn deliver(
         &mut self,
         key: SessionKey,
-        mut queued: Queued,
+        queued: Queued,
     ) -> Result<(), StoreError> {
-        let max_queued = self.limits.max_queued_messages as usize;
-        let Some(session) = self.sessions.get_mut(&key) else {
-            return Ok(());
-        };
-        // A message with a Message Expiry Interval of 0 goes only where its delivery starts
-        // now: MQTT-3.3.2-5 drops only copies whose delivery has not started, and any copy
-        // that waits (offline, behind a full window) has expired before it could start.
-        let immediate = queued.message.expires_on_arrival();
-        if !immediate && queued.message.has_expired() {
-            Metrics::add(&self.shared.metrics.messages_dropped, 1);
-            return Ok(());
+        let (copies, ops) = self.admit(vec![(key, queued)]);
+        if let Err(error) = self.commit(ops) {
+            store_failed(
+                &self.shared.metrics,
+                &error,
+                "queue a message; the copy is dropped",
+                self.sessions.get(&key).map(|s| &*s.client_id),
+                None,
+            );
+            return Err(error);
         }
-        if queued.qos == QoS::AtMostOnce {
-            // QoS 0 is never queued for an offline session, and is the first to go when a
-            // connection cannot keep up.
-            if let Some(link) = session.link() {
-                if !link.try_send_qos0(delivery(&queued, None, false)) {
-                    Metrics::add(&self.shared.metrics.messages_dropped, 1);
-                } else if self.congested.is_none() && link.backlog.is_congested() {
-                    self.congested = Some(link.backlog.clone());
-                }
-            }
-            return Ok(());
-        }
-        if session.is_queue_full(max_queued) || (immediate && !session.can_send_now()) {
-            Metrics::add(&self.shared.metrics.messages_dropped, 1);
-            return Ok(());
-        }
-        queued.sequence = session.next_sequence();
-        if session.is_persistent() {
-            let record = QueuedRecord {
-                sequence: queued.sequence,
-                message: queued.message.clone(),
-                qos: queued.qos,
-                retain: queued.retain,
-                subscription_ids: queued.subscription_ids.clone(),
-            };
-            if let Err(error) = self.store.push_message(&session.client_id, record).await {
-                store_failed(
-                    &self.shared.metrics,
-                    &error,
-                    "queue a message; the copy is dropped",
-                    Some(&session.client_id),
-                    Some(queued.message.topic()),
-                );
-                return Err(error);
-            }
-        }
-        session.send_or_queue(queued);
+        self.hand_over(copies);
         Ok(())
+    }
+
+    /// Decides for each copy whether it goes: an expired message, a QoS 1/2 copy for a full
+    /// queue (bounded by `max_queued_messages`) or a copy with a Message Expiry Interval of
+    /// 0 that cannot start now are dropped and counted. The QoS 1/2 copies kept are
+    /// numbered; those for persistent sessions come with their store operations.
+    fn admit(&mut self, copies: Vec<RoutedCopy>) -> (Vec<RoutedCopy>, Vec<StoreOp>) {
+        let max_queued = self.limits.max_queued_messages as usize;
+        let mut kept = Vec::with_capacity(copies.len());
+        let mut ops = Vec::new();
+        for (key, mut queued) in copies {
+            let Some(session) = self.sessions.get_mut(&key) else {
+                continue;
+            };
+            // A message with a Message Expiry Interval of 0 goes only where its delivery
+            // starts now: MQTT-3.3.2-5 drops only copies whose delivery has not started,
+            // and any copy that waits (offline, behind a full window) has expired before it
+            // could start.
+            let immediate = queued.message.expires_on_arrival();
+            if !immediate && queued.message.has_expired() {
+                Metrics::add(&self.shared.metrics.messages_dropped, 1);
+                continue;
+            }
+            if queued.qos == QoS::AtMostOnce {
+                // QoS 0 is never queued for an offline session.
+                if session.is_connected() {
+                    kept.push((key, queued));
+                }
+                continue;
+            }
+            if session.is_queue_full(max_queued) || (immediate && !session.can_send_now()) {
+                Metrics::add(&self.shared.metrics.messages_dropped, 1);
+                continue;
+            }
+            queued.sequence = session.next_sequence();
+            if session.is_persistent() {
+                ops.push(StoreOp::PushMessage {
+                    client_id: session.client_id.clone(),
+                    record: QueuedRecord {
+                        sequence: queued.sequence,
+                        message: queued.message.clone(),
+                        qos: queued.qos,
+                        retain: queued.retain,
+                        subscription_ids: queued.subscription_ids.clone(),
+                        share: queued.share.clone(),
+                        stage: None,
+                    },
+                });
+            }
+            kept.push((key, queued));
+        }
+        (kept, ops)
+    }
+
+    /// Gives admitted copies to their sessions: straight to the connection when the
+    /// inflight window allows, otherwise into the queue. QoS 0 is the first to go when a
+    /// connection cannot keep up.
+    pub(super) fn hand_over(&mut self, copies: Vec<RoutedCopy>) {
+        for (key, queued) in copies {
+            let Some(session) = self.sessions.get_mut(&key) else {
+                continue;
+            };
+            if queued.qos == QoS::AtMostOnce {
+                if let Some(link) = session.link() {
+                    if !link.try_send_qos0(delivery(&queued, None, false)) {
+                        Metrics::add(&self.shared.metrics.messages_dropped, 1);
+                    } else if self.congested.is_none() && link.backlog.is_congested() {
+                        self.congested = Some(link.backlog.clone());
+                    }
+                }
+                continue;
+            }
+            let before = session.inflight.len();
+            session.send_or_queue(queued);
+            self.stage_sent(key, before);
+        }
+    }
+
+    /// Records the packet ids of the messages a persistent session has sent since its
+    /// inflight list was `before` long, so that a restart resends them with DUP and the
+    /// same ids (MQTT-4.4.0-1).
+    pub(super) fn stage_sent(&mut self, key: SessionKey, before: usize) {
+        let Some(session) = self.sessions.get(&key) else {
+            return;
+        };
+        if !session.is_persistent() || session.inflight.len() <= before {
+            return;
+        }
+        let client_id = session.client_id.clone();
+        let defer = session.defer_sends;
+        let sent: Vec<(u64, u16)> = session
+            .inflight
+            .iter()
+            .skip(before)
+            .map(|i| (i.queued.sequence, i.packet_id))
+            .collect();
+        for (sequence, packet_id) in sent {
+            if defer {
+                self.send_when_durable(key, packet_id);
+            }
+            self.stage(StoreOp::SetStage {
+                client_id: client_id.clone(),
+                sequence,
+                stage: Stage {
+                    packet_id,
+                    released: false,
+                },
+            });
+        }
     }
 
     /// Resends messages owed a resend, then moves queued messages into the inflight window,
@@ -256,21 +396,20 @@ impl Router {
         let Some(session) = self.sessions.get_mut(&key) else {
             return;
         };
+        let before = session.inflight.len();
         let expired = session.pump_queue(now);
+        let persistent = session.is_persistent();
+        let client_id = session.client_id.clone();
+        self.stage_sent(key, before);
         if !expired.is_empty() {
             Metrics::add(&self.shared.metrics.messages_dropped, expired.len() as u64);
-            if session.is_persistent() {
-                let client_id = session.client_id.clone();
-                for sequence in expired {
-                    if let Err(error) = self.store.remove_message(&client_id, sequence).await {
-                        store_failed(
-                            &self.shared.metrics,
-                            &error,
-                            "remove an expired message",
-                            Some(&client_id),
-                            None,
-                        );
-                    }
+            if persistent {
+                for queued in expired {
+                    self.stage(StoreOp::RemoveMessage {
+                        client_id: client_id.clone(),
+                        sequence: queued.sequence,
+                        message: queued.message,
+                    });
                 }
             }
         }
@@ -285,22 +424,14 @@ impl Router {
             return;
         };
         if session.is_persistent() {
-            let client_id = session.client_id.clone();
             // Left in the store, the message would only be delivered again after a
             // restart (a duplicate QoS 1/2 allows); nobody waits for this answer.
-            if let Err(error) = self
-                .store
-                .remove_message(&client_id, done.queued.sequence)
-                .await
-            {
-                store_failed(
-                    &self.shared.metrics,
-                    &error,
-                    "remove a delivered message",
-                    Some(&client_id),
-                    Some(done.queued.message.topic()),
-                );
-            }
+            let op = StoreOp::RemoveMessage {
+                client_id: session.client_id.clone(),
+                sequence: done.queued.sequence,
+                message: done.queued.message,
+            };
+            self.stage(op);
         }
         self.pump(key).await;
     }
@@ -311,7 +442,45 @@ impl Router {
         };
         if session.receive_pubrec(&rec) {
             self.complete_outbound(key, rec.packet_id).await;
+            return;
         }
+        // PUBREL has gone: after a restart it goes again, not the PUBLISH (MQTT-4.3.3).
+        let released = session
+            .inflight
+            .iter()
+            .find(|i| i.packet_id == rec.packet_id && i.released)
+            .map(|i| i.queued.sequence);
+        if let Some(sequence) = released
+            && session.is_persistent()
+        {
+            let op = StoreOp::SetStage {
+                client_id: session.client_id.clone(),
+                sequence,
+                stage: Stage {
+                    packet_id: rec.packet_id,
+                    released: true,
+                },
+            };
+            self.stage(op);
+        }
+    }
+
+    /// PUBREL for an inbound QoS 2 message: the packet id is free again, PUBCOMP goes back
+    /// (after the removal of its record is durable, in the unbuffered modes: otherwise a
+    /// restart could take the client's next message with this id for a resend).
+    pub(super) fn pubrel(&mut self, key: SessionKey, packet_id: u16) {
+        let Some(session) = self.sessions.get_mut(&key) else {
+            return;
+        };
+        let (known, ack) = session.answer_pubrel(packet_id);
+        if known && session.is_persistent() {
+            let op = StoreOp::RemoveInbound {
+                client_id: session.client_id.clone(),
+                packet_id,
+            };
+            self.stage(op);
+        }
+        self.send_ack_durable(key, ack);
     }
 }
 
@@ -344,7 +513,10 @@ impl Session {
             self.queue.push_front(queued);
             return;
         };
-        if let Some(link) = self.link() {
+        let deferred = self.defer_sends && queued.qos != QoS::AtMostOnce;
+        if let Some(link) = self.link()
+            && !deferred
+        {
             link.send(Outbound::Publish(delivery(&queued, Some(packet_id), false)));
         }
         self.inflight.push_back(Inflight {
@@ -352,6 +524,25 @@ impl Session {
             queued,
             released: false,
         });
+    }
+
+    /// Sends an in-flight PUBLISH held back by `defer_sends`, for the first time
+    /// (DUP 0, MQTT-3.3.1-1), unless it is done already.
+    pub(super) fn send_held_publish(&self, packet_id: u16) {
+        let Some(inflight) = self
+            .inflight
+            .iter()
+            .find(|i| i.packet_id == packet_id && !i.released)
+        else {
+            return;
+        };
+        if let Some(link) = self.link() {
+            link.send(Outbound::Publish(delivery(
+                &inflight.queued,
+                Some(packet_id),
+                false,
+            )));
+        }
     }
 
     /// Resends, with DUP, the in-flight PUBLISHes owed a resend that the window has room for.
@@ -374,9 +565,9 @@ impl Session {
     }
 
     /// Resends what is owed a resend, then moves queued messages into the inflight window
-    /// while it has room. Returns the sequence numbers of the queued messages dropped
-    /// because they expired (MQTT-3.3.2-5), for the store.
-    pub(super) fn pump_queue(&mut self, now: Instant) -> Vec<u64> {
+    /// while it has room. Returns the queued messages dropped because they expired
+    /// (MQTT-3.3.2-5), for the store.
+    pub(super) fn pump_queue(&mut self, now: Instant) -> Vec<Queued> {
         if !self.pending_resend.is_empty() {
             self.resend_within_window();
         }
@@ -387,7 +578,7 @@ impl Session {
             };
             if queued.message.is_expired(now) {
                 // Expired messages are dropped from queues (MQTT-3.3.2-5).
-                expired.push(queued.sequence);
+                expired.push(queued);
                 continue;
             }
             self.send_inflight(queued);
@@ -437,14 +628,21 @@ impl Session {
     }
 
     /// PUBREL for an inbound QoS 2 message: the packet id is free again, PUBCOMP goes back.
+    #[cfg(test)]
     pub(super) fn receive_pubrel(&mut self, packet_id: u16) {
+        let (_, ack) = self.answer_pubrel(packet_id);
+        self.send_ack(ack);
+    }
+
+    /// Frees an inbound QoS 2 packet id: whether it was in use, and the PUBCOMP to send.
+    pub(super) fn answer_pubrel(&mut self, packet_id: u16) -> (bool, Ack) {
         let known = self.incoming_qos2.remove(&packet_id);
         let reason = if known || !self.protocol.is_v5() {
             ReasonCode::Success
         } else {
             ReasonCode::PacketIdentifierNotFound
         };
-        self.send_ack(Ack::new(AckKind::PubComp, packet_id, reason));
+        (known, Ack::new(AckKind::PubComp, packet_id, reason))
     }
 
     /// On resume: unacknowledged PUBLISHes again with DUP and PUBRELs again
@@ -593,6 +791,7 @@ mod tests {
         fresh.sequence = 6;
         session.queue.extend([expiring, fresh]);
         let expired = session.pump_queue(published + Duration::from_secs(2));
+        let expired: Vec<u64> = expired.iter().map(|q| q.sequence).collect();
         assert_eq!(expired, [5]);
         assert_eq!(sent(&mut receiver), ["PUBLISH new 1 new"]);
         assert!(session.queue.is_empty());

@@ -4,13 +4,13 @@
 
 use std::time::{Duration, Instant};
 
-use super::{ConnectRequest, Router, store_failed};
+use super::{ConnectRequest, Router};
 use crate::broker::connection::link::Outbound;
 use crate::broker::metrics::Metrics;
 use crate::broker::session::{Connected, Session};
 use crate::broker::subscriptions::SessionKey;
 use crate::mqtt::{Packet, ReasonCode};
-use crate::store::SessionRecord;
+use crate::store::{SessionRecord, StoreOp, wall_clock};
 
 /// What a timer in [`Router`]'s set is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -66,6 +66,7 @@ impl Router {
         session.expiry_secs = request.expiry_secs;
         session.will = request.will.map(Box::new);
         session.window = request.window.max(1);
+        session.defer_sends = self.persist.waits_for_sync && session.is_persistent();
         session.connection = Some(Connected {
             link: request.link,
             info: request.info,
@@ -75,18 +76,10 @@ impl Router {
         session.send_packet(Packet::ConnAck(connack));
         let _ = request.reply.send(key);
         if session.is_persistent() {
+            // The CONNACK has gone: the session works from memory; its record (protocol,
+            // expiry, will) goes with this turn's batch.
             let record = session_record(session);
-            // The CONNACK has gone: the session works from memory and is saved again
-            // with its next subscription change.
-            if let Err(error) = self.store.put_session(record).await {
-                store_failed(
-                    &self.shared.metrics,
-                    &error,
-                    "save the session",
-                    Some(&request.client_id),
-                    None,
-                );
-            }
+            self.stage(StoreOp::PutSession(Box::new(record)));
         }
         // Resume: what was in flight goes again first, then the queue.
         if let Some(session) = self.sessions.get_mut(&key) {
@@ -111,7 +104,7 @@ impl Router {
             // shutdown is not exempt.
             self.close_connection(key, Some(reason), true).await;
         }
-        if shutdown {
+        if shutdown && !self.persist.store.survives_restart() {
             self.publish_delayed_wills().await;
         }
     }
@@ -148,12 +141,15 @@ impl Router {
             self.publish_will(will).await;
         }
         self.schedule_expiry(key, now);
-        if self
-            .sessions
-            .get(&key)
-            .is_some_and(|s| s.expiry_secs == Some(0))
-        {
-            self.end_session(key).await;
+        match self.sessions.get(&key) {
+            Some(session) if session.expiry_secs == Some(0) => self.end_session(key).await,
+            Some(session) if session.is_persistent() => {
+                // Its deadlines (expiry, delayed will) continue on the wall clock across a
+                // restart.
+                let record = session_record(session);
+                self.stage(StoreOp::PutSession(Box::new(record)));
+            }
+            _ => {}
         }
         self.update_gauges();
     }
@@ -210,15 +206,16 @@ impl Router {
         }
         // Unconditionally: the session may have been persistent earlier in its life (a v5
         // DISCONNECT can lower its expiry to 0).
-        if let Err(error) = self.store.remove_session(&session.client_id).await {
-            store_failed(
-                &self.shared.metrics,
-                &error,
-                "remove the session",
-                Some(&session.client_id),
-                None,
-            );
-        }
+        let messages = session
+            .inflight
+            .iter()
+            .map(|i| i.queued.message.clone())
+            .chain(session.queue.iter().map(|q| q.message.clone()))
+            .collect();
+        self.stage(StoreOp::RemoveSession {
+            client_id: session.client_id.clone(),
+            messages,
+        });
         if let Some(will) = session.will.take().filter(|_| session.will_at.is_some()) {
             self.publish_will(*will).await;
         }
@@ -258,16 +255,20 @@ impl Router {
     }
 }
 
-/// The durable part of a session, as the store keeps it.
+/// The durable part of a session, as the store keeps it; deadlines on the wall clock.
 pub(super) fn session_record(session: &Session) -> SessionRecord {
     SessionRecord {
         client_id: session.client_id.clone(),
+        protocol: session.protocol,
         expiry_secs: session.expiry_secs,
+        expires_at: session.expires_at.map(wall_clock),
         subscriptions: session
             .subscriptions
             .iter()
             .map(|(filter, subscription)| (filter.clone(), *subscription))
             .collect(),
+        will: session.will.as_deref().cloned(),
+        will_at: session.will_at.map(wall_clock),
     }
 }
 

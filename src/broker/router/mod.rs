@@ -12,11 +12,14 @@
 //!   across router turns;
 //! - [`retained_sweep`]: purging expired retained messages from the one-second tick;
 //! - [`shared_subs`]: handing a leaving member's shared-subscription messages to another;
+//! - [`persist`]: writing to the store without waiting for the disk, and what waits for
+//!   durability (acknowledgements in the unbuffered modes);
 //! - [`admin`]: the client list, the gauges and `$SYS`.
 
 mod admin;
 mod delivery;
 mod lifecycle;
+mod persist;
 mod retained;
 mod retained_sweep;
 mod shared_subs;
@@ -34,17 +37,18 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 use self::lifecycle::TimerKind;
+use self::persist::Persistence;
 use self::retained::{PendingRetained, RETAINED_RETRY, RetainedMessages, RetainedTurn};
 use self::retained_sweep::SweepSchedule;
 use super::api::ClientInfo;
 use super::connection::link::{Backlog, ConnectionLink};
 use super::metrics::{Metrics, RateMeter};
-use super::session::{ConnectionInfo, Queued, Session};
+use super::session::{ConnectionInfo, Inflight, Queued, Session};
 use super::state::BrokerState;
 use super::subscriptions::{Match, SessionKey, SubscriptionTree};
 use crate::config::Limits;
 use crate::mqtt::{ConnAck, Packet, ProtocolVersion, ReasonCode, Will};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, StoredSession};
 
 /// Capacity of the router's inbox: connections wait (and stop reading their socket) when
 /// it is full, which pushes back on publishers.
@@ -117,7 +121,7 @@ const INBOX_BATCH: usize = 64;
 
 pub struct Router {
     shared: Arc<BrokerState>,
-    store: Arc<dyn Store>,
+    persist: Persistence,
     limits: Limits,
     sys_interval: Option<Duration>,
     /// Boxed: the map's spare buckets then cost a pointer each, not a whole session.
@@ -146,7 +150,7 @@ impl Router {
     ) -> Router {
         Router {
             shared,
-            store,
+            persist: Persistence::new(store),
             limits: Limits::default(),
             sys_interval: None,
             sessions: HashMap::new(),
@@ -200,7 +204,15 @@ impl Router {
                     }
                 }
                 _ = retained_wait(retained_turn), if retained_turn != RetainedTurn::Idle => {}
+                changed = self.persist.durable.changed(), if self.persist.is_waiting() => {
+                    if changed.is_err() {
+                        tracing::error!("the store's durability task has stopped");
+                    }
+                }
             }
+            // What this turn changed is written (without waiting for the disk), and what
+            // waited for durable batches goes out.
+            self.end_turn();
             // Every turn, whatever woke the router, moves the pending retained matches on.
             retained_turn = self.send_retained_chunks().await;
         }
@@ -208,11 +220,19 @@ impl Router {
 
     /// Starts from what the store holds (nothing for a fresh memory store).
     async fn load(&mut self) {
-        let snapshot = match self.store.load().await {
-            Ok(snapshot) => snapshot,
-            Err(error) => {
+        let store = self.persist.store.clone();
+        // Reading the store is the one time the router waits for it: before it serves.
+        let loaded = tokio::task::spawn_blocking(move || store.load()).await;
+        let snapshot = match loaded {
+            Ok(Ok(snapshot)) => snapshot,
+            Ok(Err(error)) => {
                 Metrics::add(&self.shared.metrics.store_errors, 1);
                 tracing::error!(%error, "cannot load the store; starting empty");
+                return;
+            }
+            Err(error) => {
+                Metrics::add(&self.shared.metrics.store_errors, 1);
+                tracing::error!(%error, "loading the store failed; starting empty");
                 return;
             }
         };
@@ -223,32 +243,78 @@ impl Router {
                 self.retained.set(message);
             }
         }
-        for (record, queued) in snapshot.sessions {
-            let key = self.new_session(record.client_id.clone(), ProtocolVersion::V5);
-            let Some(session) = self.sessions.get_mut(&key) else {
-                continue;
-            };
-            session.expiry_secs = record.expiry_secs;
-            for (filter, subscription) in &record.subscriptions {
-                session.subscriptions.insert(filter.clone(), *subscription);
-                self.tree.insert(filter, key, *subscription);
-            }
-            for item in queued {
-                // New messages are numbered after it, or they would take (and overwrite in
-                // the store) the records of restored ones.
-                session.restored_sequence(item.sequence);
-                session.queue.push_back(Queued {
-                    sequence: item.sequence,
-                    message: item.message,
-                    qos: item.qos,
-                    retain: item.retain,
-                    subscription_ids: item.subscription_ids,
-                    share: None,
-                });
-            }
-            self.schedule_expiry(key, now);
+        for stored in snapshot.sessions {
+            self.restore_session(stored, now).await;
         }
         self.update_gauges();
+    }
+
+    /// One session back from the store: subscriptions, messages in flight (resent with DUP
+    /// and their packet ids when the client returns, MQTT-4.4.0-1) and queued, inbound QoS 2
+    /// packet ids, expiry and will. A session that was connected when the broker stopped
+    /// lost its connection then: its will goes out (after its delay) and its expiry starts.
+    async fn restore_session(&mut self, stored: StoredSession, now: Instant) {
+        let StoredSession {
+            record,
+            queued,
+            inbound_qos2,
+        } = stored;
+        let key = self.new_session(record.client_id.clone(), record.protocol);
+        let Some(session) = self.sessions.get_mut(&key) else {
+            return;
+        };
+        session.expiry_secs = record.expiry_secs;
+        for (filter, subscription) in &record.subscriptions {
+            session.subscriptions.insert(filter.clone(), *subscription);
+            self.tree.insert(filter, key, *subscription);
+        }
+        session.incoming_qos2.extend(inbound_qos2);
+        for item in queued {
+            // New messages are numbered after it, or they would take (and overwrite in
+            // the store) the records of restored ones.
+            session.restored_sequence(item.sequence);
+            let queued = Queued {
+                sequence: item.sequence,
+                message: item.message,
+                qos: item.qos,
+                retain: item.retain,
+                subscription_ids: item.subscription_ids,
+                share: item.share,
+            };
+            match item.stage {
+                Some(stage) => session.inflight.push_back(Inflight {
+                    packet_id: stage.packet_id,
+                    queued,
+                    released: stage.released,
+                }),
+                None => session.queue.push_back(queued),
+            }
+        }
+        session.will = record.will.map(Box::new);
+        match (record.expires_at, record.will_at) {
+            (Some(expires_at), will_at) => {
+                // Disconnected before the stop: the deadlines continue on the wall clock.
+                let at = crate::store::monotonic_deadline(expires_at);
+                session.expires_at = Some(at);
+                self.timers.insert((at, key, TimerKind::SessionExpiry));
+                if let Some(will_at) = will_at {
+                    let at = crate::store::monotonic_deadline(will_at);
+                    session.will_at = Some(at);
+                    self.timers.insert((at, key, TimerKind::Will));
+                } else {
+                    session.will = None;
+                }
+            }
+            (None, _) if session.expiry_secs == Some(0) => {}
+            (None, _) => {
+                // Connected when the broker stopped: its connection ended without
+                // DISCONNECT (MQTT-3.1.2-8).
+                if let Some(will) = self.will_after_disconnect(key, true, now) {
+                    self.publish_will(will).await;
+                }
+                self.schedule_expiry(key, now);
+            }
+        }
     }
 
     async fn handle(&mut self, message: RouterMsg) {
@@ -313,6 +379,10 @@ impl Router {
                 reply,
             } => {
                 self.disconnect_all(reason, shutdown).await;
+                if shutdown {
+                    // A graceful stop leaves everything written durable.
+                    self.stop_store().await;
+                }
                 let _ = reply.send(());
             }
         }
@@ -341,11 +411,7 @@ impl Router {
             Packet::PubAck(ack) => self.complete_outbound(key, ack.packet_id).await,
             Packet::PubRec(rec) => self.pubrec(key, rec).await,
             Packet::PubComp(comp) => self.complete_outbound(key, comp.packet_id).await,
-            Packet::PubRel(rel) => {
-                if let Some(session) = self.sessions.get_mut(&key) {
-                    session.receive_pubrel(rel.packet_id);
-                }
-            }
+            Packet::PubRel(rel) => self.pubrel(key, rel.packet_id),
             Packet::Subscribe(subscribe) => self.subscribe(key, subscribe).await,
             Packet::Unsubscribe(unsubscribe) => self.unsubscribe(key, unsubscribe).await,
             other => {
@@ -386,16 +452,10 @@ fn store_failed(
 /// The v5 reason for refusing what the store could not take: 0x97 Quota exceeded when it
 /// is full, 0x80 Unspecified error otherwise (MQTT 5.0 §3.4.2.1).
 fn store_failure_reason(error: &StoreError) -> ReasonCode {
-    match error {
-        StoreError::Io(io)
-            if matches!(
-                io.kind(),
-                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
-            ) =>
-        {
-            ReasonCode::QuotaExceeded
-        }
-        _ => ReasonCode::UnspecifiedError,
+    if error.is_storage_full() {
+        ReasonCode::QuotaExceeded
+    } else {
+        ReasonCode::UnspecifiedError
     }
 }
 

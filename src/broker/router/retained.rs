@@ -33,7 +33,7 @@ use crate::broker::retained_index::{RetainedIndex, RetainedMatch};
 use crate::broker::session::{Queued, Session};
 use crate::broker::subscriptions::{SessionKey, Subscription};
 use crate::mqtt::QoS;
-use crate::store::StoreError;
+use crate::store::{StoreError, StoreOp};
 
 /// Most retained messages one session gets per router turn: small enough that a turn with
 /// a few such sessions stays well under a millisecond.
@@ -206,12 +206,18 @@ impl Router {
             // one with a Message Expiry Interval of 0 replaces the old one (MQTT-3.3.1-5)
             // but has expired before anyone could get it (MQTT-3.3.2-5).
             if self.retained.clear(&topic) {
-                self.store.set_retained(&topic, None).await
+                self.commit(vec![StoreOp::SetRetained {
+                    topic: topic.clone(),
+                    message: None,
+                }])
             } else {
                 Ok(())
             }
         } else {
-            let stored = self.store.set_retained(&topic, Some(message.clone())).await;
+            let stored = self.commit(vec![StoreOp::SetRetained {
+                topic: topic.clone(),
+                message: Some(message.clone()),
+            }]);
             if stored.is_ok() {
                 self.retained_sweep.note(message.expires_at);
                 self.retained.set(message.clone());

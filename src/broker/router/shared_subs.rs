@@ -5,7 +5,8 @@ use crate::broker::session::{Queued, Session};
 use crate::broker::subscriptions::SessionKey;
 use crate::mqtt::QoS;
 
-use super::{Router, store_failed};
+use super::Router;
+use crate::store::StoreOp;
 
 impl Router {
     /// A shared-subscription member left: its QoS 1 messages in flight and every queued
@@ -42,17 +43,12 @@ impl Router {
                         staying.push(queued);
                         continue;
                     }
-                    if persistent
-                        && let Err(error) =
-                            self.store.remove_message(&client_id, queued.sequence).await
-                    {
-                        store_failed(
-                            &self.shared.metrics,
-                            &error,
-                            "remove a message handed to another group member",
-                            Some(&client_id),
-                            Some(queued.message.topic()),
-                        );
+                    if persistent {
+                        self.stage(StoreOp::RemoveMessage {
+                            client_id: client_id.clone(),
+                            sequence: queued.sequence,
+                            message: queued.message.clone(),
+                        });
                     }
                 }
                 None => staying.push(queued),

@@ -3,6 +3,7 @@
 //! in chunks by [`super::retained`]).
 
 use super::lifecycle::session_record;
+use super::persist::Persistence;
 use super::{Router, store_failed};
 use crate::broker::metrics::Metrics;
 use crate::broker::session::Session;
@@ -11,7 +12,7 @@ use crate::mqtt::{
     Packet, Properties, QoS, ReasonCode, RetainHandling, SubAck, Subscribe, UnsubAck, Unsubscribe,
     topic,
 };
-use crate::store::Store;
+use crate::store::StoreOp;
 
 impl Router {
     pub(super) async fn subscribe(&mut self, key: SessionKey, subscribe: Subscribe) {
@@ -80,7 +81,7 @@ impl Router {
         // is refused with 0x80 (MQTT 5.0 §3.9.3 Unspecified error; MQTT 3.1.1 §3.9.3
         // Failure) and undone, so that the broker has exactly what it acknowledged.
         let saved = save_or_undo(
-            &*self.store,
+            &mut self.persist,
             &self.shared.metrics,
             &mut self.tree,
             (key, &mut **session),
@@ -139,7 +140,7 @@ impl Router {
         // may not be withheld (MQTT-3.10.4-4), so the connection is closed instead, as for
         // a PUBLISH (MQTT-3.3.5-2).
         let saved = save_or_undo(
-            &*self.store,
+            &mut self.persist,
             &self.shared.metrics,
             &mut self.tree,
             (key, &mut **session),
@@ -201,7 +202,7 @@ impl SubscriptionChange {
 /// (MQTT 5.0 §3.9.3 / §3.11.3; 3.1.1 SUBACK Failure), so that the broker holds exactly what it
 /// acknowledges. Returns false when the changes were undone.
 async fn save_or_undo(
-    store: &dyn Store,
+    persist: &mut Persistence,
     metrics: &Metrics,
     tree: &mut SubscriptionTree,
     (key, session): (SessionKey, &mut Session),
@@ -212,7 +213,8 @@ async fn save_or_undo(
     if !session.is_persistent() || changes.is_empty() {
         return true;
     }
-    let Err(error) = store.put_session(session_record(session)).await else {
+    let Err(error) = persist.commit(vec![StoreOp::PutSession(Box::new(session_record(session)))])
+    else {
         return true;
     };
     store_failed(

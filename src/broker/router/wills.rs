@@ -44,11 +44,10 @@ impl Router {
         None
     }
 
-    /// On shutdown, wills waiting for their delay go out now: the store keeps no wills, so
-    /// every session as the router holds it (with the memory store, the session itself) ends
-    /// with the broker, and a session that ends publishes its will (MQTT 5.0 §3.1.2.5). A
-    /// durable store that keeps wills could let one whose session survives the restart wait
-    /// instead.
+    /// On shutdown with a store that does not survive the process, wills waiting for their
+    /// delay go out now: every session ends with the broker, and a session that ends
+    /// publishes its will (MQTT 5.0 §3.1.2.5). A disk store keeps them with their wall-clock
+    /// time, and they go out after the restart when it comes.
     pub(super) async fn publish_delayed_wills(&mut self) {
         let delayed: Vec<SessionKey> = self
             .sessions
