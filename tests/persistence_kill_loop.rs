@@ -98,10 +98,15 @@ async fn publish_until_broken(addr: SocketAddr, publisher: &mut Publisher, stop_
             }
             match client.recv_within(Duration::from_secs(10)).await {
                 Some(Some(Packet::PubComp(comp))) => {
-                    assert_eq!(
-                        comp.reason,
-                        ReasonCode::Success,
-                        "{}: PUBREL after a restart finds its packet id (MQTT-4.3.3)",
+                    // 0x92 when the broker had completed it before the kill and the PUBCOMP
+                    // was lost with the connection (MQTT 5.0 §3.7.2.1); the message itself is
+                    // checked by the counts below.
+                    assert!(
+                        matches!(
+                            comp.reason,
+                            ReasonCode::Success | ReasonCode::PacketIdentifierNotFound
+                        ),
+                        "{}: {comp:?}",
                         publisher.id
                     );
                     publisher.unreleased = None;
