@@ -2,6 +2,7 @@
 //! PINGREQ, enforces keep alive, our Receive Maximum and inbound topic aliases, and hands
 //! everything else to the router in batches.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -182,10 +183,7 @@ impl<R: Input> Reader<R> {
                 }
                 ready = self.reader.ready() => {
                     let read = match ready {
-                        Ok(()) => {
-                            self.buffer.reserve(READ_CHUNK);
-                            self.reader.try_read_into(&mut self.buffer)
-                        }
+                        Ok(()) => read_available(&self.reader, &mut self.buffer),
                         Err(error) => Err(error),
                     };
                     match read {
@@ -362,4 +360,26 @@ async fn sleep_until(at: Option<Instant>) {
         Some(at) => tokio::time::sleep_until(at.into()).await,
         None => std::future::pending().await,
     }
+}
+
+thread_local! {
+    /// Where a read into an empty buffer lands first (see [`read_available`]).
+    static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_CHUNK].into_boxed_slice());
+}
+
+/// Reads what is ready into `buffer`. A read into an empty buffer goes through this thread's
+/// scratch space, and only what arrived is kept: one allocation of the input's own size
+/// rather than a whole read chunk for a packet of a few dozen bytes, which would also stay
+/// allocated for as long as a queued payload decoded from it lives.
+fn read_available<R: Input>(input: &R, buffer: &mut BytesMut) -> std::io::Result<usize> {
+    if !buffer.is_empty() {
+        // The rest of a packet: read straight into the buffer that holds its beginning.
+        buffer.reserve(READ_CHUNK);
+        return input.try_read_into(buffer);
+    }
+    SCRATCH.with_borrow_mut(|scratch| {
+        let read = input.try_read(scratch)?;
+        *buffer = BytesMut::from(&scratch[..read]);
+        Ok(read)
+    })
 }
