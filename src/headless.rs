@@ -16,6 +16,11 @@ pub struct ServeOverrides {
     pub ws: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
     pub persistence: Option<StorageMode>,
+    /// `--tls` and the client certificate switches: each turns its setting on.
+    pub tls: bool,
+    pub require_client_certificate: bool,
+    pub authorized_only: bool,
+    pub trust_any_matching_authorized: bool,
 }
 
 #[derive(Debug, Error)]
@@ -62,6 +67,11 @@ pub fn headless_config(
     if let Some(dir) = &overrides.data_dir {
         config.persistence.data_dir = dir.clone();
     }
+    let tls = &mut config.broker.tls;
+    tls.enabled |= overrides.tls;
+    tls.require_client_certificate |= overrides.require_client_certificate;
+    tls.authorized_only |= overrides.authorized_only;
+    tls.trust_any_matching_authorized |= overrides.trust_any_matching_authorized;
     if let Some(mode) = overrides.persistence {
         config.persistence.enabled = true;
         config.persistence.mode = mode;

@@ -40,11 +40,15 @@ fn config() -> Config {
     config.certificates.server_certificate = Some(PathBuf::from("roost-data/server.pem"));
     config.certificates.clients = vec![
         ClientCertificate {
+            name: String::new(),
+            expires: String::new(),
             thumbprint: "3f".repeat(32),
             subject: "CN=sensor-1".to_string(),
             status: ClientCertificateStatus::Authorized,
         },
         ClientCertificate {
+            name: String::new(),
+            expires: String::new(),
             thumbprint: "a0".repeat(32),
             subject: "CN=old-gateway".to_string(),
             status: ClientCertificateStatus::Revoked,
@@ -82,6 +86,9 @@ fn stats(second: u64) -> StatsSnapshot {
             kind: ListenerKind::Tcp,
             address: SocketAddr::from(([0, 0, 0, 0], 1883)),
         }],
+        certificates_refused: 0,
+        tls_handshakes_failed: 0,
+        server_certificate_expires: None,
     }
 }
 

@@ -109,6 +109,14 @@ impl Config {
                 "needs TLS (broker.tls.enabled)",
             ));
         }
+        for (index, name) in broker.tls.host_names.iter().enumerate() {
+            if name.is_empty() || !name.is_ascii() || name.contains(char::is_whitespace) {
+                return Err(ConfigError::new(
+                    format!("broker.tls.host_names[{index}]"),
+                    format!("{name:?} is neither a host name nor an IP address"),
+                ));
+            }
+        }
         validate_limits(&self.limits)?;
         self.validate_users()?;
         self.validate_certificates()?;
@@ -309,6 +317,8 @@ mod tests {
     fn thumbprints_are_sha256_hex() {
         let mut config = Config::default();
         config.certificates.clients.push(ClientCertificate {
+            name: String::new(),
+            expires: String::new(),
             thumbprint: "abc".into(),
             subject: "CN=device".into(),
             status: ClientCertificateStatus::Authorized,
