@@ -29,12 +29,22 @@ use super::{Secured, TlsCounters, TlsSetup};
 /// memory of half-open TLS sessions; the CPU is bounded by the pool's threads.
 pub const HANDSHAKES_AT_ONCE: usize = 256;
 
+/// Overrides the number of handshake threads; 0 runs handshakes on the connection's own
+/// runtime (for measuring what the threads are worth, see README "TLS").
+pub const THREADS_VARIABLE: &str = "ROOST_TLS_HANDSHAKE_THREADS";
+
 /// The handshake runtime, started on first use and kept for the life of the process.
 fn pool() -> Option<&'static (Runtime, Arc<Semaphore>)> {
     static POOL: OnceLock<Option<(Runtime, Arc<Semaphore>)>> = OnceLock::new();
     POOL.get_or_init(|| {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let threads = cores.saturating_sub(1).clamp(1, 4);
+        let configured = std::env::var(THREADS_VARIABLE)
+            .ok()
+            .and_then(|value| value.parse::<usize>().ok());
+        if configured == Some(0) {
+            return None;
+        }
+        let threads = configured.unwrap_or(cores.saturating_sub(1)).clamp(1, 4);
         match tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
             .thread_name("roost-tls")
