@@ -334,3 +334,23 @@ fn every_theme_renders_and_no_color_keeps_the_text() {
         );
     }
 }
+
+#[test]
+fn status_warns_when_the_server_certificate_expires_within_30_days() {
+    let mut app = app();
+    let mut figures = stats(200);
+    figures.certificates_refused = 4;
+    figures.server_certificate_expires = Some(SystemTime::now() + Duration::from_secs(10 * 86_400));
+    app.update(Action::Stats(figures.clone()));
+    app.update(Action::SelectNode(Node::Status.index()));
+    let screen = format!("{:?}", render(&app, LARGE).backend());
+    assert!(screen.contains("Server cert expires"), "{screen}");
+    assert!(screen.contains("Certificates refused 4"), "{screen}");
+
+    // A year away: shown, without the warning.
+    figures.server_certificate_expires =
+        Some(SystemTime::now() + Duration::from_secs(365 * 86_400));
+    app.update(Action::Stats(figures));
+    let screen = format!("{:?}", render(&app, LARGE).backend());
+    assert!(screen.contains("Server cert until"), "{screen}");
+}
