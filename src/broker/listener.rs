@@ -59,24 +59,33 @@ pub async fn run_tcp(
                 // The connection's future is created inside the task's: created outside and
                 // moved in, it would be stored twice in every connection's task (the
                 // captured value and the one being awaited), hundreds of bytes each.
-                let tls = shared.tls.current();
-                tokio::spawn(
-                    async move {
-                        match tls {
-                            None => {
+                // Two tasks of their own types, so that a plain connection's task is no
+                // larger for TLS being possible (idle connections are counted in bytes).
+                match shared.tls.current() {
+                    None => {
+                        tokio::spawn(
+                            async move {
                                 connection::run(stream, address, ListenerKind::Tcp, shared, router)
                                     .await;
+                                drop(slot);
                             }
-                            Some(tls) => {
+                            .instrument(span),
+                        );
+                    }
+                    Some(tls) => {
+                        tokio::spawn(
+                            async move {
                                 let timeout = Duration::from_secs(u64::from(
                                     shared.config().limits.connect_timeout_secs.max(1),
                                 ));
                                 let counters = &shared.tls.counters;
-                                if let Some(secured) =
-                                    tls::accept::accept(stream, address, &tls, counters, timeout)
-                                        .await
-                                {
-                                    drop(tls);
+                                // Boxed: the handshake's state is freed once it is done.
+                                let secured = Box::pin(tls::accept::accept(
+                                    stream, address, &tls, counters, timeout,
+                                ))
+                                .await;
+                                drop(tls);
+                                if let Some(secured) = secured {
                                     connection::run(
                                         secured,
                                         address,
@@ -86,12 +95,12 @@ pub async fn run_tcp(
                                     )
                                     .await;
                                 }
+                                drop(slot);
                             }
-                        }
-                        drop(slot);
+                            .instrument(span),
+                        );
                     }
-                    .instrument(span),
-                );
+                }
             }
             Err(error) => {
                 // Out of file descriptors and the like: wait a little rather than spin.

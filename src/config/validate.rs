@@ -109,6 +109,12 @@ impl Config {
                 "needs TLS (broker.tls.enabled)",
             ));
         }
+        if broker.tls.trust_any_matching_authorized && !broker.tls.enabled {
+            return Err(ConfigError::new(
+                "broker.tls.trust_any_matching_authorized",
+                "needs TLS (broker.tls.enabled)",
+            ));
+        }
         for (index, name) in broker.tls.host_names.iter().enumerate() {
             if name.is_empty() || !name.is_ascii() || name.contains(char::is_whitespace) {
                 return Err(ConfigError::new(
@@ -310,6 +316,23 @@ mod tests {
         assert_eq!(
             config.validate().unwrap_err().field,
             "users[0].password_hash"
+        );
+    }
+
+    #[test]
+    fn client_certificate_options_need_tls_and_host_names_must_be_names() {
+        let mut config = Config::default();
+        config.broker.tls.trust_any_matching_authorized = true;
+        assert_eq!(
+            config.validate().unwrap_err().field,
+            "broker.tls.trust_any_matching_authorized"
+        );
+        config.broker.tls.enabled = true;
+        assert_eq!(config.validate(), Ok(()));
+        config.broker.tls.host_names.push("two words".into());
+        assert_eq!(
+            config.validate().unwrap_err().field,
+            "broker.tls.host_names[3]"
         );
     }
 

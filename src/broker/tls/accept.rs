@@ -94,7 +94,7 @@ where
             });
             task.await.ok().flatten()
         }
-        None => handshake.await,
+        None => Box::pin(handshake).await,
     };
     match outcome {
         Some(Ok(stream)) => Some(Secured::new(stream)),
