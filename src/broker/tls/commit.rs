@@ -46,6 +46,15 @@ pub fn commit(
                     action: ChangeAction::Started,
                 });
             }
+            let expires = time::OffsetDateTime::from(prepared.setup.server_not_after);
+            if expires - time::OffsetDateTime::now_utc()
+                < time::Duration::days(crate::pki::server::EXPIRY_WARNING_DAYS)
+            {
+                tracing::warn!(
+                    expires = %crate::pki::info::format_time(expires),
+                    "the server certificate expires within 30 days: make a new one (roost server-cert create)"
+                );
+            }
             shared.tls.set(Some(Arc::new(prepared.setup)));
         }
         None => shared.tls.set(None),
