@@ -148,3 +148,26 @@ fn issue_then_revoke_a_client_certificate() {
         "{report}"
     );
 }
+
+#[test]
+fn tab_completes_file_paths_in_a_certificate_prompt() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("devices")).unwrap();
+    std::fs::write(dir.path().join("devices/sensor-10.pem"), "x").unwrap();
+    std::fs::write(dir.path().join("devices/sensor-11.pem"), "x").unwrap();
+    let mut app = app(&dir.path().join("data"));
+    open(&mut app, Node::ClientCertificates);
+    press(&mut app, KeyCode::Char('i'));
+    let base = dir.path().to_str().unwrap();
+    type_text(&mut app, &format!("{base}/dev"));
+    press(&mut app, KeyCode::Tab);
+    let value = |app: &App| app.editing.as_ref().unwrap().input.value().to_string();
+    assert_eq!(value(&app), format!("{base}/devices/"));
+    type_text(&mut app, "s");
+    press(&mut app, KeyCode::Tab);
+    // Two entries share "sensor-1": completed that far.
+    assert_eq!(value(&app), format!("{base}/devices/sensor-1"));
+    type_text(&mut app, "1");
+    press(&mut app, KeyCode::Tab);
+    assert_eq!(value(&app), format!("{base}/devices/sensor-11.pem"));
+}

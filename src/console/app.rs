@@ -465,6 +465,7 @@ impl App {
             | Command::ShowCertificate
             | Command::RevokeCertificate
             | Command::RemoveCertificate => return self.certificate_command(command),
+            Command::CompletePath => {}
             Command::PageUp => self.log.scroll(10),
             Command::PageDown => self.log.scroll(-10),
             Command::Confirm | Command::Cancel => {}
@@ -531,6 +532,10 @@ impl App {
                     }
                     Err(message) => editing.error = Some(message),
                 }
+            }
+            (EditTarget::Certificate, Command::CompletePath) => {
+                let completed = cert_actions::complete_path(editing.input.value());
+                editing.input = Input::new(completed);
             }
             (EditTarget::Certificate, Command::Cancel) => {
                 self.editing = None;

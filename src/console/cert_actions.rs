@@ -102,6 +102,47 @@ pub fn confirmation(command: &CertCommand) -> Option<String> {
     }
 }
 
+/// Completes the last component of a typed path from its directory's entries: the one
+/// entry it starts, or the longest prefix several entries share; a directory gets its `/`.
+/// The text is kept when nothing matches or the directory cannot be read.
+pub fn complete_path(text: &str) -> String {
+    let (dir, prefix) = match text.rfind('/') {
+        Some(slash) => (&text[..=slash], &text[slash + 1..]),
+        None => ("", text),
+    };
+    let listing = if dir.is_empty() { "." } else { dir };
+    let Ok(entries) = std::fs::read_dir(listing) else {
+        return text.to_string();
+    };
+    let mut matches: Vec<(String, bool)> = entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let name = entry.file_name().into_string().ok()?;
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            name.starts_with(prefix).then_some((name, is_dir))
+        })
+        .collect();
+    matches.sort();
+    match matches.as_slice() {
+        [] => text.to_string(),
+        [(name, is_dir)] => format!("{dir}{name}{}", if *is_dir { "/" } else { "" }),
+        [(first, _), rest @ ..] => {
+            let mut common = first.len();
+            for (name, _) in rest {
+                common = common.min(
+                    first
+                        .chars()
+                        .zip(name.chars())
+                        .take_while(|(a, b)| a == b)
+                        .map(|(a, _)| a.len_utf8())
+                        .sum(),
+                );
+            }
+            format!("{dir}{}", &first[..common])
+        }
+    }
+}
+
 /// What a finished command reports: its text, and the changed configuration (now pending).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CertDone {

@@ -34,6 +34,8 @@ pub enum Command {
     ShowCertificate,
     RevokeCertificate,
     RemoveCertificate,
+    /// Completes the typed path from the directory's entries.
+    CompletePath,
 }
 
 /// Where a binding is offered. The app says which scopes are active right now.
@@ -189,6 +191,14 @@ pub const BINDINGS: &[Binding] = &[
         "cancel",
         C::Cancel,
         true,
+    ),
+    bind(
+        S::Editing,
+        &[(K::Tab, NONE)],
+        "Tab",
+        "complete a file path",
+        C::CompletePath,
+        false,
     ),
     // The focused pane.
     bind(S::Tree, UP, "↑↓/jk", "previous node", C::Up, true).bar_as("move"),
