@@ -16,6 +16,11 @@ pub struct ServeOverrides {
     pub ws: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
     pub persistence: Option<StorageMode>,
+    /// `--tls` and the client certificate switches: each turns its setting on.
+    pub tls: bool,
+    pub require_client_certificate: bool,
+    pub authorized_only: bool,
+    pub trust_any_matching_authorized: bool,
 }
 
 #[derive(Debug, Error)]
@@ -62,6 +67,11 @@ pub fn headless_config(
     if let Some(dir) = &overrides.data_dir {
         config.persistence.data_dir = dir.clone();
     }
+    let tls = &mut config.broker.tls;
+    tls.enabled |= overrides.tls;
+    tls.require_client_certificate |= overrides.require_client_certificate;
+    tls.authorized_only |= overrides.authorized_only;
+    tls.trust_any_matching_authorized |= overrides.trust_any_matching_authorized;
     if let Some(mode) = overrides.persistence {
         config.persistence.enabled = true;
         config.persistence.mode = mode;
@@ -72,6 +82,9 @@ pub fn headless_config(
 
 /// Runs the broker until SIGINT or SIGTERM, then shuts it down cleanly.
 pub async fn serve(config: Config) -> Result<(), ServeError> {
+    // Listen for the signals before saying "listening": a supervisor (or a test) that stops
+    // the broker as soon as it listens must get a clean shutdown, not the default action.
+    let shutdown = ShutdownSignals::install()?;
     let broker = BrokerHandle::spawn();
     let report = broker.apply(config).await?;
     for change in &report.changes {
@@ -84,19 +97,31 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     for listener in broker.stats().listeners {
         info!(kind = %listener.kind, address = %listener.address, "listening");
     }
-    wait_for_shutdown_signal().await?;
+    shutdown.wait().await;
     info!("shutting down");
     broker.shutdown().await;
     Ok(())
 }
 
-async fn wait_for_shutdown_signal() -> Result<(), ServeError> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate = signal(SignalKind::terminate()).map_err(ServeError::Signals)?;
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(ServeError::Signals)?;
-    tokio::select! {
-        _ = terminate.recv() => info!("received SIGTERM"),
-        _ = interrupt.recv() => info!("received SIGINT"),
+/// SIGTERM and SIGINT, caught from the moment they are installed.
+struct ShutdownSignals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    fn install() -> Result<ShutdownSignals, ServeError> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(ShutdownSignals {
+            terminate: signal(SignalKind::terminate()).map_err(ServeError::Signals)?,
+            interrupt: signal(SignalKind::interrupt()).map_err(ServeError::Signals)?,
+        })
     }
-    Ok(())
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.terminate.recv() => info!("received SIGTERM"),
+            _ = self.interrupt.recv() => info!("received SIGINT"),
+        }
+    }
 }

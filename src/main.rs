@@ -1,5 +1,7 @@
 //! The `roost` command: the console with the broker attached, or one of the subcommands.
 
+mod cli;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -52,12 +54,47 @@ enum Command {
         /// per message than several threads do on small machines.
         #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
         threads: u16,
+        #[command(flatten)]
+        tls: TlsFlags,
+    },
+    /// The certificate authority: create, import, export, show.
+    Ca {
+        #[command(subcommand)]
+        command: cli::certs::CaCommand,
+    },
+    /// The server certificate: create, import, export, show.
+    ServerCert {
+        #[command(subcommand)]
+        command: cli::certs::ServerCertCommand,
+    },
+    /// Client certificates: issue, add, list, authorize, revoke, remove.
+    ClientCert {
+        #[command(subcommand)]
+        command: cli::certs::ClientCertCommand,
     },
     /// Work with configuration files.
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+}
+
+/// `roost serve` switches for TLS and client certificates, overriding the file (each only
+/// turns its setting on).
+#[derive(Debug, clap::Args)]
+struct TlsFlags {
+    /// Use encryption (TLS) on the TCP listener.
+    #[arg(long)]
+    tls: bool,
+    /// Require a client certificate.
+    #[arg(long)]
+    require_client_cert: bool,
+    /// Accept only client certificates listed as Authorized.
+    #[arg(long)]
+    authorized_only: bool,
+    /// Accept an untrusted client certificate that matches an Authorized entry.
+    #[arg(long)]
+    trust_any_authorized: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -108,6 +145,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             data_dir,
             persistence,
             threads,
+            tls,
         }) => {
             init_logging_to_stderr();
             let overrides = ServeOverrides {
@@ -115,10 +153,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 ws,
                 data_dir,
                 persistence,
+                tls: tls.tls,
+                require_client_certificate: tls.require_client_cert,
+                authorized_only: tls.authorized_only,
+                trust_any_matching_authorized: tls.trust_any_authorized,
             };
             let config = headless_config(cli.config.as_deref(), &overrides)?;
             serve_runtime(threads)?.block_on(serve(config))?;
             Ok(())
+        }
+        Some(Command::Ca { command }) => {
+            let (command, location) = command.into_parts();
+            cli::certs::run(cli.config.as_deref(), command, location)
+        }
+        Some(Command::ServerCert { command }) => {
+            let (command, location) = command.into_parts();
+            cli::certs::run(cli.config.as_deref(), command, location)
+        }
+        Some(Command::ClientCert { command }) => {
+            let (command, location) = command.into_parts();
+            cli::certs::run(cli.config.as_deref(), command, location)
         }
         None => {
             let options = roost::console::ConsoleOptions {

@@ -40,11 +40,15 @@ fn config() -> Config {
     config.certificates.server_certificate = Some(PathBuf::from("roost-data/server.pem"));
     config.certificates.clients = vec![
         ClientCertificate {
+            name: String::new(),
+            expires: String::new(),
             thumbprint: "3f".repeat(32),
             subject: "CN=sensor-1".to_string(),
             status: ClientCertificateStatus::Authorized,
         },
         ClientCertificate {
+            name: String::new(),
+            expires: String::new(),
             thumbprint: "a0".repeat(32),
             subject: "CN=old-gateway".to_string(),
             status: ClientCertificateStatus::Revoked,
@@ -82,6 +86,9 @@ fn stats(second: u64) -> StatsSnapshot {
             kind: ListenerKind::Tcp,
             address: SocketAddr::from(([0, 0, 0, 0], 1883)),
         }],
+        certificates_refused: 0,
+        tls_handshakes_failed: 0,
+        server_certificate_expires: None,
     }
 }
 
@@ -326,4 +333,24 @@ fn every_theme_renders_and_no_color_keeps_the_text() {
             "NO_COLOR leaves no colour with theme {name}"
         );
     }
+}
+
+#[test]
+fn status_warns_when_the_server_certificate_expires_within_30_days() {
+    let mut app = app();
+    let mut figures = stats(200);
+    figures.certificates_refused = 4;
+    figures.server_certificate_expires = Some(SystemTime::now() + Duration::from_secs(10 * 86_400));
+    app.update(Action::Stats(figures.clone()));
+    app.update(Action::SelectNode(Node::Status.index()));
+    let screen = format!("{:?}", render(&app, LARGE).backend());
+    assert!(screen.contains("Server cert expires"), "{screen}");
+    assert!(screen.contains("Certificates refused 4"), "{screen}");
+
+    // A year away: shown, without the warning.
+    figures.server_certificate_expires =
+        Some(SystemTime::now() + Duration::from_secs(365 * 86_400));
+    app.update(Action::Stats(figures));
+    let screen = format!("{:?}", render(&app, LARGE).backend());
+    assert!(screen.contains("Server cert until"), "{screen}");
 }

@@ -59,6 +59,8 @@ pub enum ApplyError {
         #[source]
         source: std::io::Error,
     },
+    #[error("TLS cannot start: {0}")]
+    Tls(#[from] super::tls::TlsError),
     #[error("the broker has stopped")]
     Stopped,
 }
@@ -122,6 +124,13 @@ pub struct StatsSnapshot {
     pub queued_storage_bytes: u64,
     pub session_storage_bytes: u64,
     pub listeners: Vec<ListenerInfo>,
+    /// TLS clients refused for their certificate (revoked, expired, not yet valid,
+    /// untrusted, not authorized, missing).
+    pub certificates_refused: u64,
+    /// Other failed TLS handshakes (plain MQTT on the TLS port, no common version, timeouts).
+    pub tls_handshakes_failed: u64,
+    /// When the server certificate in use expires (TLS on); Status warns 30 days ahead.
+    pub server_certificate_expires: Option<SystemTime>,
 }
 
 /// One connected client, for the console's Clients view.

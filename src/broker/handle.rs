@@ -93,6 +93,9 @@ impl BrokerHandle {
             queued_storage_bytes: 0,
             session_storage_bytes: 0,
             listeners: self.shared.listeners(),
+            certificates_refused: Metrics::get(&self.shared.tls.counters.certificates_refused),
+            tls_handshakes_failed: Metrics::get(&self.shared.tls.counters.handshakes_failed),
+            server_certificate_expires: self.shared.tls.current().map(|tls| tls.server_not_after),
         }
     }
 

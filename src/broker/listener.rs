@@ -17,6 +17,7 @@ use super::connection::{self, ByteStream};
 use super::metrics::Metrics;
 use super::router::RouterMsg;
 use super::state::BrokerState;
+use super::tls;
 
 /// The longest a refused socket is given to send its CONNECT (or less, if the connect
 /// timeout is shorter).
@@ -26,8 +27,10 @@ const BURST_QUIET: Duration = Duration::from_secs(10);
 /// While refusals go on, a warning with their count at most this often.
 const WARN_EVERY: Duration = Duration::from_secs(60);
 
-/// Accepts TCP connections until `stop` is cancelled. TLS and WebSockets will wrap the
-/// accepted stream before handing it on; the connection code only sees a byte stream.
+/// Accepts TCP connections until `stop` is cancelled. While TLS is on (the TLS setup is
+/// read for each socket, so an apply swaps it without a restart), each connection's task
+/// runs the handshake first (see [`tls::accept`]); the connection code only sees a byte
+/// stream.
 pub async fn run_tcp(
     listener: TcpListener,
     shared: Arc<BrokerState>,
@@ -56,13 +59,48 @@ pub async fn run_tcp(
                 // The connection's future is created inside the task's: created outside and
                 // moved in, it would be stored twice in every connection's task (the
                 // captured value and the one being awaited), hundreds of bytes each.
-                tokio::spawn(
-                    async move {
-                        connection::run(stream, address, ListenerKind::Tcp, shared, router).await;
-                        drop(slot);
+                // Two tasks of their own types, so that a plain connection's task is no
+                // larger for TLS being possible (idle connections are counted in bytes).
+                match shared.tls.current() {
+                    None => {
+                        tokio::spawn(
+                            async move {
+                                connection::run(stream, address, ListenerKind::Tcp, shared, router)
+                                    .await;
+                                drop(slot);
+                            }
+                            .instrument(span),
+                        );
                     }
-                    .instrument(span),
-                );
+                    Some(tls) => {
+                        tokio::spawn(
+                            async move {
+                                let timeout = Duration::from_secs(u64::from(
+                                    shared.config().limits.connect_timeout_secs.max(1),
+                                ));
+                                let counters = &shared.tls.counters;
+                                // Boxed: the handshake's state is freed once it is done.
+                                let secured = Box::pin(tls::accept::accept(
+                                    stream, address, &tls, counters, timeout,
+                                ))
+                                .await;
+                                drop(tls);
+                                if let Some(secured) = secured {
+                                    connection::run(
+                                        secured,
+                                        address,
+                                        ListenerKind::Tls,
+                                        shared,
+                                        router,
+                                    )
+                                    .await;
+                                }
+                                drop(slot);
+                            }
+                            .instrument(span),
+                        );
+                    }
+                }
             }
             Err(error) => {
                 // Out of file descriptors and the like: wait a little rather than spin.

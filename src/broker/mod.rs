@@ -5,6 +5,7 @@
 //!   connection limit (`admission`);
 //! - a connection reads packets and writes batches (`connection`);
 //! - the router owns sessions, subscriptions and retained messages (`router`);
+//! - TLS: the server configuration, client certificate rules and handshakes (`tls`);
 //! - metrics are atomics read by the handle (`metrics`), published as `$SYS` (`sys`).
 
 mod admission;
@@ -26,9 +27,11 @@ mod state;
 mod subscriptions;
 mod supervisor;
 mod sys;
+mod tls;
 
 pub use api::*;
 pub use connection::{ByteStream, Input, Streamed};
 pub use handle::{BrokerHandle, DiagnosticsReceiver};
 pub use message::{Delivery, Message};
 pub use subscriptions::{Subscription, filter_matches};
+pub use tls::{PeerIdentity, TlsError};

@@ -22,6 +22,9 @@ pub struct ConnectionInfo {
     pub address: SocketAddr,
     pub listener: ListenerKind,
     pub username: Option<String>,
+    /// SHA-256 thumbprint of the client certificate it connected with (TLS), so that
+    /// revoking the certificate disconnects it.
+    pub certificate: Option<Arc<str>>,
     pub keep_alive_secs: u16,
     pub connected_since: SystemTime,
 }

@@ -10,6 +10,7 @@ use super::admission::Admission;
 use super::api::ListenerInfo;
 use super::diagnostics::Diagnostics;
 use super::metrics::Metrics;
+use super::tls::TlsState;
 use crate::config::Config;
 
 #[derive(Debug)]
@@ -18,6 +19,8 @@ pub struct BrokerState {
     /// The `limits.max_connections` slots, shared by every listener.
     pub admission: Admission,
     pub diagnostics: Diagnostics,
+    /// The TLS setup new connections use, and the TLS counters.
+    pub tls: TlsState,
     /// The applied configuration; new connections read their limits from it.
     config: RwLock<Arc<Config>>,
     pub listeners: Mutex<Vec<ListenerInfo>>,
@@ -34,6 +37,7 @@ impl BrokerState {
             metrics: Metrics::default(),
             admission: Admission::new(config.limits.max_connections),
             diagnostics: Diagnostics::default(),
+            tls: TlsState::default(),
             config: RwLock::new(Arc::new(config)),
             listeners: Mutex::new(Vec::new()),
             started_at: Instant::now(),

@@ -18,6 +18,7 @@ use super::listener::{self, socket_address};
 use super::open_files;
 use super::router::RouterMsg;
 use super::state::BrokerState;
+use super::tls::commit as tls_commit;
 use crate::config::{Config, ConfigError, StorageMode};
 use crate::mqtt::ReasonCode;
 
@@ -96,10 +97,19 @@ impl Supervisor {
         let previous = self.applied.clone().unwrap_or_default();
         let mut changes = Vec::new();
 
-        // 1. Bind what is new before touching anything that runs.
+        // 1. Bind what is new before touching anything that runs. TLS too: its files are
+        // read (the server certificate made, the first time) before anything changes.
+        let tls_wanted =
+            config.broker.enabled && config.broker.tcp.enabled && config.broker.tls.enabled;
+        let tls = match tls_wanted {
+            true => Some(tls_commit::prepare(&config).await?),
+            false => None,
+        };
         let mut wanted = Vec::new();
         if config.broker.enabled && config.broker.tcp.enabled {
             wanted.push((
+                // Switching TLS on or off keeps the socket: the listener reads the TLS
+                // setup for every new connection.
                 ListenerKind::Tcp,
                 config.broker.tcp.bind.clone(),
                 config.broker.tcp.port,
@@ -130,6 +140,7 @@ impl Supervisor {
         // 2. Commit: the new config, then listeners.
         let config_arc = Arc::new(config.clone());
         self.shared.set_config(config_arc.clone());
+        changes.extend(tls_commit::commit(&self.shared, tls, &config, &previous));
         // Open connections keep their slots; only new sockets see a changed limit.
         self.shared
             .admission
@@ -203,7 +214,7 @@ impl Supervisor {
             self.listeners
                 .iter()
                 .map(|l| ListenerInfo {
-                    kind: l.kind,
+                    kind: tls_commit::shown_kind(l.kind, tls_wanted),
                     address: l.address,
                 })
                 .collect(),
@@ -243,9 +254,14 @@ impl Supervisor {
             changes.push(updated("diagnostics"));
         }
 
+        // Clients connected with a certificate revoked now are disconnected.
+        if let Some(change) = tls_commit::disconnect_revoked(&self.router, &config, &previous).await
+        {
+            changes.push(change);
+        }
+
         // 5. Settings whose features land later: kept in the config, not in effect yet.
         let later = [
-            ("TLS", config.broker.tls != previous.broker.tls),
             (
                 "WebSockets",
                 config.broker.websockets != previous.broker.websockets,
@@ -255,7 +271,6 @@ impl Supervisor {
                 config.broker.require_credentials != previous.broker.require_credentials,
             ),
             ("users", config.users != previous.users),
-            ("certificates", config.certificates != previous.certificates),
             (
                 "persistence",
                 config.persistence != previous.persistence

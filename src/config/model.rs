@@ -94,7 +94,7 @@ impl Default for WebSocketSettings {
 }
 
 /// "Use encryption (TLS)" and the client certificate options.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TlsSettings {
     /// "Use encryption (TLS)": clients must connect over TLS (TCP) or WSS (WebSockets).
@@ -105,6 +105,24 @@ pub struct TlsSettings {
     pub authorized_only: bool,
     /// "Trust any matching authorized client certificate".
     pub trust_any_matching_authorized: bool,
+    /// Host names and IP addresses the server certificate made by roost is valid for (its
+    /// subject alternative names).
+    pub host_names: Vec<String>,
+    /// With a client certificate, its subject common name is the client's username.
+    pub certificate_common_name_as_username: bool,
+}
+
+impl Default for TlsSettings {
+    fn default() -> Self {
+        TlsSettings {
+            enabled: false,
+            require_client_certificate: false,
+            authorized_only: false,
+            trust_any_matching_authorized: false,
+            host_names: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+            certificate_common_name_as_username: false,
+        }
+    }
 }
 
 /// "Enable persistent sessions and messages" and the storage option.
@@ -242,10 +260,16 @@ pub struct CertificateSettings {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientCertificate {
+    /// A short name to refer to it by (`roost client-cert revoke NAME`).
+    #[serde(default)]
+    pub name: String,
     /// SHA-256 of the certificate's DER encoding, lowercase hex.
     pub thumbprint: String,
     /// The certificate's subject, for display.
     pub subject: String,
+    /// When it expires, for display (`2028-11-26 06:47 UTC`).
+    #[serde(default)]
+    pub expires: String,
     pub status: ClientCertificateStatus,
 }
 

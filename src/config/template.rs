@@ -35,6 +35,10 @@ const DEFAULT_CONFIG: &str = r#"// roost configuration (RON). Every setting is s
             authorized_only: false,
             // Trust any matching authorized client certificate, even if not issued by a trusted CA.
             trust_any_matching_authorized: false,
+            // Host names and IP addresses of the server certificate roost makes.
+            host_names: ["localhost", "127.0.0.1", "::1"],
+            // Use a client certificate's common name as the client's username.
+            certificate_common_name_as_username: false,
         ),
         // Require client credentials: username and password must match one of `users`.
         require_credentials: false,

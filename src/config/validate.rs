@@ -109,6 +109,20 @@ impl Config {
                 "needs TLS (broker.tls.enabled)",
             ));
         }
+        if broker.tls.trust_any_matching_authorized && !broker.tls.enabled {
+            return Err(ConfigError::new(
+                "broker.tls.trust_any_matching_authorized",
+                "needs TLS (broker.tls.enabled)",
+            ));
+        }
+        for (index, name) in broker.tls.host_names.iter().enumerate() {
+            if name.is_empty() || !name.is_ascii() || name.contains(char::is_whitespace) {
+                return Err(ConfigError::new(
+                    format!("broker.tls.host_names[{index}]"),
+                    format!("{name:?} is neither a host name nor an IP address"),
+                ));
+            }
+        }
         validate_limits(&self.limits)?;
         self.validate_users()?;
         self.validate_certificates()?;
@@ -306,9 +320,28 @@ mod tests {
     }
 
     #[test]
+    fn client_certificate_options_need_tls_and_host_names_must_be_names() {
+        let mut config = Config::default();
+        config.broker.tls.trust_any_matching_authorized = true;
+        assert_eq!(
+            config.validate().unwrap_err().field,
+            "broker.tls.trust_any_matching_authorized"
+        );
+        config.broker.tls.enabled = true;
+        assert_eq!(config.validate(), Ok(()));
+        config.broker.tls.host_names.push("two words".into());
+        assert_eq!(
+            config.validate().unwrap_err().field,
+            "broker.tls.host_names[3]"
+        );
+    }
+
+    #[test]
     fn thumbprints_are_sha256_hex() {
         let mut config = Config::default();
         config.certificates.clients.push(ClientCertificate {
+            name: String::new(),
+            expires: String::new(),
             thumbprint: "abc".into(),
             subject: "CN=device".into(),
             status: ClientCertificateStatus::Authorized,

@@ -31,6 +31,8 @@ pub enum Action {
     DiagLagged(u64),
     /// What is on disk behind the configured certificate paths.
     Files(std::collections::BTreeMap<std::path::PathBuf, super::files::FileState>),
+    /// A certificate action finished: its report and the changed configuration, or why not.
+    CertificateDone(Result<super::cert_actions::CertDone, String>),
     /// SIGTERM or SIGHUP: leave without asking.
     Terminate,
 }
@@ -44,6 +46,8 @@ pub enum Effect {
     Disconnect(String),
     /// `BrokerHandle::set_diagnostics`, live.
     SetDiagnostics(bool),
+    /// A certificate action (`pki::commands`), on the pending configuration.
+    Certificate(crate::pki::commands::CertCommand),
     /// Stop the broker, restore the terminal and return.
     Quit,
 }

@@ -12,6 +12,7 @@ use crate::broker::{ApplyReport, ClientInfo};
 use crate::config::{ClientCertificateStatus, Config};
 
 use super::action::{Action, Effect};
+use super::cert_actions::{self, CertPrompt, Step};
 use super::dashboard::Dashboard;
 use super::diag_log::DiagLog;
 use super::fields::{Field, FieldKind};
@@ -19,6 +20,7 @@ use super::files::FileState;
 use super::keymap::{self, Command, Scope};
 use super::node::Node;
 use super::theme::Theme;
+use crate::pki::commands::CertCommand;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Focus {
@@ -39,6 +41,8 @@ pub enum EditTarget {
     Field(Field),
     /// The diagnostics log filter.
     LogFilter,
+    /// A path or name for a certificate action (`App::prompt` says which).
+    Certificate,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -48,6 +52,8 @@ pub enum Popup {
     },
     ConfirmQuit,
     ConfirmDisconnect(String),
+    /// A destructive certificate action and the question that says what it invalidates.
+    ConfirmCertificate(CertCommand, String),
     /// The outcome of an apply: the report, or why it was refused.
     ApplyResult(Result<ApplyReport, String>),
     Message(String),
@@ -73,6 +79,8 @@ pub struct App {
     /// Selected row per node (form field, client, certificate, user).
     cursor: [usize; Node::ALL.len()],
     pub editing: Option<Editing>,
+    /// What the certificate prompt being edited is for.
+    pub prompt: Option<CertPrompt>,
     pub popup: Option<Popup>,
     pub notice: Option<Notice>,
     pub dashboard: Dashboard,
@@ -98,6 +106,7 @@ impl App {
             node: Node::Broker,
             cursor: [0; Node::ALL.len()],
             editing: None,
+            prompt: None,
             popup: None,
             notice: None,
             dashboard: Dashboard::default(),
@@ -146,7 +155,9 @@ impl App {
     pub fn active_scopes(&self) -> Vec<Scope> {
         match &self.popup {
             Some(Popup::Help { .. }) => return vec![Scope::Help],
-            Some(Popup::ConfirmQuit | Popup::ConfirmDisconnect(_)) => return vec![Scope::Confirm],
+            Some(
+                Popup::ConfirmQuit | Popup::ConfirmDisconnect(_) | Popup::ConfirmCertificate(..),
+            ) => return vec![Scope::Confirm],
             Some(Popup::ApplyResult(_) | Popup::Message(_)) => return vec![Scope::Dismiss],
             None => {}
         }
@@ -161,11 +172,9 @@ impl App {
         let mut scopes = match self.focus {
             Focus::Tree => vec![Scope::Tree],
             Focus::Pane => match self.node {
-                Node::Broker
-                | Node::Limits
-                | Node::CertificateAuthority
-                | Node::ServerCertificate => {
-                    vec![Scope::Form]
+                Node::Broker | Node::Limits => vec![Scope::Form],
+                Node::CertificateAuthority | Node::ServerCertificate => {
+                    vec![Scope::Form, Scope::Certificate]
                 }
                 Node::Diagnostics => vec![Scope::Form, Scope::DiagnosticsLog],
                 Node::Clients => vec![Scope::List, Scope::Clients],
@@ -188,6 +197,9 @@ impl App {
             }
             Command::Toggle => matches!(kind, Some(FieldKind::Checkbox | FieldKind::Choice)),
             Command::Disconnect => !self.clients.is_empty(),
+            Command::RevokeCertificate | Command::RemoveCertificate => {
+                !self.pending.certificates.clients.is_empty()
+            }
             Command::Revert => self.has_pending_changes(),
             _ => true,
         }
@@ -266,10 +278,94 @@ impl App {
                 self.files = files;
                 None
             }
+            Action::CertificateDone(result) => {
+                let text = match result {
+                    Ok(done) => {
+                        if let Some(config) = done.config {
+                            self.pending = config;
+                        }
+                        done.report
+                    }
+                    Err(error) => format!("Not done: {error}"),
+                };
+                self.popup = Some(Popup::Message(text));
+                None
+            }
             Action::Terminate => {
                 self.should_quit = true;
                 Some(Effect::Quit)
             }
+        }
+    }
+
+    /// A certificate key of the current node: a prompt, a question or the command at once.
+    fn certificate_command(&mut self, command: Command) -> Option<Effect> {
+        let selected = self
+            .pending
+            .certificates
+            .clients
+            .get(self.cursor())
+            .map(|c| c.thumbprint.clone());
+        let step = match (self.node, command) {
+            (Node::CertificateAuthority, Command::NewCertificate) => {
+                Step::Run(CertCommand::CaCreate {
+                    common_name: "roost CA".into(),
+                })
+            }
+            (Node::CertificateAuthority, Command::ImportCertificate) => {
+                Step::Ask(CertPrompt::CaImport)
+            }
+            (Node::CertificateAuthority, Command::ExportCertificate) => {
+                Step::Ask(CertPrompt::CaExport)
+            }
+            (Node::CertificateAuthority, Command::ShowCertificate) => {
+                Step::Run(CertCommand::CaShow)
+            }
+            (Node::ServerCertificate, Command::NewCertificate) => {
+                Step::Run(CertCommand::ServerCreate)
+            }
+            (Node::ServerCertificate, Command::ImportCertificate) => {
+                Step::Ask(CertPrompt::ServerImport)
+            }
+            (Node::ServerCertificate, Command::ExportCertificate) => {
+                Step::Ask(CertPrompt::ServerExport)
+            }
+            (Node::ServerCertificate, Command::ShowCertificate) => {
+                Step::Run(CertCommand::ServerShow)
+            }
+            (Node::ClientCertificates, Command::NewCertificate) => Step::Ask(CertPrompt::IssueName),
+            (Node::ClientCertificates, Command::ImportCertificate) => {
+                Step::Ask(CertPrompt::AddFile)
+            }
+            (Node::ClientCertificates, Command::RevokeCertificate) => {
+                Step::Run(CertCommand::ClientRevoke { id: selected? })
+            }
+            (Node::ClientCertificates, Command::RemoveCertificate) => {
+                Step::Run(CertCommand::ClientRemove { id: selected? })
+            }
+            _ => return None,
+        };
+        self.take_step(step)
+    }
+
+    fn take_step(&mut self, step: Step) -> Option<Effect> {
+        match step {
+            Step::Ask(prompt) => {
+                self.editing = Some(Editing {
+                    target: EditTarget::Certificate,
+                    input: Input::new(prompt.initial()),
+                    error: None,
+                });
+                self.prompt = Some(prompt);
+                None
+            }
+            Step::Run(command) => match cert_actions::confirmation(&command) {
+                Some(question) => {
+                    self.popup = Some(Popup::ConfirmCertificate(command, question));
+                    None
+                }
+                None => Some(Effect::Certificate(command)),
+            },
         }
     }
 
@@ -297,7 +393,7 @@ impl App {
                     editing.input.handle_event(&Event::Key(key));
                     editing.error = match editing.target {
                         EditTarget::Field(field) => field.check_text(editing.input.value()).err(),
-                        EditTarget::LogFilter => None,
+                        EditTarget::LogFilter | EditTarget::Certificate => None,
                     };
                     if editing.target == EditTarget::LogFilter {
                         let value = editing.input.value().to_string();
@@ -363,6 +459,13 @@ impl App {
                 });
             }
             Command::ClearLog => self.log.clear(),
+            Command::NewCertificate
+            | Command::ImportCertificate
+            | Command::ExportCertificate
+            | Command::ShowCertificate
+            | Command::RevokeCertificate
+            | Command::RemoveCertificate => return self.certificate_command(command),
+            Command::CompletePath => {}
             Command::PageUp => self.log.scroll(10),
             Command::PageDown => self.log.scroll(-10),
             Command::Confirm | Command::Cancel => {}
@@ -391,6 +494,10 @@ impl App {
                 self.popup = None;
                 return Some(Effect::Disconnect(client_id));
             }
+            (Popup::ConfirmCertificate(command, _), Command::Confirm) => {
+                self.popup = None;
+                return Some(Effect::Certificate(command));
+            }
             (_, Command::Cancel) => self.popup = None,
             _ => {}
         }
@@ -414,6 +521,26 @@ impl App {
                 self.editing = None;
             }
             (EditTarget::Field(_), Command::Cancel) => self.editing = None,
+            (EditTarget::Certificate, Command::Confirm) => {
+                let text = editing.input.value().to_string();
+                let prompt = self.prompt.clone()?;
+                match prompt.next(&text) {
+                    Ok(step) => {
+                        self.editing = None;
+                        self.prompt = None;
+                        return self.take_step(step);
+                    }
+                    Err(message) => editing.error = Some(message),
+                }
+            }
+            (EditTarget::Certificate, Command::CompletePath) => {
+                let completed = cert_actions::complete_path(editing.input.value());
+                editing.input = Input::new(completed);
+            }
+            (EditTarget::Certificate, Command::Cancel) => {
+                self.editing = None;
+                self.prompt = None;
+            }
             _ => {}
         }
         None

@@ -210,18 +210,9 @@ impl Field {
                 | Field::WsBind
                 | Field::WsPort
                 | Field::WsPath
-                | Field::TlsEnabled
-                | Field::RequireClientCertificate
-                | Field::AuthorizedOnly
-                | Field::TrustAnyMatchingAuthorized
                 | Field::RequireCredentials
                 | Field::PersistenceEnabled
                 | Field::StorageMode
-                | Field::DataDir
-                | Field::CaCertificate
-                | Field::CaPrivateKey
-                | Field::ServerCertificate
-                | Field::ServerPrivateKey
         )
     }
 

@@ -28,6 +28,14 @@ pub enum Command {
     Pause,
     Filter,
     ClearLog,
+    NewCertificate,
+    ImportCertificate,
+    ExportCertificate,
+    ShowCertificate,
+    RevokeCertificate,
+    RemoveCertificate,
+    /// Completes the typed path from the directory's entries.
+    CompletePath,
 }
 
 /// Where a binding is offered. The app says which scopes are active right now.
@@ -39,6 +47,8 @@ pub enum Scope {
     List,
     Clients,
     CertificateList,
+    /// The Certificate Authority and Server Certificate nodes.
+    Certificate,
     DiagnosticsLog,
     Editing,
     Confirm,
@@ -55,6 +65,7 @@ impl Scope {
             Scope::List => "Lists",
             Scope::Clients => "Clients",
             Scope::CertificateList => "Client certificates",
+            Scope::Certificate => "Certificate authority and server certificate",
             Scope::DiagnosticsLog => "Diagnostics log",
             Scope::Editing => "Editing a text field or filter",
             Scope::Confirm => "Questions",
@@ -180,6 +191,14 @@ pub const BINDINGS: &[Binding] = &[
         "cancel",
         C::Cancel,
         true,
+    ),
+    bind(
+        S::Editing,
+        &[(K::Tab, NONE)],
+        "Tab",
+        "complete a file path",
+        C::CompletePath,
+        false,
     ),
     // The focused pane.
     bind(S::Tree, UP, "↑↓/jk", "previous node", C::Up, true).bar_as("move"),
@@ -310,6 +329,78 @@ pub const BINDINGS: &[Binding] = &[
         C::PrevPane,
         false,
     ),
+    bind(
+        S::Certificate,
+        &[(K::Char('n'), NONE)],
+        "n",
+        "create new (asks first)",
+        C::NewCertificate,
+        true,
+    )
+    .bar_as("new"),
+    bind(
+        S::Certificate,
+        &[(K::Char('i'), NONE)],
+        "i",
+        "import from a PEM file",
+        C::ImportCertificate,
+        true,
+    )
+    .bar_as("import"),
+    bind(
+        S::Certificate,
+        &[(K::Char('e'), NONE)],
+        "e",
+        "export the certificate (never the key)",
+        C::ExportCertificate,
+        true,
+    )
+    .bar_as("export"),
+    bind(
+        S::Certificate,
+        &[(K::Char('s'), NONE)],
+        "s",
+        "show subject, validity and thumbprints",
+        C::ShowCertificate,
+        true,
+    )
+    .bar_as("show"),
+    bind(
+        S::CertificateList,
+        &[(K::Char('n'), NONE)],
+        "n",
+        "issue a certificate from the CA into a directory",
+        C::NewCertificate,
+        true,
+    )
+    .bar_as("issue"),
+    bind(
+        S::CertificateList,
+        &[(K::Char('i'), NONE)],
+        "i",
+        "add a certificate from a PEM file",
+        C::ImportCertificate,
+        true,
+    )
+    .bar_as("add"),
+    bind(
+        S::CertificateList,
+        &[(K::Char('R'), SHIFT), (K::Char('R'), NONE)],
+        "R",
+        "revoke the selected certificate (asks first)",
+        C::RevokeCertificate,
+        true,
+    )
+    .bar_as("revoke"),
+    bind(
+        S::CertificateList,
+        &[(K::Char('d'), NONE), (K::Delete, NONE)],
+        "d/Del",
+        "remove the selected certificate (asks first)",
+        C::RemoveCertificate,
+        true,
+    )
+    .bar_as("remove"),
     bind(
         S::Global,
         &[(K::Char('a'), NONE)],

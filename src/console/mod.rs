@@ -9,6 +9,7 @@
 
 pub mod action;
 pub mod app;
+pub mod cert_actions;
 pub mod dashboard;
 pub mod diag_log;
 mod diff;

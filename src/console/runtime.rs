@@ -156,7 +156,13 @@ async fn event_loop(
             if effect == Effect::Quit {
                 return Ok(());
             }
-            execute(effect, broker, app.config_path.clone(), &action_tx);
+            execute(
+                effect,
+                broker,
+                app.config_path.clone(),
+                &app.pending,
+                &action_tx,
+            );
         }
         if app.should_quit {
             return Ok(());
@@ -183,6 +189,7 @@ fn execute(
     effect: Effect,
     broker: &BrokerHandle,
     config_path: PathBuf,
+    pending: &Config,
     actions: &mpsc::UnboundedSender<Action>,
 ) {
     let broker = broker.clone();
@@ -215,6 +222,13 @@ fn execute(
         Effect::SetDiagnostics(enabled) => {
             info!(enabled, "diagnostics switched from the console");
             broker.set_diagnostics(enabled);
+        }
+        Effect::Certificate(command) => {
+            let pending = pending.clone();
+            tokio::task::spawn_blocking(move || {
+                info!(?command, "certificate action from the console");
+                let _ = actions.send(super::cert_actions::perform(&command, &pending));
+            });
         }
         Effect::Quit => {}
     }

@@ -45,7 +45,7 @@ use super::session::ConnectionInfo;
 use super::state::BrokerState;
 use crate::mqtt::{Packet, ProtocolVersion, ReasonCode};
 
-pub use self::transport::{ByteStream, Input, Streamed};
+pub use self::transport::{ByteStream, Input, Streamed, StreamedInput};
 
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 8 * 1024;
@@ -115,6 +115,8 @@ async fn start<S: ByteStream>(
     let open_guard = OpenConnection(shared.clone());
     let config = shared.config();
     let limits = &config.limits;
+    // Who the client proved to be in the TLS handshake, if it presented a certificate.
+    let identity = stream.peer_identity();
     let (mut reader, mut writer) = stream.into_halves();
     // Taken when input arrives; see `reader`.
     let mut buffer = BytesMut::new();
@@ -154,6 +156,14 @@ async fn start<S: ByteStream>(
         }
     };
     let version = connect.protocol;
+    let mut connect = connect;
+    if config.broker.tls.certificate_common_name_as_username
+        && let Some(name) = identity.as_ref().and_then(|i| i.common_name.clone())
+    {
+        // The certificate's common name is the username: whatever the CONNECT says, the
+        // checks below and the topic permissions see the name the certificate proves.
+        connect.username = Some(name);
+    }
 
     if let Err(reason) = admit(&connect, &config) {
         refuse(&mut writer, version, reason, limits.max_packet_size).await;
@@ -251,6 +261,7 @@ async fn start<S: ByteStream>(
             address,
             listener,
             username: connect.username.clone(),
+            certificate: identity.map(|identity| identity.thumbprint),
             keep_alive_secs: negotiated.keep_alive,
             connected_since: SystemTime::now(),
         },

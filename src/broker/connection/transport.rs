@@ -24,6 +24,11 @@ pub trait ByteStream: Send + 'static {
     /// Splits the stream. Dropping the output half ends the output direction (TCP: FIN);
     /// the stream closes when both are dropped.
     fn into_halves(self) -> (Self::Input, Self::Output);
+
+    /// The client certificate the peer presented, for transports that carry one (TLS).
+    fn peer_identity(&self) -> Option<crate::broker::tls::PeerIdentity> {
+        None
+    }
 }
 
 /// The read half of a [`ByteStream`].

@@ -51,6 +51,29 @@ impl Router {
         }
     }
 
+    /// Closes the connections made with a revoked client certificate; how many.
+    pub(super) async fn disconnect_certificates(&mut self, thumbprints: &[Arc<str>]) -> usize {
+        let keys: Vec<_> = self
+            .sessions
+            .iter()
+            .filter(|(_, session)| {
+                session
+                    .connection
+                    .as_ref()
+                    .and_then(|connected| connected.info.certificate.as_ref())
+                    .is_some_and(|used| thumbprints.contains(used))
+            })
+            .map(|(key, _)| *key)
+            .collect();
+        for &key in &keys {
+            // 0x87 Not authorized: the credential it connected with is no longer accepted.
+            // Not the client's own DISCONNECT, so its will is published (MQTT-3.1.2-8).
+            self.close_connection(key, Some(ReasonCode::NotAuthorized), true)
+                .await;
+        }
+        keys.len()
+    }
+
     /// The session, subscription and retained-message counts the metrics show.
     pub(super) fn update_gauges(&self) {
         let metrics = &self.shared.metrics;

@@ -103,6 +103,12 @@ pub enum RouterMsg {
         client_id: String,
         reply: oneshot::Sender<bool>,
     },
+    /// Closes the connections made with one of these client certificates (SHA-256
+    /// thumbprints): they were revoked. Replies with how many were closed.
+    DisconnectCertificates {
+        thumbprints: Vec<Arc<str>>,
+        reply: oneshot::Sender<usize>,
+    },
     /// Closes every connection with this v5 reason (shutdown, service disabled).
     DisconnectAll {
         reason: ReasonCode,
@@ -306,6 +312,10 @@ impl Router {
             RouterMsg::DisconnectClient { client_id, reply } => {
                 let found = self.disconnect_client(&client_id).await;
                 let _ = reply.send(found);
+            }
+            RouterMsg::DisconnectCertificates { thumbprints, reply } => {
+                let closed = self.disconnect_certificates(&thumbprints).await;
+                let _ = reply.send(closed);
             }
             RouterMsg::DisconnectAll {
                 reason,

@@ -38,6 +38,7 @@ fn connection_info() -> ConnectionInfo {
         address: SocketAddr::from((Ipv4Addr::LOCALHOST, 1883)),
         listener: ListenerKind::Tcp,
         username: None,
+        certificate: None,
         keep_alive_secs: 60,
         connected_since: SystemTime::now(),
     }

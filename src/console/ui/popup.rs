@@ -14,12 +14,13 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Clear, Paragraph, Wrap};
 
 use crate::broker::ChangeAction;
-use crate::console::app::{App, Popup};
+use crate::console::app::{App, EditTarget, Popup};
 use crate::console::keymap::{self, BINDINGS, Scope};
 
 use super::widgets::centered;
 
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
+    draw_certificate_prompt(frame, area, app);
     let Some(popup) = &app.popup else { return };
     match popup {
         Popup::Help { scroll } => draw_help(frame, area, app, *scroll),
@@ -45,9 +46,36 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
                 true,
             )
         }
+        Popup::ConfirmCertificate(_, question) => draw_box(
+            frame,
+            area,
+            app,
+            "Are you sure?",
+            text_lines(question),
+            true,
+        ),
         Popup::ApplyResult(result) => draw_apply_result(frame, area, app, result),
         Popup::Message(text) => draw_box(frame, area, app, "roost", text_lines(text), false),
     }
+}
+
+/// The typed path or name of a certificate action, with its error while it has one.
+fn draw_certificate_prompt(frame: &mut Frame, area: Rect, app: &App) {
+    let (Some(editing), Some(prompt)) = (&app.editing, &app.prompt) else {
+        return;
+    };
+    if editing.target != EditTarget::Certificate {
+        return;
+    }
+    let theme = &app.theme;
+    let mut lines = vec![
+        Line::from(prompt.label()),
+        Line::styled(format!("{} ", editing.input.value()), theme.input()),
+    ];
+    if let Some(error) = &editing.error {
+        lines.push(Line::styled(error.clone(), theme.danger()));
+    }
+    draw_box(frame, area, app, "Certificate", lines, false);
 }
 
 fn text_lines(text: &str) -> Vec<Line<'static>> {

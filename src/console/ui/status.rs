@@ -68,6 +68,20 @@ fn draw_summary_line(frame: &mut Frame, area: Rect, app: &App) {
     if s.listeners.is_empty() {
         spans.push(Span::styled("no listeners", theme.dim()));
     }
+    if let Some(expires) = s.server_certificate_expires {
+        let expires = time::OffsetDateTime::from(expires);
+        if expires - time::OffsetDateTime::now_utc()
+            < time::Duration::days(crate::pki::server::EXPIRY_WARNING_DAYS)
+        {
+            spans.push(Span::styled(
+                format!(
+                    "server certificate expires {} · ",
+                    crate::pki::info::format_time(expires)
+                ),
+                theme.warning(),
+            ));
+        }
+    }
     for (index, listener) in s.listeners.iter().enumerate() {
         if index > 0 {
             spans.push(Span::styled(", ", theme.dim()));
@@ -188,7 +202,38 @@ fn draw_listeners_and_rates(frame: &mut Frame, area: Rect, app: &App) {
             Span::styled(listener.address.to_string(), theme.value()),
         ]));
     }
+    lines.extend(tls_lines(app));
     frame.render_widget(Paragraph::new(lines), area);
+}
+
+/// While TLS is on: certificate refusals, and the server certificate's expiry, as a warning
+/// when it is less than 30 days away.
+fn tls_lines(app: &App) -> Vec<Line<'static>> {
+    let theme = &app.theme;
+    let s = &app.dashboard.latest;
+    let Some(expires) = s.server_certificate_expires else {
+        return Vec::new();
+    };
+    let expires = time::OffsetDateTime::from(expires);
+    let now = time::OffsetDateTime::now_utc();
+    let soon = expires - now < time::Duration::days(crate::pki::server::EXPIRY_WARNING_DAYS);
+    let date = crate::pki::info::format_time(expires);
+    let expiry = match soon {
+        true => Span::styled(format!("expires {date}!"), theme.warning()),
+        false => Span::styled(format!("until {date}"), theme.value()),
+    };
+    vec![
+        Line::from(""),
+        Line::from(vec![Span::styled("Server cert ", theme.label()), expiry]),
+        Line::from(vec![
+            Span::styled("Certificates refused ", theme.label()),
+            Span::styled(s.certificates_refused.to_string(), theme.value()),
+        ]),
+        Line::from(vec![
+            Span::styled("TLS handshakes failed ", theme.label()),
+            Span::styled(s.tls_handshakes_failed.to_string(), theme.value()),
+        ]),
+    ]
 }
 
 fn draw_charts(frame: &mut Frame, area: Rect, app: &App) {
