@@ -2,6 +2,7 @@
 //!
 //! The crate is split into rooms with one job each:
 //! - [`mqtt`]: the wire protocol only (packets, properties, reason codes, encode/decode; no I/O);
+//! - [`auth`]: password hashes, topic permissions and the file formats they come in;
 //! - [`config`]: the RON configuration, its validation and its diff;
 //! - [`broker`]: the tokio actor system behind [`broker::BrokerHandle`];
 //! - [`model`]: the records the broker and the store share (messages, subscriptions);
@@ -12,7 +13,9 @@
 //! [`mqtt`]; it is not part of this library.
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod broker;
+pub mod cli;
 pub mod config;
 pub mod console;
 pub mod headless;

@@ -52,6 +52,27 @@ enum Command {
         /// per message than several threads do on small machines.
         #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
         threads: u16,
+        /// Clients must give a username and password of a configured user.
+        #[arg(long)]
+        require_credentials: bool,
+        /// Topic permissions from a Mosquitto acl_file, replacing those of the config.
+        #[arg(long, value_name = "FILE")]
+        acl_file: Option<PathBuf>,
+    },
+    /// Manage users and their passwords in the config file.
+    User {
+        #[command(subcommand)]
+        command: roost::cli::users::UserCommand,
+        /// Accepted for symmetry with the other commands; users live in the config file.
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Manage topic permissions in the config file.
+    Acl {
+        #[command(subcommand)]
+        command: roost::cli::acl::AclCommand,
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
     },
     /// Work with configuration files.
     Config {
@@ -108,6 +129,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             data_dir,
             persistence,
             threads,
+            require_credentials,
+            acl_file,
         }) => {
             init_logging_to_stderr();
             let overrides = ServeOverrides {
@@ -115,9 +138,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 ws,
                 data_dir,
                 persistence,
+                require_credentials,
+                acl_file,
             };
             let config = headless_config(cli.config.as_deref(), &overrides)?;
             serve_runtime(threads)?.block_on(serve(config))?;
+            Ok(())
+        }
+        Some(Command::User { command, .. }) => {
+            let path = cli.config.unwrap_or_else(|| PathBuf::from("roost.ron"));
+            let outcome = roost::cli::users::run(&command, &path, &mut std::io::stdin().lock())?;
+            print_outcome(&outcome.to_string());
+            Ok(())
+        }
+        Some(Command::Acl { command, .. }) => {
+            let path = cli.config.unwrap_or_else(|| PathBuf::from("roost.ron"));
+            let outcome = roost::cli::acl::run(&command, &path)?;
+            print_outcome(&outcome.to_string());
             Ok(())
         }
         None => {
@@ -140,6 +177,15 @@ async fn console_with_broker(
     let result = roost::console::run(options, &broker).await;
     broker.shutdown().await;
     result
+}
+
+/// A command's report on stdout, one line per line, with a final newline.
+fn print_outcome(text: &str) {
+    if text.ends_with('\n') || text.is_empty() {
+        print!("{text}");
+    } else {
+        println!("{text}");
+    }
 }
 
 /// The error and its causes on one line, leaving out causes the message already quotes

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use super::admission::Admission;
 use super::api::ListenerInfo;
+use super::auth::Authenticator;
 use super::diagnostics::Diagnostics;
 use super::metrics::Metrics;
 use crate::config::Config;
@@ -18,6 +19,8 @@ pub struct BrokerState {
     /// The `limits.max_connections` slots, shared by every listener.
     pub admission: Admission,
     pub diagnostics: Diagnostics,
+    /// The users new connections are checked against, and the bounds on those checks.
+    pub auth: Authenticator,
     /// The applied configuration; new connections read their limits from it.
     config: RwLock<Arc<Config>>,
     pub listeners: Mutex<Vec<ListenerInfo>>,
@@ -34,6 +37,7 @@ impl BrokerState {
             metrics: Metrics::default(),
             admission: Admission::new(config.limits.max_connections),
             diagnostics: Diagnostics::default(),
+            auth: Authenticator::new(),
             config: RwLock::new(Arc::new(config)),
             listeners: Mutex::new(Vec::new()),
             started_at: Instant::now(),

@@ -130,6 +130,7 @@ impl Supervisor {
         // 2. Commit: the new config, then listeners.
         let config_arc = Arc::new(config.clone());
         self.shared.set_config(config_arc.clone());
+        self.shared.auth.set_users(&config.users);
         // Open connections keep their slots; only new sockets see a changed limit.
         self.shared
             .admission
@@ -243,6 +244,18 @@ impl Supervisor {
             changes.push(updated("diagnostics"));
         }
 
+        // Credentials and topic permissions: new CONNECTs check the new users, and the
+        // router holds every client to the new rules from its next packet.
+        if config.broker.require_credentials != previous.broker.require_credentials {
+            changes.push(updated("require client credentials (for new connections)"));
+        }
+        if config.users != previous.users {
+            changes.push(updated("users (for new connections)"));
+        }
+        if config.acl != previous.acl {
+            changes.push(updated("topic permissions"));
+        }
+
         // 5. Settings whose features land later: kept in the config, not in effect yet.
         let later = [
             ("TLS", config.broker.tls != previous.broker.tls),
@@ -250,11 +263,6 @@ impl Supervisor {
                 "WebSockets",
                 config.broker.websockets != previous.broker.websockets,
             ),
-            (
-                "require client credentials",
-                config.broker.require_credentials != previous.broker.require_credentials,
-            ),
-            ("users", config.users != previous.users),
             ("certificates", config.certificates != previous.certificates),
             (
                 "persistence",

@@ -214,7 +214,6 @@ impl Field {
                 | Field::RequireClientCertificate
                 | Field::AuthorizedOnly
                 | Field::TrustAnyMatchingAuthorized
-                | Field::RequireCredentials
                 | Field::PersistenceEnabled
                 | Field::StorageMode
                 | Field::DataDir
