@@ -19,6 +19,7 @@ use super::files::FileState;
 use super::keymap::{self, Command, Scope};
 use super::node::Node;
 use super::theme::Theme;
+use super::users::{DialogOutcome, UserDialog};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Focus {
@@ -48,6 +49,8 @@ pub enum Popup {
     },
     ConfirmQuit,
     ConfirmDisconnect(String),
+    /// Remove this user? Says what it invalidates.
+    ConfirmRemoveUser(String),
     /// The outcome of an apply: the report, or why it was refused.
     ApplyResult(Result<ApplyReport, String>),
     Message(String),
@@ -73,6 +76,8 @@ pub struct App {
     /// Selected row per node (form field, client, certificate, user).
     cursor: [usize; Node::ALL.len()],
     pub editing: Option<Editing>,
+    /// Adding a user, changing a password or editing topic permissions (Users node).
+    pub user_dialog: Option<UserDialog>,
     pub popup: Option<Popup>,
     pub notice: Option<Notice>,
     pub dashboard: Dashboard,
@@ -98,6 +103,7 @@ impl App {
             node: Node::Broker,
             cursor: [0; Node::ALL.len()],
             editing: None,
+            user_dialog: None,
             popup: None,
             notice: None,
             dashboard: Dashboard::default(),
@@ -146,11 +152,13 @@ impl App {
     pub fn active_scopes(&self) -> Vec<Scope> {
         match &self.popup {
             Some(Popup::Help { .. }) => return vec![Scope::Help],
-            Some(Popup::ConfirmQuit | Popup::ConfirmDisconnect(_)) => return vec![Scope::Confirm],
+            Some(
+                Popup::ConfirmQuit | Popup::ConfirmDisconnect(_) | Popup::ConfirmRemoveUser(_),
+            ) => return vec![Scope::Confirm],
             Some(Popup::ApplyResult(_) | Popup::Message(_)) => return vec![Scope::Dismiss],
             None => {}
         }
-        if self.editing.is_some() {
+        if self.editing.is_some() || self.user_dialog.is_some() {
             return vec![Scope::Editing];
         }
         self.component_scopes()
@@ -170,7 +178,7 @@ impl App {
                 Node::Diagnostics => vec![Scope::Form, Scope::DiagnosticsLog],
                 Node::Clients => vec![Scope::List, Scope::Clients],
                 Node::ClientCertificates => vec![Scope::List, Scope::CertificateList],
-                Node::Users => vec![Scope::List],
+                Node::Users => vec![Scope::List, Scope::Users],
                 Node::Status => vec![],
             },
         };
@@ -189,6 +197,9 @@ impl App {
             Command::Toggle => matches!(kind, Some(FieldKind::Checkbox | FieldKind::Choice)),
             Command::Disconnect => !self.clients.is_empty(),
             Command::Revert => self.has_pending_changes(),
+            Command::ChangePassword | Command::RemoveUser | Command::EditRules => {
+                !self.pending.users.is_empty()
+            }
             _ => true,
         }
     }
@@ -289,6 +300,23 @@ impl App {
     }
 
     fn on_key(&mut self, key: KeyEvent) -> Option<Effect> {
+        // A user dialog takes every key: what is typed there may be a password.
+        if self.popup.is_none()
+            && let Some(dialog) = &mut self.user_dialog
+        {
+            match dialog.on_key(key, &mut self.pending) {
+                DialogOutcome::Open => {}
+                DialogOutcome::Cancelled => self.user_dialog = None,
+                DialogOutcome::Done(text) => {
+                    self.user_dialog = None;
+                    self.notice = Some(Notice {
+                        text,
+                        is_error: false,
+                    });
+                }
+            }
+            return None;
+        }
         let scopes = self.active_scopes();
         match keymap::lookup(&scopes, &key) {
             Some(binding) => self.on_command(binding.command),
@@ -363,6 +391,22 @@ impl App {
                 });
             }
             Command::ClearLog => self.log.clear(),
+            Command::AddUser => self.user_dialog = Some(UserDialog::add()),
+            Command::ChangePassword => {
+                if let Some(user) = self.pending.users.get(self.cursor()) {
+                    self.user_dialog = Some(UserDialog::change_password(&user.username));
+                }
+            }
+            Command::EditRules => {
+                if let Some(user) = self.pending.users.get(self.cursor()) {
+                    self.user_dialog = Some(UserDialog::edit_rules(&self.pending, &user.username));
+                }
+            }
+            Command::RemoveUser => {
+                if let Some(user) = self.pending.users.get(self.cursor()) {
+                    self.popup = Some(Popup::ConfirmRemoveUser(user.username.clone()));
+                }
+            }
             Command::PageUp => self.log.scroll(10),
             Command::PageDown => self.log.scroll(-10),
             Command::Confirm | Command::Cancel => {}
@@ -390,6 +434,17 @@ impl App {
             (Popup::ConfirmDisconnect(client_id), Command::Confirm) => {
                 self.popup = None;
                 return Some(Effect::Disconnect(client_id));
+            }
+            (Popup::ConfirmRemoveUser(username), Command::Confirm) => {
+                self.popup = None;
+                let text = super::users::remove_user(&mut self.pending, &username);
+                let rows = self.pending.users.len();
+                let index = Node::Users.index();
+                self.cursor[index] = self.cursor[index].min(rows.saturating_sub(1));
+                self.notice = Some(Notice {
+                    text,
+                    is_error: false,
+                });
             }
             (_, Command::Cancel) => self.popup = None,
             _ => {}

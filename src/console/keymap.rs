@@ -28,6 +28,10 @@ pub enum Command {
     Pause,
     Filter,
     ClearLog,
+    AddUser,
+    ChangePassword,
+    RemoveUser,
+    EditRules,
 }
 
 /// Where a binding is offered. The app says which scopes are active right now.
@@ -39,6 +43,7 @@ pub enum Scope {
     List,
     Clients,
     CertificateList,
+    Users,
     DiagnosticsLog,
     Editing,
     Confirm,
@@ -55,6 +60,7 @@ impl Scope {
             Scope::List => "Lists",
             Scope::Clients => "Clients",
             Scope::CertificateList => "Client certificates",
+            Scope::Users => "Users",
             Scope::DiagnosticsLog => "Diagnostics log",
             Scope::Editing => "Editing a text field or filter",
             Scope::Confirm => "Questions",
@@ -252,6 +258,42 @@ pub const BINDINGS: &[Binding] = &[
         C::Toggle,
         true,
     ),
+    bind(
+        S::Users,
+        &[(K::Char('n'), NONE)],
+        "n",
+        "add a user",
+        C::AddUser,
+        true,
+    )
+    .bar_as("add"),
+    bind(
+        S::Users,
+        &[(K::Char('p'), NONE)],
+        "p",
+        "change the password",
+        C::ChangePassword,
+        true,
+    )
+    .bar_as("password"),
+    bind(
+        S::Users,
+        &[(K::Char('e'), NONE), (K::Enter, NONE)],
+        "e",
+        "edit the topic permissions",
+        C::EditRules,
+        true,
+    )
+    .bar_as("permissions"),
+    bind(
+        S::Users,
+        &[(K::Char('d'), NONE), (K::Delete, NONE)],
+        "d",
+        "remove the user",
+        C::RemoveUser,
+        true,
+    )
+    .bar_as("remove"),
     bind(
         S::DiagnosticsLog,
         &[(K::Char('p'), NONE)],

@@ -157,7 +157,7 @@ pub fn draw_users(frame: &mut Frame, area: Rect, app: &App) {
         rows,
         ["Username", "Password hash"],
         [Constraint::Min(16), Constraint::Length(14)],
-        "No users configured (users in the config file).",
+        "No users configured: n adds one.",
     );
     let required = if app.pending.broker.require_credentials {
         "Client credentials are required: a client without a listed username and its password is refused."
