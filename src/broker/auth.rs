@@ -28,6 +28,10 @@ use crate::auth::password::{StoredHash, decoy_hash};
 use crate::config::{Config, User};
 use crate::mqtt::{Connect, ReasonCode};
 
+/// How long a CONNECT waits for a free password check before it is refused as Server busy:
+/// a flood of bad passwords must not hold every later client in a queue without end.
+const CHECK_QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The users as the broker checks them, and what bounds the checks.
 #[derive(Debug)]
 pub struct Authenticator {
@@ -35,6 +39,8 @@ pub struct Authenticator {
     users: RwLock<Arc<UserTable>>,
     /// Password checks running at once.
     checks: Arc<Semaphore>,
+    /// [`CHECK_QUEUE_WAIT`], shorter in tests.
+    queue_wait: std::time::Duration,
     failures: FailureTable,
 }
 
@@ -51,6 +57,8 @@ pub enum Refusal {
     UnknownUser,
     NoPassword,
     WrongPassword,
+    /// Every password check was busy for [`CHECK_QUEUE_WAIT`]: not the client's fault.
+    Busy,
 }
 
 impl std::fmt::Display for Refusal {
@@ -60,6 +68,7 @@ impl std::fmt::Display for Refusal {
             Refusal::UnknownUser => "unknown username",
             Refusal::NoPassword => "no password",
             Refusal::WrongPassword => "wrong password",
+            Refusal::Busy => "no password check free in time",
         })
     }
 }
@@ -77,6 +86,7 @@ impl Authenticator {
         Authenticator {
             users: RwLock::new(Arc::default()),
             checks: Arc::new(Semaphore::new(cores.saturating_sub(1).max(1))),
+            queue_wait: CHECK_QUEUE_WAIT,
             failures: FailureTable::default(),
         }
     }
@@ -133,12 +143,15 @@ impl Authenticator {
         let known = stored.is_some();
         // An unknown user costs the same check as a known one, so that the time the answer
         // takes does not tell which usernames exist.
-        let permit = self
-            .checks
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| Refusal::WrongPassword)?;
+        let permit = match tokio::time::timeout(
+            self.queue_wait,
+            self.checks.clone().acquire_owned(),
+        )
+        .await
+        {
+            Ok(Ok(permit)) => permit,
+            Ok(Err(_)) | Err(_) => return Err(Refusal::Busy),
+        };
         let matched = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             match &stored {
@@ -179,6 +192,11 @@ pub async fn authenticate(
             authenticator.failures.forget(address);
             Ok(())
         }
+        Err(Refusal::Busy) => {
+            tracing::warn!(%address, client_id = %connect.client_id, "CONNECT refused: password checks busy");
+            // 0x89 Server busy (MQTT 5.0 §3.2.2.2); 3.1.1: 0x03 Server unavailable.
+            Err(ReasonCode::ServerBusy)
+        }
         Err(refusal) => {
             authenticator
                 .failures
@@ -204,5 +222,58 @@ fn refusal_code(connect: &Connect, refusal: Refusal) -> ReasonCode {
         (true, Refusal::NoCredentials) => ReasonCode::NotAuthorized,
         (true, _) => ReasonCode::BadUserNameOrPassword,
         (false, _) => ReasonCode::NotAuthorized,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mqtt::{Properties, ProtocolVersion};
+
+    fn connect(username: &str, password: &str) -> Connect {
+        Connect {
+            protocol: ProtocolVersion::V5,
+            clean_start: true,
+            keep_alive: 0,
+            properties: Properties::default(),
+            client_id: "c".into(),
+            will: None,
+            username: Some(username.into()),
+            password: Some(bytes::Bytes::copy_from_slice(password.as_bytes())),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_client_waiting_too_long_for_a_password_check_is_told_the_server_is_busy() {
+        let authenticator = Authenticator {
+            checks: Arc::new(Semaphore::new(0)),
+            queue_wait: std::time::Duration::from_millis(50),
+            ..Authenticator::new()
+        };
+        authenticator.set_users(&[User {
+            username: "alice".into(),
+            password_hash: crate::auth::password::hash_password("pw").unwrap(),
+        }]);
+        let mut config = Config::default();
+        config.broker.require_credentials = true;
+        let metrics = Metrics::default();
+        let address = IpAddr::from([127, 0, 0, 1]);
+        let refused = authenticate(
+            &connect("alice", "pw"),
+            &config,
+            address,
+            &authenticator,
+            &metrics,
+        )
+        .await;
+        assert_eq!(refused, Err(ReasonCode::ServerBusy));
+        // Not the client's fault: neither counted nor slowed down.
+        assert_eq!(metrics.auth_failures.load(Relaxed), 0);
+        assert!(
+            authenticator
+                .failures
+                .delay_for(address, std::time::Instant::now())
+                .is_zero()
+        );
     }
 }
