@@ -23,12 +23,12 @@ fn roost(config: &Path, args: &[&str], stdin: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("roost runs");
-    child
+    // A command that needs no password may exit before reading it.
+    let _ = child
         .stdin
         .take()
         .expect("stdin is piped")
-        .write_all(stdin.as_bytes())
-        .expect("write stdin");
+        .write_all(stdin.as_bytes());
     child.wait_with_output().expect("roost ends")
 }
 
@@ -163,4 +163,77 @@ fn serve_refuses_a_bad_acl_file_naming_it() {
         message.contains("rules.acl") && message.contains("line 1"),
         "{message}"
     );
+}
+
+/// On a terminal, `roost user add` asks for the password twice and echoes none of it.
+/// Driven in tmux (installed by CI), as an operator types it.
+#[test]
+fn on_a_terminal_the_password_is_asked_twice_and_never_echoed() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("roost.ron");
+    let name = format!("roost-user-{}", std::process::id());
+    let command = format!(
+        "{} --config {} user add carol; echo exit-status=$?; sleep 600",
+        ROOST,
+        config.display()
+    );
+    let status = Command::new("tmux")
+        .args(["new-session", "-d", "-s", &name, "-x", "100", "-y", "20"])
+        .arg(command)
+        .status()
+        .expect("tmux must be installed to run this test");
+    assert!(status.success());
+    struct Kill(String);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = Command::new("tmux")
+                .args(["kill-session", "-t", &self.0])
+                .status();
+        }
+    }
+    let _kill = Kill(name.clone());
+    let screen = || {
+        let output = Command::new("tmux")
+            .args(["capture-pane", "-p", "-t", &name])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let wait_for = |what: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let text = screen();
+            if text.contains(what) {
+                return text;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "waiting for {what:?}:\n{text}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    let send = |keys: &str| {
+        Command::new("tmux")
+            .args(["send-keys", "-t", &name, "-l", keys])
+            .status()
+            .unwrap();
+        Command::new("tmux")
+            .args(["send-keys", "-t", &name, "Enter"])
+            .status()
+            .unwrap();
+    };
+    wait_for("Password:");
+    send("tmux-secret");
+    wait_for("Password again:");
+    send("tmux-secret");
+    let text = wait_for("exit-status=");
+    assert!(text.contains("user carol added"), "{text}");
+    assert!(text.contains("exit-status=0"), "{text}");
+    assert!(
+        !text.contains("tmux-secret"),
+        "the password was echoed:\n{text}"
+    );
+    let saved = Config::load(&config).unwrap();
+    assert!(verifies(&saved, "carol", "tmux-secret"));
 }

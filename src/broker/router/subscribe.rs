@@ -176,6 +176,7 @@ impl Router {
                 self.pending_retained.cancel(key, &change.filter);
             }
         }
+        permissions::refresh_delivery_check(session);
         session.send_packet(Packet::UnsubAck(UnsubAck {
             packet_id: unsubscribe.packet_id,
             properties: Properties::default(),
