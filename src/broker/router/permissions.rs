@@ -143,3 +143,65 @@ pub(super) fn refresh_delivery_check(session: &mut Session) {
         access.checks_delivery = checks;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{connect_request, router};
+    use super::*;
+    use crate::auth::acl::parse_acl_file;
+    use crate::mqtt::{Properties, Subscribe, SubscribeFilter, SubscriptionOptions, Unsubscribe};
+
+    fn subscribe(filter: &str) -> Subscribe {
+        Subscribe {
+            packet_id: 1,
+            properties: Properties::default(),
+            filters: vec![SubscribeFilter {
+                filter: filter.into(),
+                options: SubscriptionOptions::default(),
+            }],
+        }
+    }
+
+    fn checks_delivery(router: &Router, key: SessionKey) -> bool {
+        router.sessions[&key]
+            .access
+            .as_ref()
+            .is_some_and(|access| access.checks_delivery)
+    }
+
+    #[tokio::test]
+    async fn deliveries_are_checked_only_while_a_subscription_can_be_restricted() {
+        let mut router = router();
+        let (request, _outbox) = connect_request("c", 1, true, Some(0), None);
+        router.connect(request).await;
+        let key = router.by_client_id["c"];
+        // No rules: no permissions at all, nothing to check.
+        assert!(router.sessions[&key].acl().is_none());
+        router.set_permissions(
+            &parse_acl_file("topic read open/#\ntopic deny open/secret/#\n").unwrap(),
+        );
+        assert!(
+            router.sessions[&key].acl().is_some(),
+            "applied to a live session"
+        );
+        router.subscribe(key, subscribe("open/public/+")).await;
+        assert!(!checks_delivery(&router, key), "covered by a read rule");
+        router.subscribe(key, subscribe("open/#")).await;
+        assert!(checks_delivery(&router, key), "reaches open/secret/#");
+        router
+            .unsubscribe(
+                key,
+                Unsubscribe {
+                    packet_id: 2,
+                    properties: Properties::default(),
+                    filters: vec!["open/#".into()],
+                },
+            )
+            .await;
+        assert!(!checks_delivery(&router, key));
+        // Rules removed at Apply: back to no checks at all.
+        router.set_permissions(&TopicPermissions::default());
+        assert!(router.sessions[&key].acl().is_none());
+        assert!(!router.permissions_active);
+    }
+}
