@@ -21,6 +21,10 @@ pub struct ServeOverrides {
     pub require_client_certificate: bool,
     pub authorized_only: bool,
     pub trust_any_matching_authorized: bool,
+    /// `--require-credentials`: on when set; the file decides otherwise.
+    pub require_credentials: bool,
+    /// `--acl-file`: topic permissions from a Mosquitto acl_file, replacing the file's.
+    pub acl_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Error)]
@@ -31,6 +35,8 @@ pub enum ServeError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Apply(#[from] ApplyError),
+    #[error(transparent)]
+    AclFile(#[from] crate::cli::acl::AclError),
     #[error("cannot wait for signals: {0}")]
     Signals(#[source] std::io::Error),
 }
@@ -75,6 +81,12 @@ pub fn headless_config(
     if let Some(mode) = overrides.persistence {
         config.persistence.enabled = true;
         config.persistence.mode = mode;
+    }
+    if overrides.require_credentials {
+        config.broker.require_credentials = true;
+    }
+    if let Some(path) = &overrides.acl_file {
+        config.acl = crate::cli::acl::read_acl_file(path)?;
     }
     config.validate()?;
     Ok(config)

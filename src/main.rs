@@ -1,7 +1,5 @@
 //! The `roost` command: the console with the broker attached, or one of the subcommands.
 
-mod cli;
-
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use roost::broker::BrokerHandle;
+use roost::cli;
 use roost::config::{Config, StorageMode, default_config_text};
 use roost::headless::{ServeOverrides, headless_config, serve};
 
@@ -56,6 +55,12 @@ enum Command {
         threads: u16,
         #[command(flatten)]
         tls: TlsFlags,
+        /// Clients must give a username and password of a configured user.
+        #[arg(long)]
+        require_credentials: bool,
+        /// Topic permissions from a Mosquitto acl_file, replacing those of the config.
+        #[arg(long, value_name = "FILE")]
+        acl_file: Option<PathBuf>,
     },
     /// The certificate authority: create, import, export, show.
     Ca {
@@ -71,6 +76,21 @@ enum Command {
     ClientCert {
         #[command(subcommand)]
         command: cli::certs::ClientCertCommand,
+    },
+    /// Manage users and their passwords in the config file.
+    User {
+        #[command(subcommand)]
+        command: cli::users::UserCommand,
+        /// Accepted for symmetry with the other commands; users live in the config file.
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Manage topic permissions in the config file.
+    Acl {
+        #[command(subcommand)]
+        command: cli::acl::AclCommand,
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
     },
     /// Work with configuration files.
     Config {
@@ -146,6 +166,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             persistence,
             threads,
             tls,
+            require_credentials,
+            acl_file,
         }) => {
             init_logging_to_stderr();
             let overrides = ServeOverrides {
@@ -157,6 +179,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 require_client_certificate: tls.require_client_cert,
                 authorized_only: tls.authorized_only,
                 trust_any_matching_authorized: tls.trust_any_authorized,
+                require_credentials,
+                acl_file,
             };
             let config = headless_config(cli.config.as_deref(), &overrides)?;
             serve_runtime(threads)?.block_on(serve(config))?;
@@ -173,6 +197,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::ClientCert { command }) => {
             let (command, location) = command.into_parts();
             cli::certs::run(cli.config.as_deref(), command, location)
+        }
+        Some(Command::User { command, .. }) => {
+            let path = cli.config.unwrap_or_else(|| PathBuf::from("roost.ron"));
+            let outcome = cli::users::run(&command, &path, &mut std::io::stdin().lock())?;
+            print_outcome(&outcome.to_string());
+            Ok(())
+        }
+        Some(Command::Acl { command, .. }) => {
+            let path = cli.config.unwrap_or_else(|| PathBuf::from("roost.ron"));
+            let outcome = cli::acl::run(&command, &path)?;
+            print_outcome(&outcome.to_string());
+            Ok(())
         }
         None => {
             let options = roost::console::ConsoleOptions {
@@ -194,6 +230,15 @@ async fn console_with_broker(
     let result = roost::console::run(options, &broker).await;
     broker.shutdown().await;
     result
+}
+
+/// A command's report on stdout, one line per line, with a final newline.
+fn print_outcome(text: &str) {
+    if text.ends_with('\n') || text.is_empty() {
+        print!("{text}");
+    } else {
+        println!("{text}");
+    }
 }
 
 /// The error and its causes on one line, leaving out causes the message already quotes

@@ -96,8 +96,17 @@ async fn later_features_are_stored_not_active() {
         .filter(|c| c.action == ChangeAction::StoredNotActive)
         .map(|c| c.subject.as_str())
         .collect();
+    // Credentials are enforced since issue 8: reported as updated, not as stored.
     assert!(
-        inactive.contains(&"require client credentials"),
+        !inactive.iter().any(|s| s.contains("credentials")),
+        "{report:?}"
+    );
+    assert!(
+        report
+            .changes
+            .iter()
+            .any(|c| c.subject.contains("require client credentials")
+                && c.action == ChangeAction::Updated),
         "{report:?}"
     );
 }

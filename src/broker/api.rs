@@ -114,6 +114,11 @@ pub struct StatsSnapshot {
     /// Store operations that failed; a message that could not be stored is refused (v5
     /// PUBACK/PUBREC 0x80) or its v3.1.1 connection closed.
     pub store_errors: u64,
+    /// CONNECTs refused for their credentials (wrong, missing, unknown user).
+    pub auth_failures: u64,
+    /// PUBLISHes and SUBSCRIBE filters refused by the topic permissions.
+    pub publishes_denied: u64,
+    pub subscriptions_denied: u64,
     pub bytes_received: u64,
     pub bytes_sent: u64,
     /// Per-second rates over the last second.

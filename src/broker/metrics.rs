@@ -19,6 +19,11 @@ pub struct Metrics {
     pub messages_dropped: AtomicU64,
     /// Store operations that failed (a write not made durable, a record not removed).
     pub store_errors: AtomicU64,
+    /// CONNECTs refused for their credentials (wrong, missing or unknown).
+    pub auth_failures: AtomicU64,
+    /// PUBLISHes and SUBSCRIBE filters refused by the topic permissions.
+    pub publishes_denied: AtomicU64,
+    pub subscriptions_denied: AtomicU64,
     pub bytes_received: AtomicU64,
     pub bytes_sent: AtomicU64,
     /// f64 bits of the per-second rates, refreshed once a second by the router.

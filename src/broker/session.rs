@@ -12,6 +12,7 @@ use super::api::ListenerKind;
 use super::message::Message;
 use super::small_map::SmallMap;
 use super::subscriptions::Subscription;
+use crate::auth::acl::ClientAcl;
 use crate::mqtt::{Packet, ProtocolVersion, QoS, Will};
 
 use super::connection::link::{Ack, ConnectionLink, Outbound};
@@ -55,6 +56,18 @@ pub struct Inflight {
     pub released: bool,
 }
 
+/// The identity and topic permissions of a session's client.
+#[derive(Debug, Default)]
+pub struct SessionAccess {
+    /// The username of the last connection, kept so that new topic permissions can be
+    /// applied to the session while it is offline.
+    pub username: Option<Arc<str>>,
+    /// The client's topic permissions; `None` when the configuration has none.
+    pub acl: Option<Arc<ClientAcl>>,
+    /// Some subscription matches topics the client may not read: deliveries are checked.
+    pub checks_delivery: bool,
+}
+
 #[derive(Debug)]
 pub struct Session {
     pub client_id: Arc<str>,
@@ -84,6 +97,9 @@ pub struct Session {
     pub will_at: Option<Instant>,
     /// When a disconnected session ends.
     pub expires_at: Option<Instant>,
+    /// Who the client is and what it may do; `None` for an anonymous client while the
+    /// configuration has no topic permissions. Boxed, as most of the time it is `None`.
+    pub access: Option<Box<SessionAccess>>,
     next_packet_id: u16,
     next_sequence: u64,
 }
@@ -104,9 +120,18 @@ impl Session {
             will: None,
             will_at: None,
             expires_at: None,
+            access: None,
             next_packet_id: 1,
             next_sequence: 1,
         }
+    }
+
+    pub fn username(&self) -> Option<&str> {
+        self.access.as_ref().and_then(|a| a.username.as_deref())
+    }
+
+    pub fn acl(&self) -> Option<&ClientAcl> {
+        self.access.as_ref().and_then(|a| a.acl.as_deref())
     }
 
     pub fn is_connected(&self) -> bool {

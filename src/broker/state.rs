@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use super::admission::Admission;
 use super::api::ListenerInfo;
+use super::auth::Authenticator;
 use super::diagnostics::Diagnostics;
 use super::metrics::Metrics;
 use super::tls::TlsState;
@@ -21,6 +22,8 @@ pub struct BrokerState {
     pub diagnostics: Diagnostics,
     /// The TLS setup new connections use, and the TLS counters.
     pub tls: TlsState,
+    /// The users new connections are checked against, and the bounds on those checks.
+    pub auth: Authenticator,
     /// The applied configuration; new connections read their limits from it.
     config: RwLock<Arc<Config>>,
     pub listeners: Mutex<Vec<ListenerInfo>>,
@@ -38,6 +41,7 @@ impl BrokerState {
             admission: Admission::new(config.limits.max_connections),
             diagnostics: Diagnostics::default(),
             tls: TlsState::default(),
+            auth: Authenticator::new(),
             config: RwLock::new(Arc::new(config)),
             listeners: Mutex::new(Vec::new()),
             started_at: Instant::now(),

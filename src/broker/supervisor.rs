@@ -141,6 +141,7 @@ impl Supervisor {
         let config_arc = Arc::new(config.clone());
         self.shared.set_config(config_arc.clone());
         changes.extend(tls_commit::commit(&self.shared, tls, &config, &previous));
+        self.shared.auth.set_users(&config.users);
         // Open connections keep their slots; only new sockets see a changed limit.
         self.shared
             .admission
@@ -260,17 +261,24 @@ impl Supervisor {
             changes.push(change);
         }
 
+        // Credentials and topic permissions: new CONNECTs check the new users, and the
+        // router holds every client to the new rules from its next packet.
+        if config.broker.require_credentials != previous.broker.require_credentials {
+            changes.push(updated("require client credentials (for new connections)"));
+        }
+        if config.users != previous.users {
+            changes.push(updated("users (for new connections)"));
+        }
+        if config.acl != previous.acl {
+            changes.push(updated("topic permissions"));
+        }
+
         // 5. Settings whose features land later: kept in the config, not in effect yet.
         let later = [
             (
                 "WebSockets",
                 config.broker.websockets != previous.broker.websockets,
             ),
-            (
-                "require client credentials",
-                config.broker.require_credentials != previous.broker.require_credentials,
-            ),
-            ("users", config.users != previous.users),
             (
                 "persistence",
                 config.persistence != previous.persistence

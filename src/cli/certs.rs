@@ -1,13 +1,13 @@
 //! `roost ca`, `roost server-cert` and `roost client-cert`: the certificate actions of
-//! [`roost::pki::commands`] for scripts. Each takes `--config` and `--data-dir`, saves the
+//! [`crate::pki::commands`] for scripts. Each takes `--config` and `--data-dir`, saves the
 //! configuration when the action changed it, and prints what it did.
 
 use std::path::{Path, PathBuf};
 
+use crate::config::Config;
+use crate::pki::commands::{self, CertCommand};
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use roost::config::Config;
-use roost::pki::commands::{self, CertCommand};
 
 /// Where the certificate files live.
 #[derive(Debug, Args)]

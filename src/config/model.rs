@@ -14,6 +14,8 @@ pub struct Config {
     pub persistence: PersistenceSettings,
     pub limits: Limits,
     pub users: Vec<User>,
+    /// Topic permissions per user, for anonymous clients and by pattern; none: all allowed.
+    pub acl: crate::auth::acl::TopicPermissions,
     pub certificates: CertificateSettings,
     pub diagnostics: DiagnosticsSettings,
     pub console: ConsoleSettings,
@@ -239,7 +241,8 @@ impl Default for Limits {
 #[serde(deny_unknown_fields)]
 pub struct User {
     pub username: String,
-    /// A PHC-format password hash (for example `$argon2id$...`), never the password itself.
+    /// A password hash, never the password itself: an argon2id PHC string (`$argon2id$...`,
+    /// what roost writes) or a Mosquitto `$7$` / `$6$` hash imported as it is.
     pub password_hash: String,
 }
 

@@ -75,8 +75,22 @@ const DEFAULT_CONFIG: &str = r#"// roost configuration (RON). Every setting is s
         max_topic_levels: 200,
     ),
     // Users allowed to connect when credentials are required, with password hashes such as
-    // (username: "sensor", password_hash: "$argon2id$...").
+    // (username: "sensor", password_hash: "$argon2id$..."): argon2id PHC strings, or
+    // Mosquitto $7$ / $6$ hashes imported as they are (`roost user add|import-mosquitto`).
+    // A client giving a username listed here must give its password even when credentials
+    // are not required.
     users: [],
+    // Topic permissions, as Mosquitto's acl_file (`roost acl import FILE`): rules such as
+    // (access: Read, topic: "public/#") with access Read, Write, ReadWrite or Deny. A deny
+    // rule wins; with any rule present, what no rule allows is refused. No rules: all allowed.
+    acl: (
+        // For clients without a username.
+        anonymous: [],
+        // Per username: {"alice": [(access: ReadWrite, topic: "alice/#")]}.
+        users: {},
+        // For every client; %u is the username, %c the client identifier.
+        patterns: [],
+    ),
     certificates: (
         // PEM files of the Certificate Authority (its key lets it issue client certificates).
         ca_certificate: None,

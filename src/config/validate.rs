@@ -151,14 +151,19 @@ impl Config {
                     format!("`{}` is listed twice", user.username),
                 ));
             }
-            // Passwords are never stored in clear: only PHC strings such as `$argon2id$...`.
+            // Passwords are never stored in clear: only hashes such as `$argon2id$...`.
             if !user.password_hash.starts_with('$') || user.password_hash.len() < 20 {
                 return Err(ConfigError::new(
                     field("password_hash"),
                     "must be a password hash in PHC format (for example $argon2id$...), never a plain password",
                 ));
             }
+            crate::auth::password::StoredHash::parse(&user.password_hash)
+                .map_err(|error| ConfigError::new(field("password_hash"), error.to_string()))?;
         }
+        self.acl
+            .validate()
+            .map_err(|(field, message)| ConfigError::new(field, message))?;
         Ok(())
     }
 

@@ -20,6 +20,7 @@ use super::files::FileState;
 use super::keymap::{self, Command, Scope};
 use super::node::Node;
 use super::theme::Theme;
+use super::users::{DialogOutcome, UserDialog};
 use crate::pki::commands::CertCommand;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +55,8 @@ pub enum Popup {
     ConfirmDisconnect(String),
     /// A destructive certificate action and the question that says what it invalidates.
     ConfirmCertificate(CertCommand, String),
+    /// Remove this user? Says what it invalidates.
+    ConfirmRemoveUser(String),
     /// The outcome of an apply: the report, or why it was refused.
     ApplyResult(Result<ApplyReport, String>),
     Message(String),
@@ -81,6 +84,8 @@ pub struct App {
     pub editing: Option<Editing>,
     /// What the certificate prompt being edited is for.
     pub prompt: Option<CertPrompt>,
+    /// Adding a user, changing a password or editing topic permissions (Users node).
+    pub user_dialog: Option<UserDialog>,
     pub popup: Option<Popup>,
     pub notice: Option<Notice>,
     pub dashboard: Dashboard,
@@ -107,6 +112,7 @@ impl App {
             cursor: [0; Node::ALL.len()],
             editing: None,
             prompt: None,
+            user_dialog: None,
             popup: None,
             notice: None,
             dashboard: Dashboard::default(),
@@ -156,12 +162,15 @@ impl App {
         match &self.popup {
             Some(Popup::Help { .. }) => return vec![Scope::Help],
             Some(
-                Popup::ConfirmQuit | Popup::ConfirmDisconnect(_) | Popup::ConfirmCertificate(..),
+                Popup::ConfirmQuit
+                | Popup::ConfirmDisconnect(_)
+                | Popup::ConfirmCertificate(..)
+                | Popup::ConfirmRemoveUser(_),
             ) => return vec![Scope::Confirm],
             Some(Popup::ApplyResult(_) | Popup::Message(_)) => return vec![Scope::Dismiss],
             None => {}
         }
-        if self.editing.is_some() {
+        if self.editing.is_some() || self.user_dialog.is_some() {
             return vec![Scope::Editing];
         }
         self.component_scopes()
@@ -179,7 +188,7 @@ impl App {
                 Node::Diagnostics => vec![Scope::Form, Scope::DiagnosticsLog],
                 Node::Clients => vec![Scope::List, Scope::Clients],
                 Node::ClientCertificates => vec![Scope::List, Scope::CertificateList],
-                Node::Users => vec![Scope::List],
+                Node::Users => vec![Scope::List, Scope::Users],
                 Node::Status => vec![],
             },
         };
@@ -201,6 +210,9 @@ impl App {
                 !self.pending.certificates.clients.is_empty()
             }
             Command::Revert => self.has_pending_changes(),
+            Command::ChangePassword | Command::RemoveUser | Command::EditRules => {
+                !self.pending.users.is_empty()
+            }
             _ => true,
         }
     }
@@ -385,6 +397,23 @@ impl App {
     }
 
     fn on_key(&mut self, key: KeyEvent) -> Option<Effect> {
+        // A user dialog takes every key: what is typed there may be a password.
+        if self.popup.is_none()
+            && let Some(dialog) = &mut self.user_dialog
+        {
+            match dialog.on_key(key, &mut self.pending) {
+                DialogOutcome::Open => {}
+                DialogOutcome::Cancelled => self.user_dialog = None,
+                DialogOutcome::Done(text) => {
+                    self.user_dialog = None;
+                    self.notice = Some(Notice {
+                        text,
+                        is_error: false,
+                    });
+                }
+            }
+            return None;
+        }
         let scopes = self.active_scopes();
         match keymap::lookup(&scopes, &key) {
             Some(binding) => self.on_command(binding.command),
@@ -466,6 +495,22 @@ impl App {
             | Command::RevokeCertificate
             | Command::RemoveCertificate => return self.certificate_command(command),
             Command::CompletePath => {}
+            Command::AddUser => self.user_dialog = Some(UserDialog::add()),
+            Command::ChangePassword => {
+                if let Some(user) = self.pending.users.get(self.cursor()) {
+                    self.user_dialog = Some(UserDialog::change_password(&user.username));
+                }
+            }
+            Command::EditRules => {
+                if let Some(user) = self.pending.users.get(self.cursor()) {
+                    self.user_dialog = Some(UserDialog::edit_rules(&self.pending, &user.username));
+                }
+            }
+            Command::RemoveUser => {
+                if let Some(user) = self.pending.users.get(self.cursor()) {
+                    self.popup = Some(Popup::ConfirmRemoveUser(user.username.clone()));
+                }
+            }
             Command::PageUp => self.log.scroll(10),
             Command::PageDown => self.log.scroll(-10),
             Command::Confirm | Command::Cancel => {}
@@ -497,6 +542,17 @@ impl App {
             (Popup::ConfirmCertificate(command, _), Command::Confirm) => {
                 self.popup = None;
                 return Some(Effect::Certificate(command));
+            }
+            (Popup::ConfirmRemoveUser(username), Command::Confirm) => {
+                self.popup = None;
+                let text = super::users::remove_user(&mut self.pending, &username);
+                let rows = self.pending.users.len();
+                let index = Node::Users.index();
+                self.cursor[index] = self.cursor[index].min(rows.saturating_sub(1));
+                self.notice = Some(Notice {
+                    text,
+                    is_error: false,
+                });
             }
             (_, Command::Cancel) => self.popup = None,
             _ => {}

@@ -36,6 +36,10 @@ pub enum Command {
     RemoveCertificate,
     /// Completes the typed path from the directory's entries.
     CompletePath,
+    AddUser,
+    ChangePassword,
+    RemoveUser,
+    EditRules,
 }
 
 /// Where a binding is offered. The app says which scopes are active right now.
@@ -49,6 +53,7 @@ pub enum Scope {
     CertificateList,
     /// The Certificate Authority and Server Certificate nodes.
     Certificate,
+    Users,
     DiagnosticsLog,
     Editing,
     Confirm,
@@ -66,6 +71,7 @@ impl Scope {
             Scope::Clients => "Clients",
             Scope::CertificateList => "Client certificates",
             Scope::Certificate => "Certificate authority and server certificate",
+            Scope::Users => "Users",
             Scope::DiagnosticsLog => "Diagnostics log",
             Scope::Editing => "Editing a text field or filter",
             Scope::Confirm => "Questions",
@@ -271,6 +277,42 @@ pub const BINDINGS: &[Binding] = &[
         C::Toggle,
         true,
     ),
+    bind(
+        S::Users,
+        &[(K::Char('n'), NONE)],
+        "n",
+        "add a user",
+        C::AddUser,
+        true,
+    )
+    .bar_as("add"),
+    bind(
+        S::Users,
+        &[(K::Char('p'), NONE)],
+        "p",
+        "change the password",
+        C::ChangePassword,
+        true,
+    )
+    .bar_as("password"),
+    bind(
+        S::Users,
+        &[(K::Char('e'), NONE), (K::Enter, NONE)],
+        "e",
+        "edit the topic permissions",
+        C::EditRules,
+        true,
+    )
+    .bar_as("permissions"),
+    bind(
+        S::Users,
+        &[(K::Char('d'), NONE), (K::Delete, NONE)],
+        "d",
+        "remove the user",
+        C::RemoveUser,
+        true,
+    )
+    .bar_as("remove"),
     bind(
         S::DiagnosticsLog,
         &[(K::Char('p'), NONE)],

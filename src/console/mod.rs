@@ -22,6 +22,7 @@ pub mod node;
 mod runtime;
 pub mod theme;
 pub mod ui;
+pub mod users;
 pub mod validate;
 
 pub use action::{Action, Effect};

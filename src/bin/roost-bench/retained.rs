@@ -274,7 +274,7 @@ async fn next_packet(connection: &mut Connection) -> Result<Packet, BenchError> 
 }
 
 /// One QoS 1 PUBLISH and its PUBACK; returns how long it took.
-async fn round_trip(
+pub(super) async fn round_trip(
     connection: &mut Connection,
     topic: &str,
     packet_id: u16,

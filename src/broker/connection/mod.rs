@@ -165,7 +165,7 @@ async fn start<S: ByteStream>(
         connect.username = Some(name);
     }
 
-    if let Err(reason) = admit(&connect, &config) {
+    if let Err(reason) = admit(&connect, &config, address.ip(), &shared).await {
         refuse(&mut writer, version, reason, limits.max_packet_size).await;
         discard_input(&mut reader, open_guard).await;
         return None;
@@ -191,6 +191,24 @@ async fn start<S: ByteStream>(
     };
     let client_id: Arc<str> = Arc::from(client_id);
     tracing::Span::current().record("client_id", &*client_id);
+    // A will goes out as a PUBLISH of its client: its topic must be writable by it.
+    if let Some(will) = &connect.will
+        && let Some(acl) = config
+            .acl
+            .for_client(connect.username.as_deref(), &client_id)
+        && !acl.may_write(&will.topic)
+    {
+        tracing::warn!(%address, client_id = %client_id, topic = %will.topic, "CONNECT refused: the will topic is not writable");
+        refuse(
+            &mut writer,
+            version,
+            ReasonCode::NotAuthorized,
+            limits.max_packet_size,
+        )
+        .await;
+        discard_input(&mut reader, open_guard).await;
+        return None;
+    }
     let negotiated = Negotiated::new(&connect, limits, assigned.then(|| client_id.clone()));
     // The server sends CONNACK first (MQTT-3.2.0-1) and nothing larger than the client's
     // Maximum Packet Size (MQTT-3.1.2-24). A client whose limit is below even the CONNACK

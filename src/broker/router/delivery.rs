@@ -22,6 +22,9 @@ use crate::store::{QueuedRecord, StoreError};
 impl Router {
     /// A PUBLISH from a client: forwarded to the subscribers, then acknowledged.
     pub(super) async fn client_publish(&mut self, key: SessionKey, publish: Publish) {
+        if !self.publish_allowed(key, &publish) {
+            return;
+        }
         let Some(session) = self.sessions.get_mut(&key) else {
             return;
         };
@@ -175,6 +178,11 @@ impl Router {
                 share: first.share.clone(),
             };
             let session = first.session;
+            // Delivery never crosses a read rule; checked only when rules exist.
+            if self.permissions_active && !self.may_receive(session, message.topic()) {
+                index = end;
+                continue;
+            }
             match self.deliver(session, queued).await {
                 Ok(()) => delivered += 1,
                 Err(error) => failure = Some(error),

@@ -8,6 +8,7 @@
 //! - [`wills`]: holding a will for its delay and publishing it;
 //! - [`delivery`]: routing a PUBLISH, delivering, the inflight window and acknowledgements;
 //! - [`subscribe`]: SUBSCRIBE and UNSUBSCRIBE;
+//! - [`permissions`]: topic permissions on PUBLISH, SUBSCRIBE, delivery and wills;
 //! - [`retained`]: the retained messages, and those a new subscription gets, in chunks
 //!   across router turns;
 //! - [`retained_sweep`]: purging expired retained messages from the one-second tick;
@@ -17,6 +18,7 @@
 mod admin;
 mod delivery;
 mod lifecycle;
+mod permissions;
 mod retained;
 mod retained_sweep;
 mod shared_subs;
@@ -126,6 +128,10 @@ pub struct Router {
     store: Arc<dyn Store>,
     limits: Limits,
     sys_interval: Option<Duration>,
+    /// The topic permissions of the applied configuration.
+    permissions: Arc<crate::auth::acl::TopicPermissions>,
+    /// Some rule exists: deliveries may need a read check.
+    permissions_active: bool,
     /// Boxed: the map's spare buckets then cost a pointer each, not a whole session.
     sessions: HashMap<SessionKey, Box<Session>>,
     by_client_id: HashMap<Arc<str>, SessionKey>,
@@ -155,6 +161,8 @@ impl Router {
             store,
             limits: Limits::default(),
             sys_interval: None,
+            permissions: Arc::default(),
+            permissions_active: false,
             sessions: HashMap::new(),
             by_client_id: HashMap::new(),
             next_session_key: 1,
@@ -305,6 +313,7 @@ impl Router {
                     0 => None,
                     secs => Some(Duration::from_secs(u64::from(secs))),
                 };
+                self.set_permissions(&config.acl);
             }
             RouterMsg::Clients(reply) => {
                 let _ = reply.send(self.clients());

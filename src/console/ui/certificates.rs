@@ -160,13 +160,8 @@ pub fn draw_users(frame: &mut Frame, area: Rect, app: &App) {
         .users
         .iter()
         .map(|user| {
-            // Only the scheme of the PHC string is shown: `$argon2id$v=19$...` → argon2id.
-            let scheme = user
-                .password_hash
-                .split('$')
-                .nth(1)
-                .unwrap_or("unknown")
-                .to_string();
+            // Only the kind of hash is shown: `$argon2id$v=19$...` → argon2id.
+            let scheme = crate::auth::password::scheme(&user.password_hash).to_string();
             Row::new(vec![user.username.clone(), scheme])
         })
         .collect();
@@ -177,10 +172,10 @@ pub fn draw_users(frame: &mut Frame, area: Rect, app: &App) {
         rows,
         ["Username", "Password hash"],
         [Constraint::Min(16), Constraint::Length(14)],
-        "No users configured (users in the config file).",
+        "No users configured: n adds one.",
     );
     let required = if app.pending.broker.require_credentials {
-        "Client credentials are required (stored, not active yet)."
+        "Client credentials are required: a client without a listed username and its password is refused."
     } else {
         "Client credentials are not required (Broker → Require client credentials)."
     };

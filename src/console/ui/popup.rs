@@ -21,6 +21,12 @@ use super::widgets::centered;
 
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     draw_certificate_prompt(frame, area, app);
+    if app.popup.is_none()
+        && let Some(dialog) = &app.user_dialog
+    {
+        draw_user_dialog(frame, area, app, dialog);
+        return;
+    }
     let Some(popup) = &app.popup else { return };
     match popup {
         Popup::Help { scroll } => draw_help(frame, area, app, *scroll),
@@ -54,6 +60,13 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             text_lines(question),
             true,
         ),
+        Popup::ConfirmRemoveUser(username) => {
+            let rules = app.pending.acl.users.get(username).map_or(0, Vec::len);
+            let text = format!(
+                "Remove user {username:?}?\nAt Apply its password stops working: new connections\nwith it are refused (connected clients stay).\nIts {rules} topic rules are removed too."
+            );
+            draw_box(frame, area, app, "Remove user", text_lines(&text), true)
+        }
         Popup::ApplyResult(result) => draw_apply_result(frame, area, app, result),
         Popup::Message(text) => draw_box(frame, area, app, "roost", text_lines(text), false),
     }
@@ -76,6 +89,30 @@ fn draw_certificate_prompt(frame: &mut Frame, area: Rect, app: &App) {
         lines.push(Line::styled(error.clone(), theme.danger()));
     }
     draw_box(frame, area, app, "Certificate", lines, false);
+}
+
+/// The Users node's dialog: the question, the input (masked for passwords), the error.
+fn draw_user_dialog(
+    frame: &mut Frame,
+    area: Rect,
+    app: &App,
+    dialog: &crate::console::users::UserDialog,
+) {
+    let theme = &app.theme;
+    let mut lines = vec![
+        Line::from(dialog.prompt().to_string()),
+        Line::styled(format!("> {}", dialog.shown()), theme.value()),
+    ];
+    if let Some(error) = &dialog.error {
+        lines.push(Line::styled(error.clone(), theme.danger()));
+    }
+    if dialog.is_masked() {
+        lines.push(Line::styled(
+            "Stored as an argon2id hash only.".to_string(),
+            theme.dim(),
+        ));
+    }
+    draw_box(frame, area, app, &dialog.title(), lines, false)
 }
 
 fn text_lines(text: &str) -> Vec<Line<'static>> {
@@ -149,7 +186,10 @@ fn draw_box(
         .map(|line| (line.width() as u16).div_ceil(inner_width).max(1))
         .sum();
     let rect = centered(area, width, wrapped_rows + 2);
-    let scope = if question {
+    let scope = if app.user_dialog.is_some() && app.popup.is_none() {
+        // The Users dialogs take text: Enter accepts, Esc cancels.
+        Scope::Editing
+    } else if question {
         Scope::Confirm
     } else {
         Scope::Dismiss

@@ -166,7 +166,12 @@ fn draw_figures(frame: &mut Frame, area: Rect, app: &App) {
             theme,
             "Connections refused",
             LABEL_WIDTH,
-            value(s.connections_refused.to_string()),
+            // Bad credentials are counted beside the connection limit's refusals, shown
+            // once there are any so that the line stays short.
+            value(match s.auth_failures {
+                0 => s.connections_refused.to_string(),
+                bad => format!("{} +{bad} bad login", s.connections_refused),
+            }),
         ),
     ];
     frame.render_widget(Paragraph::new(lines), area);
