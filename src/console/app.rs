@@ -294,7 +294,7 @@ impl App {
                 let text = match result {
                     Ok(done) => {
                         if let Some(config) = done.config {
-                            self.pending = config;
+                            self.pending = *config;
                         }
                         done.report
                     }

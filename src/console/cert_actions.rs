@@ -147,7 +147,7 @@ pub fn complete_path(text: &str) -> String {
 #[derive(Debug, Clone, PartialEq)]
 pub struct CertDone {
     pub report: String,
-    pub config: Option<Config>,
+    pub config: Option<Box<Config>>,
 }
 
 /// Runs `command` on a copy of the pending configuration, with the certificate files under
@@ -163,7 +163,7 @@ pub fn perform(command: &CertCommand, pending: &Config) -> Action {
     )
     .map(|outcome| CertDone {
         report: outcome.report,
-        config: outcome.config_changed.then_some(config),
+        config: outcome.config_changed.then(|| Box::new(config)),
     })
     .map_err(|error| error.to_string());
     Action::CertificateDone(result)
