@@ -9,6 +9,9 @@ use ratatui::crossterm::event::KeyEvent;
 use crate::broker::{ApplyReport, ClientInfo, DiagEvent, StatsSnapshot};
 use crate::config::Config;
 
+// Actions pass one at a time from the runtime into `App::update` and are not stored: a large
+// variant costs a copy, boxing it an allocation per statistics tick.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Action {
     /// A key press from the terminal.
