@@ -4,6 +4,7 @@
 //! - [`mqtt`]: the wire protocol only (packets, properties, reason codes, encode/decode; no I/O);
 //! - [`config`]: the RON configuration, its validation and its diff;
 //! - [`broker`]: the tokio actor system behind [`broker::BrokerHandle`];
+//! - [`admin`]: the admin socket and [`admin::Admin`], the API consoles and commands use;
 //! - [`model`]: the records the broker and the store share (messages, subscriptions);
 //! - [`store`]: the `Store` trait that session state and retained messages go through;
 //! - [`console`]: the ratatui administration console.
@@ -12,6 +13,7 @@
 //! [`mqtt`]; it is not part of this library.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod broker;
 pub mod config;
 pub mod console;

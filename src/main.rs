@@ -6,7 +6,6 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use roost::broker::BrokerHandle;
 use roost::config::{Config, StorageMode, default_config_text};
 use roost::headless::{ServeOverrides, headless_config, serve};
 
@@ -52,6 +51,13 @@ enum Command {
         /// per message than several threads do on small machines.
         #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
         threads: u16,
+    },
+    /// The console (the default command). It attaches to the broker running on the config
+    /// file when there is one, else runs a broker in this process.
+    Console {
+        /// Attach to the broker behind this admin socket (never start one).
+        #[arg(long, value_name = "SOCKET")]
+        attach: Option<PathBuf>,
     },
     /// Work with configuration files.
     Config {
@@ -116,30 +122,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 data_dir,
                 persistence,
             };
-            let config = headless_config(cli.config.as_deref(), &overrides)?;
-            serve_runtime(threads)?.block_on(serve(config))?;
+            // Refuse a bad file or override before starting anything.
+            headless_config(cli.config.as_deref(), &overrides)?;
+            serve_runtime(threads)?.block_on(serve(cli.config.as_deref(), overrides))?;
             Ok(())
         }
-        None => {
+        None | Some(Command::Console { .. }) => {
+            let attach = match cli.command {
+                Some(Command::Console { attach }) => attach,
+                _ => None,
+            };
             let options = roost::console::ConsoleOptions {
                 config_path: cli.config.unwrap_or_else(|| PathBuf::from("roost.ron")),
                 theme: cli.theme,
+                attach,
             };
-            runtime()?.block_on(console_with_broker(options))?;
+            runtime()?.block_on(roost::console::start(options))?;
             Ok(())
         }
     }
-}
-
-/// The console over a broker this process starts: the console applies the configuration, and
-/// the broker is shut down here, where it was started, however the console ends.
-async fn console_with_broker(
-    options: roost::console::ConsoleOptions,
-) -> Result<(), roost::console::ConsoleError> {
-    let broker = BrokerHandle::spawn();
-    let result = roost::console::run(options, &broker).await;
-    broker.shutdown().await;
-    result
 }
 
 /// The error and its causes on one line, leaving out causes the message already quotes

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use roost::admin::{ApplyOutcome, ApplyRefusal, SaveOutcome};
 use roost::broker::{
     ApplyChange, ApplyReport, ChangeAction, ClientInfo, DiagEvent, Direction, ListenerInfo,
     ListenerKind, StatsSnapshot,
@@ -269,21 +270,28 @@ fn editing_with_an_invalid_port() {
 fn apply_report_popup() {
     let mut app = app();
     press(&mut app, KeyCode::Char('a'));
-    app.update(Action::ApplyFinished(Ok(ApplyReport {
-        changes: vec![
-            ApplyChange {
-                subject: "TCP listener 0.0.0.0:1884".to_string(),
-                action: ChangeAction::Restarted,
-            },
-            ApplyChange {
-                subject: "diagnostics".to_string(),
-                action: ChangeAction::Updated,
-            },
-            ApplyChange {
-                subject: "TLS".to_string(),
-                action: ChangeAction::StoredNotActive,
-            },
-        ],
+    app.update(Action::ApplyFinished(Ok(ApplyOutcome {
+        generation: 1,
+        saved: SaveOutcome::Saved {
+            path: "roost.ron".into(),
+            comments_copied_to: None,
+        },
+        report: ApplyReport {
+            changes: vec![
+                ApplyChange {
+                    subject: "TCP listener 0.0.0.0:1884".to_string(),
+                    action: ChangeAction::Restarted,
+                },
+                ApplyChange {
+                    subject: "diagnostics".to_string(),
+                    action: ChangeAction::Updated,
+                },
+                ApplyChange {
+                    subject: "TLS".to_string(),
+                    action: ChangeAction::StoredNotActive,
+                },
+            ],
+        },
     })));
     insta::assert_snapshot!("apply_report_80x24", render(&app, SMALL).backend());
 }
@@ -292,10 +300,10 @@ fn apply_report_popup() {
 fn apply_refused_popup() {
     let mut app = app();
     press(&mut app, KeyCode::Char('a'));
-    app.update(Action::ApplyFinished(Err(
+    app.update(Action::ApplyFinished(Err(ApplyRefusal::Refused(
         "cannot listen on 0.0.0.0:1884 for the TCP listener: Address in use (os error 98)"
             .to_string(),
-    )));
+    ))));
     insta::assert_snapshot!("apply_refused_80x24", render(&app, SMALL).backend());
 }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use roost::admin::{ApplyOutcome, ApplyRefusal, SaveOutcome};
 use roost::broker::{
     ApplyChange, ApplyReport, ChangeAction, ClientInfo, DiagEvent, Direction, ListenerKind,
 };
@@ -71,6 +72,33 @@ fn report() -> ApplyReport {
             action: ChangeAction::Restarted,
         }],
     }
+}
+
+/// An accepted apply, saved to roost.ron.
+fn saved() -> Result<ApplyOutcome, ApplyRefusal> {
+    Ok(ApplyOutcome {
+        report: report(),
+        generation: 1,
+        saved: SaveOutcome::Saved {
+            path: PathBuf::from("roost.ron"),
+            comments_copied_to: None,
+        },
+    })
+}
+
+/// An accepted apply that could not be written.
+fn not_saved(reason: &str) -> Result<ApplyOutcome, ApplyRefusal> {
+    Ok(ApplyOutcome {
+        report: report(),
+        generation: 1,
+        saved: SaveOutcome::NotSaved {
+            reason: reason.to_string(),
+        },
+    })
+}
+
+fn refused(reason: &str) -> Result<ApplyOutcome, ApplyRefusal> {
+    Err(ApplyRefusal::Refused(reason.to_string()))
 }
 
 #[test]
@@ -156,18 +184,22 @@ fn apply_sends_the_pending_config_and_success_clears_the_changes() {
     edit_tcp_port(&mut app, "1884");
     press(&mut app, KeyCode::Enter);
     let effect = ch(&mut app, 'a');
-    let Some(Effect::Apply(sent)) = effect else {
+    let Some(Effect::Apply {
+        config: sent,
+        overwrite_hand_edits: false,
+    }) = effect
+    else {
         panic!("expected an apply effect, got {effect:?}");
     };
     assert_eq!(sent.broker.tcp.port, 1884);
     assert!(app.is_applying());
     assert_eq!(ch(&mut app, 'a'), None, "no second apply while one runs");
 
-    app.update(Action::ApplyFinished(Ok(report())));
+    app.update(Action::ApplyFinished(saved()));
     assert!(!app.is_applying());
     assert!(!app.has_pending_changes());
     assert_eq!(app.applied.broker.tcp.port, 1884);
-    assert_eq!(app.popup, Some(Popup::ApplyResult(Ok(report()))));
+    assert_eq!(app.popup, Some(Popup::ApplyResult(saved())));
     press(&mut app, KeyCode::Esc);
     assert_eq!(app.popup, None);
 }
@@ -177,10 +209,10 @@ fn refused_apply_keeps_the_pending_edits() {
     let mut app = app();
     edit_tcp_port(&mut app, "1884");
     press(&mut app, KeyCode::Enter);
-    assert!(matches!(ch(&mut app, 'a'), Some(Effect::Apply(_))));
+    assert!(matches!(ch(&mut app, 'a'), Some(Effect::Apply { .. })));
     let reason = "cannot listen on 0.0.0.0:1884 for the TCP listener: address in use".to_string();
-    app.update(Action::ApplyFinished(Err(reason.clone())));
-    assert_eq!(app.popup, Some(Popup::ApplyResult(Err(reason))));
+    app.update(Action::ApplyFinished(refused(&reason)));
+    assert_eq!(app.popup, Some(Popup::ApplyResult(refused(&reason))));
     assert_eq!(app.pending.broker.tcp.port, 1884, "pending edit kept");
     assert_eq!(
         app.applied.broker.tcp.port, 1883,
@@ -410,9 +442,9 @@ fn stats_feed_the_rate_history() {
 #[test]
 fn a_refusal_naming_a_field_selects_it() {
     let mut app = app();
-    assert!(matches!(ch(&mut app, 'a'), Some(Effect::Apply(_))));
-    app.update(Action::ApplyFinished(Err(
-        "limits.max_inflight: 0 is outside 1..=65535".to_string(),
+    assert!(matches!(ch(&mut app, 'a'), Some(Effect::Apply { .. })));
+    app.update(Action::ApplyFinished(refused(
+        "limits.max_inflight: 0 is outside 1..=65535",
     )));
     assert_eq!(app.node, Node::Limits);
     assert_eq!(
@@ -426,11 +458,28 @@ fn a_refusal_naming_a_field_selects_it() {
 fn a_failed_save_is_reported() {
     let mut app = app();
     ch(&mut app, 'a');
-    app.update(Action::ApplyFinished(Ok(report())));
-    app.update(Action::Saved(Err("permission denied".to_string())));
+    app.update(Action::ApplyFinished(not_saved(
+        "roost.ron is read-only; it was not replaced",
+    )));
     let notice = app.notice.clone().unwrap();
     assert!(notice.is_error);
-    assert!(notice.text.contains("NOT saved"), "{}", notice.text);
-    app.update(Action::Saved(Ok(())));
-    assert!(!app.notice.unwrap().is_error);
+    assert!(
+        notice
+            .text
+            .contains("applied, NOT saved: roost.ron is read-only"),
+        "{}",
+        notice.text
+    );
+    assert!(app.unsaved.is_some(), "the unsaved mark stays");
+    // Quitting asks first, even with nothing pending.
+    assert!(!app.has_pending_changes());
+    press(&mut app, KeyCode::Esc);
+    ch(&mut app, 'q');
+    assert_eq!(app.popup, Some(Popup::ConfirmQuit));
+    assert!(!app.should_quit);
+    press(&mut app, KeyCode::Esc);
+    // A later apply that is saved clears the mark.
+    ch(&mut app, 'a');
+    app.update(Action::ApplyFinished(saved()));
+    assert_eq!(app.unsaved, None);
 }

@@ -8,7 +8,8 @@ use ratatui::crossterm::event::{Event, KeyEvent};
 use tui_input::Input;
 use tui_input::backend::crossterm::EventHandler;
 
-use crate::broker::{ApplyReport, ClientInfo};
+use crate::admin::{AppliedConfig, ApplyOutcome, ApplyRefusal, Origin, SaveOutcome};
+use crate::broker::ClientInfo;
 use crate::config::{ClientCertificateStatus, Config};
 
 use super::action::{Action, Effect};
@@ -48,8 +49,10 @@ pub enum Popup {
     },
     ConfirmQuit,
     ConfirmDisconnect(String),
-    /// The outcome of an apply: the report, or why it was refused.
-    ApplyResult(Result<ApplyReport, String>),
+    /// The outcome of an apply: the report and whether it was saved, or why it was refused.
+    ApplyResult(Result<ApplyOutcome, ApplyRefusal>),
+    /// The config file was edited by hand since it was loaded: reload, overwrite or cancel.
+    FileChanged,
     Message(String),
 }
 
@@ -84,6 +87,16 @@ pub struct App {
     pub diagnostics_live: bool,
     pub theme: Theme,
     pub should_quit: bool,
+    /// Whether the broker runs in this process or is attached to.
+    pub origin: Origin,
+    /// The generation of `applied` (counts applies in the broker process).
+    pub applied_generation: u64,
+    /// Pending edits that conflict with a configuration applied by someone else.
+    pub conflicts: Vec<String>,
+    /// Why the last applied configuration is not in the file, while it is not.
+    pub unsaved: Option<String>,
+    /// Set when the broker cannot be reached any more.
+    pub broker_gone: Option<String>,
 }
 
 impl App {
@@ -106,6 +119,25 @@ impl App {
             files: BTreeMap::new(),
             theme,
             should_quit: false,
+            origin: Origin::InProcess,
+            applied_generation: 0,
+            conflicts: Vec::new(),
+            unsaved: None,
+            broker_gone: None,
+        }
+    }
+
+    /// Whether quitting stops the broker.
+    pub fn owns_broker(&self) -> bool {
+        self.origin == Origin::InProcess
+    }
+
+    /// The connected clients a quit would disconnect (none when attached).
+    pub fn clients_lost_on_quit(&self) -> u64 {
+        if self.owns_broker() {
+            self.dashboard.latest.clients
+        } else {
+            0
         }
     }
 
@@ -148,6 +180,7 @@ impl App {
             Some(Popup::Help { .. }) => return vec![Scope::Help],
             Some(Popup::ConfirmQuit | Popup::ConfirmDisconnect(_)) => return vec![Scope::Confirm],
             Some(Popup::ApplyResult(_) | Popup::Message(_)) => return vec![Scope::Dismiss],
+            Some(Popup::FileChanged) => return vec![Scope::FileChanged],
             None => {}
         }
         if self.editing.is_some() {
@@ -219,17 +252,20 @@ impl App {
                 None
             }
             Action::ApplyFinished(result) => self.on_apply_finished(result),
-            Action::Saved(result) => {
-                self.notice = Some(match result {
-                    Ok(()) => Notice {
-                        text: format!("saved {}", self.config_path.display()),
-                        is_error: false,
-                    },
-                    Err(message) => Notice {
-                        text: format!("applied but NOT saved: {message}"),
-                        is_error: true,
-                    },
+            Action::AppliedElsewhere(applied) => {
+                self.on_applied_elsewhere(applied);
+                None
+            }
+            Action::FileReloaded(result) => {
+                self.on_file_reloaded(result);
+                None
+            }
+            Action::BrokerGone(reason) => {
+                self.notice = Some(Notice {
+                    text: format!("broker unreachable: {reason}"),
+                    is_error: true,
                 });
+                self.broker_gone = Some(reason);
                 None
             }
             Action::Stats(stats) => {
@@ -342,7 +378,12 @@ impl App {
             Command::Revert => return self.revert(),
             Command::Help => self.popup = Some(Popup::Help { scroll: 0 }),
             Command::Quit => {
-                if self.has_pending_changes() {
+                // Ask before losing edits, leaving an unsaved config, or (owning the broker)
+                // disconnecting clients; an attached console leaves the broker running.
+                if self.has_pending_changes()
+                    || self.unsaved.is_some()
+                    || self.clients_lost_on_quit() > 0
+                {
                     self.popup = Some(Popup::ConfirmQuit);
                 } else {
                     self.should_quit = true;
@@ -365,7 +406,7 @@ impl App {
             Command::ClearLog => self.log.clear(),
             Command::PageUp => self.log.scroll(10),
             Command::PageDown => self.log.scroll(-10),
-            Command::Confirm | Command::Cancel => {}
+            Command::Confirm | Command::Cancel | Command::Reload | Command::Overwrite => {}
         }
         None
     }
@@ -390,6 +431,14 @@ impl App {
             (Popup::ConfirmDisconnect(client_id), Command::Confirm) => {
                 self.popup = None;
                 return Some(Effect::Disconnect(client_id));
+            }
+            (Popup::FileChanged, Command::Reload) => {
+                self.popup = None;
+                return Some(Effect::ReloadFile);
+            }
+            (Popup::FileChanged, Command::Overwrite) => {
+                self.popup = None;
+                return self.start_apply(true);
             }
             (_, Command::Cancel) => self.popup = None,
             _ => {}
@@ -470,6 +519,10 @@ impl App {
     }
 
     fn apply(&mut self) -> Option<Effect> {
+        self.start_apply(false)
+    }
+
+    fn start_apply(&mut self, overwrite_hand_edits: bool) -> Option<Effect> {
         if self.is_applying() {
             self.notice = Some(Notice {
                 text: "an apply is already in progress".to_string(),
@@ -482,30 +535,116 @@ impl App {
             text: "applying…".to_string(),
             is_error: false,
         });
-        Some(Effect::Apply(Box::new(self.pending.clone())))
+        Some(Effect::Apply {
+            config: Box::new(self.pending.clone()),
+            overwrite_hand_edits,
+        })
     }
 
-    fn on_apply_finished(&mut self, result: Result<ApplyReport, String>) -> Option<Effect> {
+    fn on_apply_finished(&mut self, result: Result<ApplyOutcome, ApplyRefusal>) -> Option<Effect> {
         let sent = self.in_flight.take();
         match &result {
-            Ok(_) => {
+            Ok(outcome) => {
                 if let Some(config) = sent {
                     self.applied = config;
                 }
+                self.applied_generation = self.applied_generation.max(outcome.generation);
+                self.conflicts.clear();
                 self.diagnostics_live = self.applied.diagnostics.log_messages;
                 self.notice = None;
+                match &outcome.saved {
+                    SaveOutcome::Saved { .. } => self.unsaved = None,
+                    SaveOutcome::NotSaved { reason } => {
+                        self.unsaved = Some(reason.clone());
+                        self.notice = Some(Notice {
+                            text: format!("applied, NOT saved: {reason}"),
+                            is_error: true,
+                        });
+                    }
+                }
             }
-            Err(reason) => {
+            Err(ApplyRefusal::FileChangedByHand { .. }) => {
+                self.popup = Some(Popup::FileChanged);
+                return None;
+            }
+            Err(ApplyRefusal::Refused(reason)) => {
                 // Refused: the broker runs as before and the pending edits stay for fixing.
                 self.notice = Some(Notice {
                     text: "apply refused; pending changes kept".to_string(),
                     is_error: true,
                 });
-                self.select_field_named_in(reason);
+                let reason = reason.clone();
+                self.select_field_named_in(&reason);
             }
         }
         self.popup = Some(Popup::ApplyResult(result));
         None
+    }
+
+    /// Another console (or a command) applied a configuration: it becomes the applied one,
+    /// and the pending edits are carried onto it; those it contradicts are marked.
+    fn on_applied_elsewhere(&mut self, applied: AppliedConfig) {
+        if applied.generation <= self.applied_generation {
+            return;
+        }
+        // This console's own apply, announced before its answer arrived.
+        if self.in_flight.as_ref() == Some(&*applied.config) {
+            return;
+        }
+        self.applied_generation = applied.generation;
+        if *applied.config == self.applied {
+            return;
+        }
+        let (pending, conflicts) =
+            super::rebase::rebase(&self.applied, &applied.config, &self.pending);
+        self.applied = *applied.config;
+        self.pending = pending;
+        self.diagnostics_live = self.applied.diagnostics.log_messages;
+        self.notice = Some(Notice {
+            text: if conflicts.is_empty() {
+                "another console applied a new configuration".to_string()
+            } else {
+                format!(
+                    "another console applied; {} pending edit{} conflict{}",
+                    conflicts.len(),
+                    if conflicts.len() == 1 { "" } else { "s" },
+                    if conflicts.len() == 1 { "s" } else { "" },
+                )
+            },
+            is_error: !conflicts.is_empty(),
+        });
+        self.conflicts = conflicts;
+    }
+
+    /// The file as re-read after hand edits becomes the base of the pending edits; the hand
+    /// edits show as pending changes until applied.
+    fn on_file_reloaded(&mut self, result: Result<Config, String>) {
+        match result {
+            Ok(file) => {
+                let (pending, conflicts) =
+                    super::rebase::rebase(&self.applied, &file, &self.pending);
+                self.pending = pending;
+                self.conflicts = conflicts;
+                self.notice = Some(Notice {
+                    text: format!(
+                        "reloaded {}: hand edits are pending changes now",
+                        self.config_path.display()
+                    ),
+                    is_error: false,
+                });
+            }
+            Err(reason) => {
+                self.notice = Some(Notice {
+                    text: format!("cannot reload: {reason}"),
+                    is_error: true,
+                });
+            }
+        }
+    }
+
+    /// Whether a pending edit of `path` conflicts with a configuration applied elsewhere.
+    pub fn is_conflicting(&self, path: &str) -> bool {
+        self.conflicts.iter().any(|c| c == path)
     }
 
     /// A refusal that names a field (`broker.tcp.port: ...`) selects that field, so that the

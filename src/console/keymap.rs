@@ -28,6 +28,10 @@ pub enum Command {
     Pause,
     Filter,
     ClearLog,
+    /// Reload the config file after hand edits, keeping pending edits.
+    Reload,
+    /// Save over the config file's hand edits.
+    Overwrite,
 }
 
 /// Where a binding is offered. The app says which scopes are active right now.
@@ -43,6 +47,8 @@ pub enum Scope {
     Editing,
     Confirm,
     Dismiss,
+    /// The question asked when the config file was edited by hand.
+    FileChanged,
     Help,
 }
 
@@ -59,6 +65,7 @@ impl Scope {
             Scope::Editing => "Editing a text field or filter",
             Scope::Confirm => "Questions",
             Scope::Dismiss => "Reports and messages",
+            Scope::FileChanged => "Config file edited by hand",
             Scope::Help => "This help",
         }
     }
@@ -150,6 +157,33 @@ pub const BINDINGS: &[Binding] = &[
         C::Cancel,
         true,
     ),
+    bind(
+        S::FileChanged,
+        &[(K::Char('r'), NONE)],
+        "r",
+        "reload the file, keep pending edits",
+        C::Reload,
+        true,
+    )
+    .bar_as("reload"),
+    bind(
+        S::FileChanged,
+        &[(K::Char('o'), NONE)],
+        "o",
+        "overwrite the file with this apply",
+        C::Overwrite,
+        true,
+    )
+    .bar_as("overwrite"),
+    bind(
+        S::FileChanged,
+        &[(K::Esc, NONE), (K::Char('n'), NONE)],
+        "Esc",
+        "cancel the apply",
+        C::Cancel,
+        true,
+    )
+    .bar_as("cancel"),
     bind(
         S::Help,
         &[

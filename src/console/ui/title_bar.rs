@@ -1,7 +1,7 @@
 //! The title bar.
 //!
 //! ```text
-//! roost · roost.ron   ● running   ✱ 2 pending changes            saved roost.ron
+//! roost · roost.ron · attached to pid 1234   ● running   ✱ 2 pending changes   ⚠ NOT saved
 //! ```
 
 use ratatui::Frame;
@@ -32,30 +32,63 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     };
     let mut left = vec![
         Span::styled(" roost ", bar.add_modifier(ratatui::style::Modifier::BOLD)),
-        Span::styled(format!("· {file}   "), bar),
+        Span::styled(format!("· {file} · {}   ", app.origin), bar),
         running,
         Span::styled("   ", bar),
         pending,
     ];
+    if !app.conflicts.is_empty() {
+        left.push(Span::styled(
+            format!("   ⚠ {} conflicting", app.conflicts.len()),
+            bar.patch(theme.danger()),
+        ));
+    }
+    if app.unsaved.is_some() {
+        left.push(Span::styled("   ⚠ NOT saved", bar.patch(theme.danger())));
+    }
+    if app.broker_gone.is_some() {
+        left.push(Span::styled(
+            "   ⚠ broker unreachable",
+            bar.patch(theme.danger()),
+        ));
+    }
     if app.is_applying() {
         left.push(Span::styled("   applying…", bar));
     }
-    let notice = app.notice.as_ref().map(|notice| {
+    // The status on the left always shows in full; a notice gets what is left, cut short
+    // when it does not fit, so it never hides the pending-changes counter.
+    let left = Line::from(left);
+    let left_width = (left.width() as u16).min(area.width);
+    let [left_area, right_area] =
+        Layout::horizontal([Constraint::Length(left_width), Constraint::Min(0)]).areas(area);
+    frame.render_widget(Paragraph::new(left).style(bar), left_area);
+    if let Some(notice) = app.notice.as_ref() {
         let style = if notice.is_error {
             bar.patch(theme.danger())
         } else {
             bar
         };
-        Span::styled(format!("{} ", notice.text), style)
-    });
-    let notice_width = notice.as_ref().map_or(0, |n| n.width() as u16);
-    let [left_area, right_area] =
-        Layout::horizontal([Constraint::Min(0), Constraint::Length(notice_width)]).areas(area);
-    frame.render_widget(Paragraph::new(Line::from(left)).style(bar), left_area);
-    if let Some(notice) = notice {
-        frame.render_widget(
-            Paragraph::new(Line::from(notice).right_aligned()).style(bar),
-            right_area,
-        );
+        let room = usize::from(right_area.width.saturating_sub(3));
+        let text = fit(&notice.text, room);
+        if !text.is_empty() {
+            frame.render_widget(
+                Paragraph::new(Line::from(Span::styled(format!("{text} "), style)).right_aligned())
+                    .style(bar),
+                right_area,
+            );
+        }
     }
+}
+
+/// `text` cut to `width` characters, ending in `…` when cut.
+fn fit(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    if width == 0 {
+        return String::new();
+    }
+    let mut cut: String = text.chars().take(width - 1).collect();
+    cut.push('…');
+    cut
 }
