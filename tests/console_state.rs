@@ -483,3 +483,135 @@ fn a_failed_save_is_reported() {
     app.update(Action::ApplyFinished(saved()));
     assert_eq!(app.unsaved, None);
 }
+
+// ----- attached consoles, quitting and hand edits (issue 10) ------------------------------
+
+fn applied_elsewhere(config: Config, generation: u64) -> Action {
+    Action::AppliedElsewhere(roost::admin::AppliedConfig {
+        config: Box::new(config),
+        generation,
+    })
+}
+
+#[test]
+fn an_apply_from_another_console_keeps_pending_edits_and_marks_conflicts() {
+    let mut app = app();
+    edit_tcp_port(&mut app, "1884");
+    press(&mut app, KeyCode::Enter);
+    let mut theirs = Config::default();
+    theirs.broker.tcp.port = 2000;
+    theirs.limits.max_inflight = 9;
+    app.update(applied_elsewhere(theirs.clone(), 1));
+    assert_eq!(app.applied, theirs, "the new applied config is shown");
+    assert_eq!(
+        app.pending.broker.tcp.port, 1884,
+        "the pending edit is kept"
+    );
+    assert_eq!(
+        app.pending.limits.max_inflight, 9,
+        "their other change arrives"
+    );
+    assert_eq!(app.conflicts, vec!["broker.tcp.port".to_string()]);
+    assert!(app.is_conflicting("broker.tcp.port"));
+    assert!(app.notice.as_ref().unwrap().text.contains("conflict"));
+    // An older or repeated announcement changes nothing.
+    app.update(applied_elsewhere(Config::default(), 1));
+    assert_eq!(app.applied, theirs);
+    // Applying resolves the conflict.
+    assert!(matches!(ch(&mut app, 'a'), Some(Effect::Apply { .. })));
+    app.update(Action::ApplyFinished(Ok(ApplyOutcome {
+        generation: 2,
+        ..saved().unwrap()
+    })));
+    assert!(app.conflicts.is_empty());
+    assert_eq!(app.applied.broker.tcp.port, 1884);
+}
+
+#[test]
+fn this_consoles_own_apply_announced_early_is_not_a_conflict() {
+    let mut app = app();
+    edit_tcp_port(&mut app, "1884");
+    press(&mut app, KeyCode::Enter);
+    let Some(Effect::Apply { config, .. }) = ch(&mut app, 'a') else {
+        panic!("apply expected");
+    };
+    app.update(applied_elsewhere(*config, 1));
+    assert!(app.conflicts.is_empty());
+    assert!(app.is_applying(), "the answer is still awaited");
+    app.update(Action::ApplyFinished(saved()));
+    assert!(!app.has_pending_changes());
+}
+
+#[test]
+fn an_attached_console_quits_without_asking_even_with_clients() {
+    let mut app = app();
+    app.origin = roost::admin::Origin::Attached {
+        pid: 42,
+        socket: PathBuf::from("/run/roost.sock"),
+    };
+    app.update(Action::Stats(roost::broker::StatsSnapshot {
+        running: true,
+        clients: 12,
+        ..Default::default()
+    }));
+    assert_eq!(ch(&mut app, 'q'), Some(Effect::Quit));
+    assert!(app.should_quit);
+}
+
+#[test]
+fn an_owning_console_asks_before_disconnecting_its_clients() {
+    let mut app = app();
+    app.update(Action::Stats(roost::broker::StatsSnapshot {
+        running: true,
+        clients: 3,
+        ..Default::default()
+    }));
+    assert_eq!(app.clients_lost_on_quit(), 3);
+    assert_eq!(ch(&mut app, 'q'), None);
+    assert_eq!(app.popup, Some(Popup::ConfirmQuit));
+    assert_eq!(ch(&mut app, 'n'), None);
+    assert!(!app.should_quit);
+    ch(&mut app, 'q');
+    assert_eq!(ch(&mut app, 'y'), Some(Effect::Quit));
+}
+
+#[test]
+fn a_hand_edited_file_offers_reload_or_overwrite() {
+    let mut app = app();
+    edit_tcp_port(&mut app, "1884");
+    press(&mut app, KeyCode::Enter);
+    ch(&mut app, 'a');
+    app.update(Action::ApplyFinished(Err(
+        ApplyRefusal::FileChangedByHand {
+            path: PathBuf::from("roost.ron"),
+        },
+    )));
+    assert_eq!(app.popup, Some(Popup::FileChanged));
+    assert!(!app.is_applying());
+    // Reload: the file's hand edit becomes a pending change next to the operator's.
+    assert_eq!(ch(&mut app, 'r'), Some(Effect::ReloadFile));
+    let mut file = Config::default();
+    file.limits.max_queued_messages = 77;
+    app.update(Action::FileReloaded(Ok(file)));
+    assert_eq!(app.pending.broker.tcp.port, 1884);
+    assert_eq!(app.pending.limits.max_queued_messages, 77);
+    assert_eq!(app.pending_changes().len(), 2);
+    // Overwrite: the same apply, told to replace the hand edits.
+    ch(&mut app, 'a');
+    app.update(Action::ApplyFinished(Err(
+        ApplyRefusal::FileChangedByHand {
+            path: PathBuf::from("roost.ron"),
+        },
+    )));
+    let effect = ch(&mut app, 'o');
+    assert!(
+        matches!(
+            effect,
+            Some(Effect::Apply {
+                overwrite_hand_edits: true,
+                ..
+            })
+        ),
+        "{effect:?}"
+    );
+}
