@@ -335,3 +335,41 @@ fn every_theme_renders_and_no_color_keeps_the_text() {
         );
     }
 }
+
+#[test]
+fn a_long_notice_leaves_the_pending_counter_and_the_unsaved_mark_visible() {
+    let mut app = app();
+    app.pending.broker.tcp.port = 1999;
+    app.unsaved = Some("roost.ron is read-only; it was not replaced".to_string());
+    app.notice = Some(roost::console::app::Notice::new(
+        "applied, NOT saved: /a/very/long/path/to/the/configuration/roost.ron is read-only; it was not replaced".to_string(),
+        true,
+    ));
+    let screen = render(&app, SMALL).backend().to_string();
+    let title = screen.lines().next().unwrap();
+    assert!(title.contains("pending changes"), "{title}");
+    assert!(title.contains("NOT saved"), "{title}");
+    insta::assert_snapshot!("long_notice_80x24", render(&app, SMALL).backend());
+}
+
+#[test]
+fn status_warns_of_no_listeners_and_settings_not_active() {
+    let mut config = config();
+    config.broker.tcp.enabled = false;
+    config.broker.websockets.enabled = true;
+    let mut app = App::new(
+        config,
+        PathBuf::from("/etc/roost/roost.ron"),
+        Theme::default(),
+    );
+    app.node = Node::Status;
+    app.update(Action::Stats(StatsSnapshot {
+        running: true,
+        ..stats(1)
+    }));
+    app.dashboard.latest.listeners.clear();
+    let screen = render(&app, SMALL).backend().to_string();
+    assert!(screen.contains("no listeners"), "{screen}");
+    assert!(screen.contains("Stored, not active yet"), "{screen}");
+    insta::assert_snapshot!("status_warnings_80x24", render(&app, SMALL).backend());
+}

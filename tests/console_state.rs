@@ -615,3 +615,37 @@ fn a_hand_edited_file_offers_reload_or_overwrite() {
         "{effect:?}"
     );
 }
+
+#[test]
+fn notices_expire_and_never_hide_the_pending_counter() {
+    let mut app = app();
+    edit_tcp_port(&mut app, "1884");
+    press(&mut app, KeyCode::Enter);
+    ch(&mut app, 'r'); // revert: "pending changes discarded"
+    let notice = app.notice.clone().expect("a notice");
+    let now = std::time::Instant::now();
+    app.update(Action::Tick(now));
+    assert!(app.notice.is_some(), "not yet");
+    app.update(Action::Tick(notice.expires_at));
+    assert_eq!(app.notice, None, "expired");
+}
+
+#[test]
+fn stored_but_inactive_settings_and_a_broker_without_listeners_are_flagged() {
+    let mut config = Config::default();
+    config.broker.websockets.enabled = true;
+    config.broker.tls.enabled = true;
+    let mut app = App::new(config, PathBuf::from("roost.ron"), Theme::default());
+    assert_eq!(
+        app.stored_not_active().len(),
+        2,
+        "{:?}",
+        app.stored_not_active()
+    );
+    assert!(!app.running_without_listeners(), "no figures yet");
+    app.update(Action::Stats(roost::broker::StatsSnapshot {
+        running: true,
+        ..Default::default()
+    }));
+    assert!(app.running_without_listeners());
+}

@@ -38,6 +38,8 @@ pub enum Action {
     DiagLagged(u64),
     /// What is on disk behind the configured certificate paths.
     Files(std::collections::BTreeMap<std::path::PathBuf, super::files::FileState>),
+    /// Time passes (the render tick): notices expire.
+    Tick(std::time::Instant),
     /// SIGTERM or SIGHUP: leave without asking.
     Terminate,
 }

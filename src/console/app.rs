@@ -56,11 +56,32 @@ pub enum Popup {
     Message(String),
 }
 
-/// A one-line note in the command bar, such as "saved roost.ron".
+/// A one-line note in the title bar, such as "pending changes discarded". It expires: what
+/// must stay visible (an unsaved config, conflicts) has its own mark.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notice {
     pub text: String,
     pub is_error: bool,
+    pub expires_at: std::time::Instant,
+}
+
+/// How long a notice shows; errors a little longer.
+pub const NOTICE_SECS: u64 = 5;
+pub const ERROR_NOTICE_SECS: u64 = 10;
+
+impl Notice {
+    pub fn new(text: String, is_error: bool) -> Notice {
+        let secs = if is_error {
+            ERROR_NOTICE_SECS
+        } else {
+            NOTICE_SECS
+        };
+        Notice {
+            text,
+            is_error,
+            expires_at: std::time::Instant::now() + std::time::Duration::from_secs(secs),
+        }
+    }
 }
 
 pub struct App {
@@ -261,10 +282,7 @@ impl App {
                 None
             }
             Action::BrokerGone(reason) => {
-                self.notice = Some(Notice {
-                    text: format!("broker unreachable: {reason}"),
-                    is_error: true,
-                });
+                self.notice = Some(Notice::new(format!("broker unreachable: {reason}"), true));
                 self.broker_gone = Some(reason);
                 None
             }
@@ -278,15 +296,9 @@ impl App {
             }
             Action::Disconnected { client_id, found } => {
                 self.notice = Some(if found {
-                    Notice {
-                        text: format!("disconnected {client_id}"),
-                        is_error: false,
-                    }
+                    Notice::new(format!("disconnected {client_id}"), false)
                 } else {
-                    Notice {
-                        text: format!("{client_id} was no longer connected"),
-                        is_error: true,
-                    }
+                    Notice::new(format!("{client_id} was no longer connected"), true)
                 });
                 None
             }
@@ -300,6 +312,12 @@ impl App {
             }
             Action::Files(files) => {
                 self.files = files;
+                None
+            }
+            Action::Tick(now) => {
+                if self.notice.as_ref().is_some_and(|n| n.expires_at <= now) {
+                    self.notice = None;
+                }
                 None
             }
             Action::Terminate => {
@@ -524,17 +542,14 @@ impl App {
 
     fn start_apply(&mut self, overwrite_hand_edits: bool) -> Option<Effect> {
         if self.is_applying() {
-            self.notice = Some(Notice {
-                text: "an apply is already in progress".to_string(),
-                is_error: true,
-            });
+            self.notice = Some(Notice::new(
+                "an apply is already in progress".to_string(),
+                true,
+            ));
             return None;
         }
         self.in_flight = Some(self.pending.clone());
-        self.notice = Some(Notice {
-            text: "applying…".to_string(),
-            is_error: false,
-        });
+        self.notice = Some(Notice::new("applying…".to_string(), false));
         Some(Effect::Apply {
             config: Box::new(self.pending.clone()),
             overwrite_hand_edits,
@@ -556,10 +571,8 @@ impl App {
                     SaveOutcome::Saved { .. } => self.unsaved = None,
                     SaveOutcome::NotSaved { reason } => {
                         self.unsaved = Some(reason.clone());
-                        self.notice = Some(Notice {
-                            text: format!("applied, NOT saved: {reason}"),
-                            is_error: true,
-                        });
+                        self.notice =
+                            Some(Notice::new(format!("applied, NOT saved: {reason}"), true));
                     }
                 }
             }
@@ -569,10 +582,10 @@ impl App {
             }
             Err(ApplyRefusal::Refused(reason)) => {
                 // Refused: the broker runs as before and the pending edits stay for fixing.
-                self.notice = Some(Notice {
-                    text: "apply refused; pending changes kept".to_string(),
-                    is_error: true,
-                });
+                self.notice = Some(Notice::new(
+                    "apply refused; pending changes kept".to_string(),
+                    true,
+                ));
                 let reason = reason.clone();
                 self.select_field_named_in(&reason);
             }
@@ -600,8 +613,8 @@ impl App {
         self.applied = *applied.config;
         self.pending = pending;
         self.diagnostics_live = self.applied.diagnostics.log_messages;
-        self.notice = Some(Notice {
-            text: if conflicts.is_empty() {
+        self.notice = Some(Notice::new(
+            if conflicts.is_empty() {
                 "another console applied a new configuration".to_string()
             } else {
                 format!(
@@ -611,8 +624,8 @@ impl App {
                     if conflicts.len() == 1 { "s" } else { "" },
                 )
             },
-            is_error: !conflicts.is_empty(),
-        });
+            !conflicts.is_empty(),
+        ));
         self.conflicts = conflicts;
     }
 
@@ -625,21 +638,42 @@ impl App {
                     super::rebase::rebase(&self.applied, &file, &self.pending);
                 self.pending = pending;
                 self.conflicts = conflicts;
-                self.notice = Some(Notice {
-                    text: format!(
+                self.notice = Some(Notice::new(
+                    format!(
                         "reloaded {}: hand edits are pending changes now",
                         self.config_path.display()
                     ),
-                    is_error: false,
-                });
+                    false,
+                ));
             }
             Err(reason) => {
-                self.notice = Some(Notice {
-                    text: format!("cannot reload: {reason}"),
-                    is_error: true,
-                });
+                self.notice = Some(Notice::new(format!("cannot reload: {reason}"), true));
             }
         }
+    }
+
+    /// Settings of the applied configuration that are stored but not in effect yet (their
+    /// feature has not landed): each field set away from its default, by label.
+    pub fn stored_not_active(&self) -> Vec<&'static str> {
+        let defaults = Config::default();
+        let mut labels = Vec::new();
+        for node in Node::ALL {
+            for field in node.fields() {
+                if field.stored_not_active()
+                    && field.get(&self.applied) != field.get(&defaults)
+                    && !labels.contains(&field.label())
+                {
+                    labels.push(field.label());
+                }
+            }
+        }
+        labels
+    }
+
+    /// Whether the broker runs but listens nowhere: no client can connect.
+    pub fn running_without_listeners(&self) -> bool {
+        let latest = &self.dashboard.latest;
+        self.dashboard.has_data && latest.running && latest.listeners.is_empty()
     }
 
     /// Whether a pending edit of `path` conflicts with a configuration applied elsewhere.
@@ -668,10 +702,7 @@ impl App {
             return None;
         }
         self.pending = self.applied.clone();
-        self.notice = Some(Notice {
-            text: "pending changes discarded".to_string(),
-            is_error: false,
-        });
+        self.notice = Some(Notice::new("pending changes discarded".to_string(), false));
         let applied_diagnostics = self.applied.diagnostics.log_messages;
         if self.diagnostics_live != applied_diagnostics {
             self.diagnostics_live = applied_diagnostics;

@@ -222,6 +222,11 @@ async fn event_loop(
                 }
             },
             _ = render.tick() => {
+                if app.notice.is_some() {
+                    let before = app.notice.clone();
+                    app.update(Action::Tick(std::time::Instant::now()));
+                    needs_draw |= app.notice != before;
+                }
                 if needs_draw {
                     draw(terminal, app)?;
                     needs_draw = false;

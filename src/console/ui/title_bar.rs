@@ -1,8 +1,10 @@
 //! The title bar.
 //!
 //! ```text
-//! roost · roost.ron · attached to pid 1234   ● running   ✱ 2 pending changes   ⚠ NOT saved
+//! roost  roost.ron  attached to pid 1234  ● running  ✱ 2 pending changes  ⚠ NOT saved
 //! ```
+//!
+//! Segments that do not fit are left out, least important first (see `draw`).
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -19,7 +21,9 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_else(|| app.config_path.display().to_string());
-    let running = if app.dashboard.latest.running {
+    let running = if app.running_without_listeners() {
+        Span::styled("● no listeners", bar.patch(theme.warning()))
+    } else if app.dashboard.latest.running {
         Span::styled("● running", bar.patch(theme.ok()))
     } else {
         Span::styled("○ stopped", bar)
@@ -30,30 +34,68 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         1 => Span::styled("✱ 1 pending change", bar.patch(theme.dirty())),
         n => Span::styled(format!("✱ {n} pending changes"), bar.patch(theme.dirty())),
     };
-    let mut left = vec![
-        Span::styled(" roost ", bar.add_modifier(ratatui::style::Modifier::BOLD)),
-        Span::styled(format!("· {file} · {}   ", app.origin), bar),
-        running,
-        Span::styled("   ", bar),
-        pending,
+    // Segments by importance: when the bar is too narrow, the least important go first, so
+    // the pending counter and the unsaved mark always show.
+    let mut segments: Vec<(u8, Span<'static>)> = vec![
+        (
+            1,
+            Span::styled("roost", bar.add_modifier(ratatui::style::Modifier::BOLD)),
+        ),
+        (2, Span::styled(file, bar)),
+        (6, Span::styled(app.origin.to_string(), bar)),
+        (7, running),
+        (10, pending),
     ];
     if !app.conflicts.is_empty() {
-        left.push(Span::styled(
-            format!("   ⚠ {} conflicting", app.conflicts.len()),
-            bar.patch(theme.danger()),
+        segments.push((
+            8,
+            Span::styled(
+                format!("⚠ {} conflicting", app.conflicts.len()),
+                bar.patch(theme.danger()),
+            ),
+        ));
+    }
+    let stored = app.stored_not_active().len();
+    if stored > 0 {
+        segments.push((
+            5,
+            Span::styled(format!("⚠ {stored} not active"), bar.patch(theme.warning())),
         ));
     }
     if app.unsaved.is_some() {
-        left.push(Span::styled("   ⚠ NOT saved", bar.patch(theme.danger())));
+        segments.push((9, Span::styled("⚠ NOT saved", bar.patch(theme.danger()))));
     }
     if app.broker_gone.is_some() {
-        left.push(Span::styled(
-            "   ⚠ broker unreachable",
-            bar.patch(theme.danger()),
+        segments.push((
+            9,
+            Span::styled("⚠ broker unreachable", bar.patch(theme.danger())),
         ));
     }
     if app.is_applying() {
-        left.push(Span::styled("   applying…", bar));
+        segments.push((4, Span::styled("applying…", bar)));
+    }
+    const GAP: &str = "  ";
+    let width_of = |segments: &[(u8, Span<'static>)]| -> usize {
+        1 + segments
+            .iter()
+            .map(|(_, span)| span.width() + GAP.len())
+            .sum::<usize>()
+    };
+    while width_of(&segments) > usize::from(area.width) && segments.len() > 1 {
+        let least = segments
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, (rank, _))| *rank)
+            .map(|(index, _)| index)
+            .unwrap_or(0);
+        segments.remove(least);
+    }
+    let mut left = vec![Span::styled(" ", bar)];
+    for (index, (_, span)) in segments.into_iter().enumerate() {
+        if index > 0 {
+            left.push(Span::styled(GAP, bar));
+        }
+        left.push(span);
     }
     // The status on the left always shows in full; a notice gets what is left, cut short
     // when it does not fit, so it never hides the pending-changes counter.
