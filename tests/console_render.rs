@@ -373,3 +373,30 @@ fn status_warns_of_no_listeners_and_settings_not_active() {
     assert!(screen.contains("Stored, not active yet"), "{screen}");
     insta::assert_snapshot!("status_warnings_80x24", render(&app, SMALL).backend());
 }
+
+/// The Clients view with 10,000 rows, sorted by queue with the detail pane closed, at the
+/// three sizes an operator's terminal is likely to have.
+#[test]
+fn many_clients_at_three_sizes() {
+    let mut app = app();
+    let many: Vec<ClientInfo> = (0..10_000u32)
+        .map(|i| ClientInfo {
+            client_id: format!("device-{i:05}").into(),
+            address: SocketAddr::from(([10, 0, (i / 256) as u8, (i % 256) as u8], 40000)),
+            queued: if i % 100 == 42 { 900 } else { 0 },
+            ..clients()[0].clone()
+        })
+        .collect();
+    app.update(Action::Clients(many));
+    app.update(Action::SelectNode(Node::Clients.index()));
+    press(&mut app, KeyCode::Tab);
+    for _ in 0..6 {
+        press(&mut app, KeyCode::Char('s'));
+    }
+    press(&mut app, KeyCode::Char('S'));
+    insta::assert_snapshot!("clients_many_80x24", render(&app, SMALL).backend());
+    insta::assert_snapshot!("clients_many_100x30", render(&app, (100, 30)).backend());
+    insta::assert_snapshot!("clients_many_200x50", render(&app, (200, 50)).backend());
+    press(&mut app, KeyCode::Enter);
+    insta::assert_snapshot!("clients_detail_100x30", render(&app, (100, 30)).backend());
+}

@@ -417,9 +417,9 @@ fn the_selected_client_stays_selected_when_the_list_changes() {
     app.update(Action::SelectNode(Node::Clients.index()));
     press(&mut app, KeyCode::Tab);
     ch(&mut app, 'j');
-    assert_eq!(&*app.clients[app.cursor()].client_id, "c");
+    assert_eq!(&*app.selected_client().unwrap().client_id, "c");
     app.update(Action::Clients(vec![client("c"), client("a"), client("b")]));
-    assert_eq!(&*app.clients[app.cursor()].client_id, "c");
+    assert_eq!(&*app.selected_client().unwrap().client_id, "c");
 }
 
 #[test]
@@ -648,4 +648,111 @@ fn stored_but_inactive_settings_and_a_broker_without_listeners_are_flagged() {
         ..Default::default()
     }));
     assert!(app.running_without_listeners());
+}
+
+// ----- clients at scale --------------------------------------------------------------------
+
+/// 10,000 clients (the default connection limit): one in a hundred is a stalled subscriber
+/// with a full queue, every tenth has a user name.
+fn many_clients() -> Vec<ClientInfo> {
+    (0..10_000u32)
+        .map(|i| ClientInfo {
+            client_id: format!("device-{i:05}").into(),
+            address: SocketAddr::from(([10, 0, (i / 256) as u8, (i % 256) as u8], 40000)),
+            username: (i % 10 == 0).then(|| format!("fleet-{}", i / 1000)),
+            queued: if i % 100 == 42 {
+                900 + (i as usize % 7)
+            } else {
+                0
+            },
+            inflight: (i % 3) as usize,
+            ..client("x")
+        })
+        .collect()
+}
+
+fn open_clients(app: &mut App) {
+    app.update(Action::SelectNode(Node::Clients.index()));
+    press(app, KeyCode::Tab);
+    assert_eq!(app.focus, Focus::Pane);
+}
+
+#[test]
+fn ten_thousand_clients_filter_sort_and_select_quickly() {
+    let mut app = app();
+    let start = std::time::Instant::now();
+    app.update(Action::Clients(many_clients()));
+    open_clients(&mut app);
+    assert_eq!(app.clients.len(), 10_000);
+
+    // Sort by queue, largest first: the stalled subscribers come to the top.
+    while app.clients.sort != roost::console::client_list::ClientColumn::Queued {
+        ch(&mut app, 's');
+    }
+    ch(&mut app, 'S');
+    let top = app.selected_client().unwrap().clone();
+    assert!(top.queued >= 900, "{top:?}");
+
+    // Filter by user name: only that fleet's clients remain, still sorted.
+    ch(&mut app, '/');
+    type_text(&mut app, "fleet-3");
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(app.clients.len(), 100);
+    assert!(
+        (0..app.clients.len())
+            .all(|row| app.clients.row(row).unwrap().username.as_deref() == Some("fleet-3"))
+    );
+    // By address.
+    ch(&mut app, '/');
+    press(&mut app, KeyCode::Esc);
+    assert_eq!(app.clients.len(), 10_000, "Esc clears the filter");
+    ch(&mut app, '/');
+    type_text(&mut app, "10.0.38.16:");
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(app.clients.len(), 1);
+    let expected = format!("device-{:05}", 38 * 256 + 16);
+    assert_eq!(&*app.selected_client().unwrap().client_id, expected);
+
+    // A refresh of all 10,000 keeps the filter and the selection.
+    app.update(Action::Clients(many_clients()));
+    assert_eq!(app.clients.len(), 1);
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(5),
+        "10,000 clients must stay responsive: {:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn disconnecting_every_matching_client_asks_first() {
+    let mut app = app();
+    app.update(Action::Clients(many_clients()));
+    open_clients(&mut app);
+    ch(&mut app, '/');
+    type_text(&mut app, "fleet-7");
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(ch(&mut app, 'X'), None);
+    let Some(Popup::ConfirmDisconnectMany(ids)) = app.popup.clone() else {
+        panic!("expected a question, got {:?}", app.popup);
+    };
+    assert_eq!(ids.len(), 100);
+    let effect = ch(&mut app, 'y');
+    assert_eq!(effect, Some(Effect::DisconnectMany(ids)));
+    app.update(Action::DisconnectedMany {
+        asked: 100,
+        found: 100,
+    });
+    assert!(app.notice.as_ref().unwrap().text.contains("100 of 100"));
+}
+
+#[test]
+fn enter_opens_the_selected_clients_details() {
+    let mut app = app();
+    app.update(Action::Clients(vec![client("a"), client("b")]));
+    open_clients(&mut app);
+    assert!(!app.clients.detail);
+    press(&mut app, KeyCode::Enter);
+    assert!(app.clients.detail);
+    press(&mut app, KeyCode::Enter);
+    assert!(!app.clients.detail);
 }

@@ -26,6 +26,11 @@ pub enum Action {
     FileReloaded(Result<Config, String>),
     /// The broker cannot be reached any more (an attached console whose broker stopped).
     BrokerGone(String),
+    /// The outcome of an `Effect::DisconnectMany`: how many were still connected.
+    DisconnectedMany {
+        asked: usize,
+        found: usize,
+    },
     /// The outcome of an `Effect::Disconnect`: whether the client was still connected.
     Disconnected {
         client_id: String,
@@ -57,6 +62,8 @@ pub enum Effect {
     ReloadFile,
     /// `Admin::disconnect`.
     Disconnect(String),
+    /// `Admin::disconnect` for each of these clients.
+    DisconnectMany(Vec<String>),
     /// `Admin::set_diagnostics`, live.
     SetDiagnostics(bool),
     /// Restore the terminal and return; the broker stops only if this process owns it.

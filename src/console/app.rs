@@ -13,6 +13,7 @@ use crate::broker::ClientInfo;
 use crate::config::{ClientCertificateStatus, Config};
 
 use super::action::{Action, Effect};
+use super::client_list::ClientList;
 use super::dashboard::Dashboard;
 use super::diag_log::DiagLog;
 use super::fields::{Field, FieldKind};
@@ -40,6 +41,8 @@ pub enum EditTarget {
     Field(Field),
     /// The diagnostics log filter.
     LogFilter,
+    /// The Clients view's filter (client id, address or user).
+    ClientFilter,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -49,6 +52,8 @@ pub enum Popup {
     },
     ConfirmQuit,
     ConfirmDisconnect(String),
+    /// Disconnect every client the filter shows.
+    ConfirmDisconnectMany(Vec<String>),
     /// The outcome of an apply: the report and whether it was saved, or why it was refused.
     ApplyResult(Result<ApplyOutcome, ApplyRefusal>),
     /// The config file was edited by hand since it was loaded: reload, overwrite or cancel.
@@ -100,7 +105,8 @@ pub struct App {
     pub popup: Option<Popup>,
     pub notice: Option<Notice>,
     pub dashboard: Dashboard,
-    pub clients: Vec<ClientInfo>,
+    /// The connected clients, with the filter and sort order of the Clients view.
+    pub clients: ClientList,
     pub log: DiagLog,
     /// Certificate and key files as last inspected.
     pub files: BTreeMap<PathBuf, FileState>,
@@ -135,7 +141,7 @@ impl App {
             popup: None,
             notice: None,
             dashboard: Dashboard::default(),
-            clients: Vec::new(),
+            clients: ClientList::default(),
             log: DiagLog::default(),
             files: BTreeMap::new(),
             theme,
@@ -199,7 +205,9 @@ impl App {
     pub fn active_scopes(&self) -> Vec<Scope> {
         match &self.popup {
             Some(Popup::Help { .. }) => return vec![Scope::Help],
-            Some(Popup::ConfirmQuit | Popup::ConfirmDisconnect(_)) => return vec![Scope::Confirm],
+            Some(
+                Popup::ConfirmQuit | Popup::ConfirmDisconnect(_) | Popup::ConfirmDisconnectMany(_),
+            ) => return vec![Scope::Confirm],
             Some(Popup::ApplyResult(_) | Popup::Message(_)) => return vec![Scope::Dismiss],
             Some(Popup::FileChanged) => return vec![Scope::FileChanged],
             None => {}
@@ -241,7 +249,7 @@ impl App {
                 !self.pending.certificates.clients.is_empty()
             }
             Command::Toggle => matches!(kind, Some(FieldKind::Checkbox | FieldKind::Choice)),
-            Command::Disconnect => !self.clients.is_empty(),
+            Command::Disconnect | Command::DisconnectMatching => !self.clients.is_empty(),
             Command::Revert => self.has_pending_changes(),
             _ => true,
         }
@@ -302,6 +310,13 @@ impl App {
                 });
                 None
             }
+            Action::DisconnectedMany { asked, found } => {
+                self.notice = Some(Notice::new(
+                    format!("disconnected {found} of {asked} clients"),
+                    found < asked,
+                ));
+                None
+            }
             Action::Diag(event) => {
                 self.log.push(event);
                 None
@@ -328,18 +343,28 @@ impl App {
     }
 
     /// Replaces the client list, keeping the same client selected when it is still there.
-    fn set_clients(&mut self, mut clients: Vec<ClientInfo>) {
-        clients.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+    fn set_clients(&mut self, clients: Vec<ClientInfo>) {
+        self.update_clients(|list| list.set(clients));
+    }
+
+    /// Changes the client list (new figures, filter, order) and keeps the same client
+    /// selected when it is still shown.
+    fn update_clients(&mut self, change: impl FnOnce(&mut ClientList)) {
         let index = Node::Clients.index();
         let selected = self
             .clients
-            .get(self.cursor[index])
+            .row(self.cursor[index])
             .map(|c| c.client_id.clone());
-        let position = selected.and_then(|id| clients.iter().position(|c| c.client_id == id));
+        change(&mut self.clients);
+        let position = selected.and_then(|id| self.clients.position(&id));
         self.cursor[index] = position
             .unwrap_or(self.cursor[index])
-            .min(clients.len().saturating_sub(1));
-        self.clients = clients;
+            .min(self.clients.len().saturating_sub(1));
+    }
+
+    /// The client selected in the Clients view.
+    pub fn selected_client(&self) -> Option<&ClientInfo> {
+        self.clients.row(self.cursor_of(Node::Clients))
     }
 
     fn on_key(&mut self, key: KeyEvent) -> Option<Effect> {
@@ -351,11 +376,15 @@ impl App {
                     editing.input.handle_event(&Event::Key(key));
                     editing.error = match editing.target {
                         EditTarget::Field(field) => field.check_text(editing.input.value()).err(),
-                        EditTarget::LogFilter => None,
+                        EditTarget::LogFilter | EditTarget::ClientFilter => None,
                     };
-                    if editing.target == EditTarget::LogFilter {
-                        let value = editing.input.value().to_string();
-                        self.log.set_filter(&value);
+                    let value = editing.input.value().to_string();
+                    match editing.target {
+                        EditTarget::LogFilter => self.log.set_filter(&value),
+                        EditTarget::ClientFilter => {
+                            self.update_clients(|list| list.set_filter(&value))
+                        }
+                        EditTarget::Field(_) => {}
                     }
                 }
                 None
@@ -409,11 +438,34 @@ impl App {
                 }
             }
             Command::Disconnect => {
-                if let Some(client) = self.clients.get(self.cursor()) {
+                if let Some(client) = self.selected_client() {
                     self.popup = Some(Popup::ConfirmDisconnect(client.client_id.to_string()));
                 }
             }
+            Command::DisconnectMatching => {
+                let ids = self.clients.matching_ids();
+                if !ids.is_empty() {
+                    self.popup = Some(Popup::ConfirmDisconnectMany(ids));
+                }
+            }
+            // A new order starts at its top: that is where the operator looks.
+            Command::SortNext => {
+                self.clients.sort_by_next_column();
+                self.cursor[Node::Clients.index()] = 0;
+            }
+            Command::SortReverse => {
+                self.clients.reverse();
+                self.cursor[Node::Clients.index()] = 0;
+            }
+            Command::Details => self.clients.detail = !self.clients.detail,
             Command::Pause => self.log.toggle_pause(),
+            Command::Filter if self.node == Node::Clients => {
+                self.editing = Some(Editing {
+                    target: EditTarget::ClientFilter,
+                    input: Input::new(self.clients.filter.clone()),
+                    error: None,
+                });
+            }
             Command::Filter => {
                 self.editing = Some(Editing {
                     target: EditTarget::LogFilter,
@@ -450,6 +502,10 @@ impl App {
                 self.popup = None;
                 return Some(Effect::Disconnect(client_id));
             }
+            (Popup::ConfirmDisconnectMany(ids), Command::Confirm) => {
+                self.popup = None;
+                return Some(Effect::DisconnectMany(ids));
+            }
             (Popup::FileChanged, Command::Reload) => {
                 self.popup = None;
                 return Some(Effect::ReloadFile);
@@ -475,7 +531,13 @@ impl App {
                     Err(message) => editing.error = Some(message),
                 }
             }
-            (EditTarget::LogFilter, Command::Confirm) => self.editing = None,
+            (EditTarget::LogFilter | EditTarget::ClientFilter, Command::Confirm) => {
+                self.editing = None
+            }
+            (EditTarget::ClientFilter, Command::Cancel) => {
+                self.editing = None;
+                self.update_clients(|list| list.set_filter(""));
+            }
             (EditTarget::LogFilter, Command::Cancel) => {
                 self.log.set_filter("");
                 self.editing = None;

@@ -28,6 +28,14 @@ pub enum Command {
     Pause,
     Filter,
     ClearLog,
+    /// Disconnect every client the filter shows.
+    DisconnectMatching,
+    /// Sort the clients by the next column.
+    SortNext,
+    /// Reverse the clients' order.
+    SortReverse,
+    /// Open or close the selected client's details.
+    Details,
     /// Reload the config file after hand edits, keeping pending edits.
     Reload,
     /// Save over the config file's hand edits.
@@ -278,6 +286,49 @@ pub const BINDINGS: &[Binding] = &[
         true,
     )
     .bar_as("disconnect"),
+    bind(
+        S::Clients,
+        &[(K::Char('X'), SHIFT), (K::Char('X'), NONE)],
+        "X",
+        "disconnect every client the filter shows",
+        C::DisconnectMatching,
+        false,
+    ),
+    bind(
+        S::Clients,
+        &[(K::Char('/'), NONE)],
+        "/",
+        "filter by client id, address or user",
+        C::Filter,
+        true,
+    )
+    .bar_as("filter"),
+    bind(
+        S::Clients,
+        &[(K::Char('s'), NONE)],
+        "s",
+        "sort by the next column",
+        C::SortNext,
+        true,
+    )
+    .bar_as("sort"),
+    bind(
+        S::Clients,
+        &[(K::Char('S'), SHIFT), (K::Char('S'), NONE)],
+        "S",
+        "reverse the order",
+        C::SortReverse,
+        false,
+    ),
+    bind(
+        S::Clients,
+        &[(K::Enter, NONE)],
+        "Enter",
+        "details of the selected client",
+        C::Details,
+        true,
+    )
+    .bar_as("details"),
     bind(
         S::CertificateList,
         &[(K::Char(' '), NONE)],

@@ -299,6 +299,25 @@ fn execute(effect: Effect, admin: &Admin, actions: &mpsc::UnboundedSender<Action
                 }
             });
         }
+        Effect::DisconnectMany(client_ids) => {
+            tokio::spawn(async move {
+                let asked = client_ids.len();
+                let mut found = 0;
+                for client_id in client_ids {
+                    if admin.disconnect(&client_id).await.unwrap_or(false) {
+                        found += 1;
+                    }
+                }
+                info!(
+                    asked,
+                    found, "disconnect of the filtered clients requested from the console"
+                );
+                let _ = actions.send(Action::DisconnectedMany { asked, found });
+                if let Ok(clients) = admin.clients().await {
+                    let _ = actions.send(Action::Clients(clients));
+                }
+            });
+        }
         Effect::SetDiagnostics(enabled) => {
             info!(enabled, "diagnostics switched from the console");
             tokio::spawn(async move {

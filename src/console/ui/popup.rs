@@ -63,6 +63,30 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
                 Scope::Confirm,
             )
         }
+        Popup::ConfirmDisconnectMany(ids) => {
+            let shown: Vec<&str> = ids.iter().take(3).map(String::as_str).collect();
+            let more = ids.len().saturating_sub(shown.len());
+            let text = format!(
+                "Disconnect {} client{} matching the filter {:?}?\n{}{}",
+                ids.len(),
+                if ids.len() == 1 { "" } else { "s" },
+                app.clients.filter,
+                shown.join(", "),
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                },
+            );
+            draw_box(
+                frame,
+                area,
+                app,
+                "Disconnect clients",
+                text_lines(&text),
+                Scope::Confirm,
+            )
+        }
         Popup::ApplyResult(result) => draw_apply_result(frame, area, app, result),
         Popup::Message(text) => {
             draw_box(frame, area, app, "roost", text_lines(text), Scope::Dismiss)
