@@ -147,7 +147,17 @@ async fn diagnostics_and_disconnect_go_through_the_socket() {
     let broker = serve(&config);
     let admin = attach(&config).await;
     let mut diagnostics = admin.diagnostics().await.unwrap();
+    let observer = attach(&config).await;
+    let mut watch = observer.watch_applied();
     admin.set_diagnostics(true).await.unwrap();
+    // The live switch is part of the applied configuration: every console sees it.
+    tokio::time::timeout(
+        TIMEOUT,
+        watch.wait_for(|a| a.config.diagnostics.log_messages),
+    )
+    .await
+    .expect("the switch is announced")
+    .unwrap();
 
     let (client, _poller) = mqtt_client(&broker, "diag-publisher").await;
     client

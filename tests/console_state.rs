@@ -310,19 +310,23 @@ fn help_opens_and_closes() {
 }
 
 #[test]
-fn diagnostics_toggle_acts_live_and_revert_switches_it_back() {
+fn the_diagnostics_switch_acts_live_and_is_not_a_pending_change() {
     let mut app = app();
     app.update(Action::SelectNode(Node::Diagnostics.index()));
     press(&mut app, KeyCode::Tab);
     assert_eq!(ch(&mut app, ' '), Some(Effect::SetDiagnostics(true)));
     assert!(app.diagnostics_live);
     assert!(app.pending.diagnostics.log_messages);
-    assert_eq!(
-        app.pending_changes(),
-        vec!["diagnostics.log_messages".to_string()]
+    assert!(
+        app.pending_changes().is_empty(),
+        "a live switch, not an edit"
     );
-    assert_eq!(ch(&mut app, 'r'), Some(Effect::SetDiagnostics(false)));
+    // Revert has nothing to undo; quitting does not ask.
+    assert_eq!(ch(&mut app, 'r'), None);
+    assert!(app.diagnostics_live);
+    assert_eq!(ch(&mut app, ' '), Some(Effect::SetDiagnostics(false)));
     assert!(!app.diagnostics_live);
+    assert_eq!(ch(&mut app, 'q'), Some(Effect::Quit));
 }
 
 fn diag(client: &str, topic: &str) -> Action {

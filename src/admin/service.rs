@@ -183,9 +183,20 @@ impl AdminService {
         found
     }
 
+    /// The live diagnostics switch: acts at once and becomes part of the applied
+    /// configuration (every console sees it), without being a pending change anywhere. The
+    /// file gets it with the next apply.
     pub fn set_diagnostics(&self, on: bool) {
         info!(on, "diagnostics switched by an administrator");
         self.broker.set_diagnostics(on);
+        self.applied.send_if_modified(|applied| {
+            if applied.config.diagnostics.log_messages == on {
+                return false;
+            }
+            applied.config.diagnostics.log_messages = on;
+            applied.generation += 1;
+            true
+        });
     }
 }
 

@@ -591,8 +591,10 @@ impl App {
         }
         field.toggle(&mut self.pending, back);
         if field == Field::LogMessages {
-            // The diagnostics switch acts at once; Apply keeps it in the file.
+            // A live switch, not a pending change: it acts at once and is part of the applied
+            // configuration from now on (the broker saves it with the next apply).
             self.diagnostics_live = self.pending.diagnostics.log_messages;
+            self.applied.diagnostics.log_messages = self.diagnostics_live;
             return Some(Effect::SetDiagnostics(self.diagnostics_live));
         }
         None
