@@ -400,3 +400,19 @@ fn many_clients_at_three_sizes() {
     press(&mut app, KeyCode::Enter);
     insta::assert_snapshot!("clients_detail_100x30", render(&app, (100, 30)).backend());
 }
+
+#[test]
+fn the_tree_collapses_under_100_columns_and_a_tiny_terminal_says_so() {
+    let mut app = app();
+    app.update(Action::SelectNode(Node::Limits.index()));
+    press(&mut app, KeyCode::Tab);
+    let narrow = render(&app, (90, 24)).backend().to_string();
+    assert!(!narrow.contains("Certificate Authority"), "{narrow}");
+    insta::assert_snapshot!("limits_collapsed_90x24", render(&app, (90, 24)).backend());
+    let wide = render(&app, (100, 30)).backend().to_string();
+    assert!(wide.contains("Certificate Authority"), "{wide}");
+    insta::assert_snapshot!("limits_100x30", render(&app, (100, 30)).backend());
+    let tiny = render(&app, (40, 10)).backend().to_string();
+    assert!(tiny.contains("terminal too small (need 60×16"), "{tiny}");
+    insta::assert_snapshot!("too_small_40x10", render(&app, (40, 10)).backend());
+}

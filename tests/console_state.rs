@@ -760,3 +760,83 @@ fn enter_opens_the_selected_clients_details() {
     press(&mut app, KeyCode::Enter);
     assert!(!app.clients.detail);
 }
+
+// ----- keys: Esc, numbers, the command line, Space ---------------------------------------
+
+#[test]
+fn esc_goes_back_from_a_form_to_the_tree() {
+    let mut app = app();
+    press(&mut app, KeyCode::Tab);
+    assert_eq!(app.focus, Focus::Pane);
+    press(&mut app, KeyCode::Esc);
+    assert_eq!(app.focus, Focus::Tree);
+}
+
+#[test]
+fn number_keys_open_the_views() {
+    let mut app = app();
+    ch(&mut app, '9');
+    assert_eq!(app.node, Node::Clients);
+    assert_eq!(app.focus, Focus::Pane);
+    ch(&mut app, '8');
+    assert_eq!(app.node, Node::Status);
+    ch(&mut app, '1');
+    assert_eq!(app.node, Node::Broker);
+}
+
+#[test]
+fn the_command_line_completes_and_runs_commands() {
+    let mut app = app();
+    ch(&mut app, ':');
+    assert_eq!(
+        app.editing.as_ref().map(|e| e.target),
+        Some(EditTarget::CommandLine)
+    );
+    type_text(&mut app, "cl");
+    press(&mut app, KeyCode::Tab);
+    assert_eq!(app.editing.as_ref().unwrap().input.value(), "clients");
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(app.node, Node::Clients);
+    assert!(app.editing.is_none());
+
+    ch(&mut app, ':');
+    type_text(&mut app, "theme light");
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(
+        app.theme,
+        Theme::resolve(Some("light"), "dark", false).unwrap()
+    );
+
+    ch(&mut app, ':');
+    type_text(&mut app, "bogus");
+    assert!(
+        app.editing.as_ref().unwrap().error.is_some(),
+        "flagged while typing"
+    );
+    press(&mut app, KeyCode::Enter);
+    assert!(app.notice.as_ref().unwrap().is_error);
+
+    ch(&mut app, ':');
+    type_text(&mut app, "apply");
+    assert!(matches!(
+        press(&mut app, KeyCode::Enter),
+        Some(Effect::Apply { .. })
+    ));
+}
+
+#[test]
+fn space_on_a_text_field_starts_editing() {
+    let mut app = app();
+    open_broker_field(&mut app, TCP_PORT_ROW);
+    assert_eq!(ch(&mut app, ' '), None);
+    assert!(app.editing.is_some());
+}
+
+#[test]
+fn an_enabled_broker_opens_on_status() {
+    let mut config = Config::default();
+    config.broker.enabled = true;
+    let enabled = App::new(config, PathBuf::from("roost.ron"), Theme::default());
+    assert_eq!(enabled.node, Node::Status);
+    assert_eq!(app().node, Node::Broker, "a fresh config opens on the form");
+}

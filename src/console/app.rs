@@ -43,6 +43,8 @@ pub enum EditTarget {
     LogFilter,
     /// The Clients view's filter (client id, address or user).
     ClientFilter,
+    /// The `:` command line.
+    CommandLine,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -128,6 +130,13 @@ pub struct App {
 
 impl App {
     pub fn new(config: Config, config_path: PathBuf, theme: Theme) -> App {
+        // A broker that is already enabled opens on what an operator comes to see; a fresh
+        // config on the form that enables it.
+        let start_node = if config.broker.enabled {
+            Node::Status
+        } else {
+            Node::Broker
+        };
         App {
             config_path,
             diagnostics_live: config.diagnostics.log_messages,
@@ -135,7 +144,7 @@ impl App {
             applied: config,
             in_flight: None,
             focus: Focus::Tree,
-            node: Node::Broker,
+            node: start_node,
             cursor: [0; Node::ALL.len()],
             editing: None,
             popup: None,
@@ -377,6 +386,9 @@ impl App {
                     editing.error = match editing.target {
                         EditTarget::Field(field) => field.check_text(editing.input.value()).err(),
                         EditTarget::LogFilter | EditTarget::ClientFilter => None,
+                        EditTarget::CommandLine => {
+                            super::command_line::check(editing.input.value()).err()
+                        }
                     };
                     let value = editing.input.value().to_string();
                     match editing.target {
@@ -384,7 +396,7 @@ impl App {
                         EditTarget::ClientFilter => {
                             self.update_clients(|list| list.set_filter(&value))
                         }
-                        EditTarget::Field(_) => {}
+                        EditTarget::Field(_) | EditTarget::CommandLine => {}
                     }
                 }
                 None
@@ -424,6 +436,21 @@ impl App {
             Command::Apply => return self.apply(),
             Command::Revert => return self.revert(),
             Command::Help => self.popup = Some(Popup::Help { scroll: 0 }),
+            Command::Back => self.focus = Focus::Tree,
+            Command::Jump(index) => {
+                if let Some(node) = Node::ALL.get(index) {
+                    self.node = *node;
+                    self.focus = Focus::Pane;
+                }
+            }
+            Command::CommandLine => {
+                self.editing = Some(Editing {
+                    target: EditTarget::CommandLine,
+                    input: Input::default(),
+                    error: None,
+                });
+            }
+            Command::Complete => {}
             Command::Quit => {
                 // Ask before losing edits, leaving an unsaved config, or (owning the broker)
                 // disconnecting clients; an attached console leaves the broker running.
@@ -531,6 +558,16 @@ impl App {
                     Err(message) => editing.error = Some(message),
                 }
             }
+            (EditTarget::CommandLine, Command::Confirm) => {
+                let line = editing.input.value().to_string();
+                self.editing = None;
+                return self.run_command_line(&line);
+            }
+            (EditTarget::CommandLine, Command::Complete) => {
+                let completed = super::command_line::complete(editing.input.value());
+                editing.input = Input::new(completed);
+            }
+            (EditTarget::CommandLine, Command::Cancel) => self.editing = None,
             (EditTarget::LogFilter | EditTarget::ClientFilter, Command::Confirm) => {
                 self.editing = None
             }
@@ -544,6 +581,28 @@ impl App {
             }
             (EditTarget::Field(_), Command::Cancel) => self.editing = None,
             _ => {}
+        }
+        None
+    }
+
+    /// Runs a `:` command (see [`super::command_line`]).
+    fn run_command_line(&mut self, line: &str) -> Option<Effect> {
+        use super::command_line::{CommandLine, parse};
+        match parse(line) {
+            Ok(CommandLine::Open(node)) => {
+                self.node = node;
+                self.focus = Focus::Pane;
+            }
+            Ok(CommandLine::Apply) => return self.apply(),
+            Ok(CommandLine::Theme(name)) => match Theme::built_in(&name) {
+                Some(theme) => self.theme = theme,
+                None => {
+                    self.notice = Some(Notice::new(format!("no theme named {name:?}"), true));
+                }
+            },
+            Ok(CommandLine::Help) => self.popup = Some(Popup::Help { scroll: 0 }),
+            Ok(CommandLine::Quit) => return self.on_command(Command::Quit),
+            Err(message) => self.notice = Some(Notice::new(message, true)),
         }
         None
     }
@@ -587,7 +646,8 @@ impl App {
         }
         let field = self.selected_field()?;
         if field.kind() == FieldKind::Text {
-            return None;
+            // Space on a text field starts editing it, as Enter does.
+            return self.start_editing();
         }
         field.toggle(&mut self.pending, back);
         if field == Field::LogMessages {

@@ -10,6 +10,7 @@
 pub mod action;
 pub mod app;
 pub mod client_list;
+pub mod command_line;
 pub mod contrast;
 pub mod dashboard;
 pub mod diag_log;

@@ -162,7 +162,7 @@ async fn event_loop(
                 Some(Ok(Event::Mouse(mouse))) if mouse.kind == MouseEventKind::Down(MouseButton::Left) => {
                     let size = terminal.size().map_err(ConsoleError::Terminal)?;
                     let area = ratatui::layout::Rect::new(0, 0, size.width, size.height);
-                    match ui::tree_row_at(area, mouse.column, mouse.row) {
+                    match ui::tree_row_at(area, mouse.column, mouse.row, app) {
                         Some(row) => Action::SelectNode(row),
                         None => continue,
                     }

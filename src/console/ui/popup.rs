@@ -321,15 +321,43 @@ pub fn help_lines(app: &App) -> Vec<Line<'static>> {
             title.push(Span::styled("  (where you are)", theme.dim()));
         }
         lines.push(Line::from(title));
-        for binding in BINDINGS.iter().filter(|b| b.scope == scope) {
+        // The number keys share one line ("1-9").
+        let shown = BINDINGS
+            .iter()
+            .filter(|b| b.scope == scope)
+            .filter(|b| !matches!(b.command, keymap::Command::Jump(n) if n > 0));
+        for binding in shown {
+            let keys = match binding.command {
+                keymap::Command::Jump(_) => binding.label.to_string(),
+                _ => key_names(binding),
+            };
             lines.push(Line::from(vec![
-                Span::styled(format!("  {:<12}", key_names(binding)), theme.command_key()),
+                Span::styled(format!("  {keys:<12}"), theme.command_key()),
                 Span::styled(binding.description.to_string(), theme.command_text()),
             ]));
+        }
+        if scope == Scope::Editing {
+            // The text input's own keys (tui-input), not in the key map.
+            for (keys, what) in EDITING_KEYS {
+                lines.push(Line::from(vec![
+                    Span::styled(format!("  {keys:<12}"), theme.command_key()),
+                    Span::styled(what.to_string(), theme.command_text()),
+                ]));
+            }
         }
     }
     lines
 }
+
+/// The editing keys every text field and filter understands.
+const EDITING_KEYS: [(&str, &str); 6] = [
+    ("Ctrl-U", "delete to the start of the line"),
+    ("Ctrl-K", "delete to the end of the line"),
+    ("Ctrl-W", "delete the previous word"),
+    ("Ctrl-A Home", "go to the start"),
+    ("Ctrl-E End", "go to the end"),
+    ("Alt-B Alt-F", "move one word back / forward"),
+];
 
 /// The keys of a binding spelled out (the bar shows the short label).
 fn key_names(binding: &keymap::Binding) -> String {
