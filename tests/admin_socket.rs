@@ -180,6 +180,13 @@ async fn diagnostics_and_disconnect_go_through_the_socket() {
     .await
     .expect("the PUBLISH arrives as a diagnostic event");
     assert_eq!(&*event.client_id, "diag-publisher");
+    // The per-client counters: the PUBLISH is counted on its connection.
+    let clients = admin.clients().await.unwrap();
+    let publisher = clients
+        .iter()
+        .find(|c| &*c.client_id == "diag-publisher")
+        .expect("listed");
+    assert_eq!(publisher.messages_in, 1, "{publisher:?}");
 
     assert!(admin.disconnect("diag-publisher").await.unwrap());
     assert!(!admin.disconnect("nobody").await.unwrap());

@@ -105,6 +105,9 @@ fn clients() -> Vec<ClientInfo> {
             inflight: i,
             queued: 0,
             connected_since: at(i as u64 * 61),
+            messages_in: 100 * i as u64,
+            messages_out: 7 * i as u64,
+            dropped: if i == 1 { 3 } else { 0 },
         })
         .collect()
 }

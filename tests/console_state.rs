@@ -381,6 +381,9 @@ fn client(id: &str) -> ClientInfo {
         inflight: 0,
         queued: 0,
         connected_since: SystemTime::UNIX_EPOCH,
+        messages_in: 0,
+        messages_out: 0,
+        dropped: 0,
     }
 }
 

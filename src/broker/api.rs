@@ -139,6 +139,16 @@ pub struct ClientInfo {
     pub inflight: usize,
     pub queued: usize,
     pub connected_since: SystemTime,
+    /// PUBLISH packets received from the client on this connection.
+    #[serde(default)]
+    pub messages_in: u64,
+    /// PUBLISH packets sent to it on this connection.
+    #[serde(default)]
+    pub messages_out: u64,
+    /// Messages meant for it that were dropped (queue full, too large, a QoS 0 it could not
+    /// take in time).
+    #[serde(default)]
+    pub dropped: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -16,11 +16,15 @@ pub enum ClientColumn {
     Subscriptions,
     Inflight,
     Queued,
+    MessagesIn,
+    MessagesOut,
+    Dropped,
+    Rate,
     Since,
 }
 
 impl ClientColumn {
-    pub const ALL: [ClientColumn; 8] = [
+    pub const ALL: [ClientColumn; 12] = [
         ClientColumn::ClientId,
         ClientColumn::Address,
         ClientColumn::User,
@@ -28,6 +32,10 @@ impl ClientColumn {
         ClientColumn::Subscriptions,
         ClientColumn::Inflight,
         ClientColumn::Queued,
+        ClientColumn::MessagesIn,
+        ClientColumn::MessagesOut,
+        ClientColumn::Dropped,
+        ClientColumn::Rate,
         ClientColumn::Since,
     ];
 
@@ -40,6 +48,10 @@ impl ClientColumn {
             ClientColumn::Subscriptions => "Subs",
             ClientColumn::Inflight => "Infl",
             ClientColumn::Queued => "Queue",
+            ClientColumn::MessagesIn => "In",
+            ClientColumn::MessagesOut => "Out",
+            ClientColumn::Dropped => "Drop",
+            ClientColumn::Rate => "Msg/s",
             ClientColumn::Since => "Since",
         }
     }
@@ -52,8 +64,14 @@ impl ClientColumn {
         ClientColumn::ALL[(index + 1) % ClientColumn::ALL.len()]
     }
 
-    fn compare(self, a: &ClientInfo, b: &ClientInfo) -> Ordering {
+    fn compare(self, a: &Row, b: &Row) -> Ordering {
+        let (rate_a, rate_b) = (a.rate, b.rate);
+        let (a, b) = (&a.info, &b.info);
         match self {
+            ClientColumn::MessagesIn => a.messages_in.cmp(&b.messages_in),
+            ClientColumn::MessagesOut => a.messages_out.cmp(&b.messages_out),
+            ClientColumn::Dropped => a.dropped.cmp(&b.dropped),
+            ClientColumn::Rate => rate_a.total_cmp(&rate_b),
             ClientColumn::ClientId => a.client_id.cmp(&b.client_id),
             ClientColumn::Address => a.address.cmp(&b.address),
             ClientColumn::User => a.username.cmp(&b.username),
@@ -68,9 +86,19 @@ impl ClientColumn {
     }
 }
 
+/// One client and its message rate since the previous refresh.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub info: ClientInfo,
+    /// Messages in and out per second over the last refresh interval.
+    pub rate: f64,
+}
+
 #[derive(Debug, Clone)]
 pub struct ClientList {
-    pub all: Vec<ClientInfo>,
+    pub all: Vec<Row>,
+    /// When `all` was refreshed, for the rates.
+    refreshed_at: Option<std::time::Instant>,
     /// Indices into `all` of the rows shown, filtered and sorted.
     pub view: Vec<usize>,
     pub filter: String,
@@ -84,6 +112,7 @@ impl Default for ClientList {
     fn default() -> Self {
         ClientList {
             all: Vec::new(),
+            refreshed_at: None,
             view: Vec::new(),
             filter: String::new(),
             sort: ClientColumn::ClientId,
@@ -95,7 +124,39 @@ impl Default for ClientList {
 
 impl ClientList {
     pub fn set(&mut self, clients: Vec<ClientInfo>) {
-        self.all = clients;
+        self.set_at(clients, std::time::Instant::now());
+    }
+
+    /// Replaces the list as refreshed at `now`; a client's rate is its messages in and out
+    /// since the previous refresh of the same connection (same id, same connect time).
+    pub fn set_at(&mut self, clients: Vec<ClientInfo>, now: std::time::Instant) {
+        let elapsed = self
+            .refreshed_at
+            .map(|at| now.saturating_duration_since(at).as_secs_f64())
+            .filter(|secs| *secs > 0.0);
+        let previous: std::collections::HashMap<&str, &ClientInfo> = self
+            .all
+            .iter()
+            .map(|row| (&*row.info.client_id, &row.info))
+            .collect();
+        let rows: Vec<Row> = clients
+            .into_iter()
+            .map(|info| {
+                let rate = match (elapsed, previous.get(&*info.client_id)) {
+                    (Some(secs), Some(before))
+                        if before.connected_since == info.connected_since =>
+                    {
+                        let total = info.messages_in + info.messages_out;
+                        let total_before = before.messages_in + before.messages_out;
+                        total.saturating_sub(total_before) as f64 / secs
+                    }
+                    _ => 0.0,
+                };
+                Row { info, rate }
+            })
+            .collect();
+        self.all = rows;
+        self.refreshed_at = Some(now);
         self.refresh();
     }
 
@@ -126,28 +187,39 @@ impl ClientList {
 
     /// The client on row `row` of the view.
     pub fn row(&self, row: usize) -> Option<&ClientInfo> {
-        self.view.get(row).and_then(|&index| self.all.get(index))
+        self.view
+            .get(row)
+            .and_then(|&index| self.all.get(index))
+            .map(|row| &row.info)
+    }
+
+    /// The rate of the client on row `row` of the view.
+    pub fn rate(&self, row: usize) -> f64 {
+        self.view
+            .get(row)
+            .and_then(|&index| self.all.get(index))
+            .map_or(0.0, |row| row.rate)
     }
 
     /// The view's row of `client_id`.
     pub fn position(&self, client_id: &str) -> Option<usize> {
         self.view
             .iter()
-            .position(|&index| &*self.all[index].client_id == client_id)
+            .position(|&index| &*self.all[index].info.client_id == client_id)
     }
 
     /// The ids of every client the filter shows.
     pub fn matching_ids(&self) -> Vec<String> {
         self.view
             .iter()
-            .map(|&index| self.all[index].client_id.to_string())
+            .map(|&index| self.all[index].info.client_id.to_string())
             .collect()
     }
 
     fn refresh(&mut self) {
         let needle = self.filter.to_lowercase();
         let mut view: Vec<usize> = (0..self.all.len())
-            .filter(|&index| needle.is_empty() || matches(&self.all[index], &needle))
+            .filter(|&index| needle.is_empty() || matches(&self.all[index].info, &needle))
             .collect();
         let column = self.sort;
         view.sort_by(|&a, &b| column.compare(&self.all[a], &self.all[b]));
@@ -166,4 +238,55 @@ fn matches(client: &ClientInfo, needle: &str) -> bool {
             .username
             .as_deref()
             .is_some_and(|user| user.to_lowercase().contains(needle))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::time::{Duration, Instant, SystemTime};
+
+    use super::*;
+    use crate::broker::ListenerKind;
+    use crate::mqtt::ProtocolVersion;
+
+    fn client(id: &str, messages_in: u64, since: u64) -> ClientInfo {
+        ClientInfo {
+            client_id: id.into(),
+            address: SocketAddr::from(([127, 0, 0, 1], 1)),
+            listener: ListenerKind::Tcp,
+            protocol: ProtocolVersion::V5,
+            username: None,
+            keep_alive_secs: 60,
+            subscriptions: 0,
+            inflight: 0,
+            queued: 0,
+            connected_since: SystemTime::UNIX_EPOCH + Duration::from_secs(since),
+            messages_in,
+            messages_out: 0,
+            dropped: 0,
+        }
+    }
+
+    #[test]
+    fn rates_come_from_the_counts_between_refreshes() {
+        let mut list = ClientList::default();
+        let start = Instant::now();
+        list.set_at(vec![client("busy", 100, 1), client("idle", 5, 1)], start);
+        assert_eq!(list.rate(0), 0.0, "no rate before a second refresh");
+        list.set_at(
+            vec![
+                client("busy", 300, 1),
+                client("idle", 5, 1),
+                // Reconnected: its counts started again, no rate yet.
+                client("new", 50, 2),
+            ],
+            start + Duration::from_secs(2),
+        );
+        list.sort = ClientColumn::Rate;
+        list.descending = true;
+        list.refresh();
+        assert_eq!(&*list.row(0).unwrap().client_id, "busy");
+        assert_eq!(list.rate(0), 100.0);
+        assert_eq!(list.rate(1), 0.0);
+    }
 }

@@ -40,6 +40,7 @@ fn connection_info() -> ConnectionInfo {
         username: None,
         keep_alive_secs: 60,
         connected_since: SystemTime::now(),
+        counters: Default::default(),
     }
 }
 

@@ -23,18 +23,24 @@ use crate::console::node::Node;
 use super::widgets::{pane_block, time_of_day};
 
 /// Columns in the order shown; the first ones stay on narrow terminals.
-const KEY_COLUMNS: [ClientColumn; 4] = [
+const KEY_COLUMNS: [ClientColumn; 6] = [
     ClientColumn::ClientId,
     ClientColumn::Address,
     ClientColumn::Queued,
     ClientColumn::Inflight,
+    ClientColumn::Dropped,
+    ClientColumn::Rate,
 ];
-const MORE_COLUMNS: [ClientColumn; 4] = [
+const MORE_COLUMNS: [ClientColumn; 6] = [
+    ClientColumn::MessagesIn,
+    ClientColumn::MessagesOut,
     ClientColumn::User,
     ClientColumn::Protocol,
     ClientColumn::Subscriptions,
     ClientColumn::Since,
 ];
+/// The width from which every column fits.
+const WIDE: u16 = 110;
 
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let theme = &app.theme;
@@ -68,10 +74,10 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         );
         return;
     }
-    let details_height = if list.detail { 8 } else { 3 };
+    let details_height = if list.detail { 9 } else { 3 };
     let [table_area, details_area] =
         Layout::vertical([Constraint::Min(2), Constraint::Length(details_height)]).areas(inner);
-    let wide = table_area.width >= 80;
+    let wide = table_area.width >= WIDE;
     let mut columns: Vec<ClientColumn> = KEY_COLUMNS.to_vec();
     if wide {
         columns.extend(MORE_COLUMNS);
@@ -93,9 +99,13 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let visible = usize::from(table_area.height.saturating_sub(1)).max(1);
     let selected = app.cursor_of(Node::Clients);
     let first = selected.saturating_sub(visible - 1);
-    let rows = (first..list.len().min(first + visible))
-        .filter_map(|row| list.row(row))
-        .map(|client| Row::new(columns.iter().map(|column| cell(client, *column))));
+    let rows = (first..list.len().min(first + visible)).filter_map(|row| {
+        let client = list.row(row)?;
+        let rate = list.rate(row);
+        Some(Row::new(
+            columns.iter().map(|column| cell(client, rate, *column)),
+        ))
+    });
     let widths: Vec<Constraint> = columns.iter().map(|c| width(*c)).collect();
     let focused = app.focus == Focus::Pane && app.popup.is_none();
     let table = Table::new(rows, widths)
@@ -106,12 +116,13 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     frame.render_stateful_widget(table, table_area, &mut state);
 
     if let Some(client) = app.selected_client() {
+        let rate = list.rate(selected);
         let lines = if list.detail {
-            detail_lines(client)
+            detail_lines(client, rate)
         } else {
             vec![Line::from(format!(
                 "{} · {} over {} · keep alive {} s · user {} · since {} UTC · {} subscriptions, \
-                 {} inflight, {} queued · Enter: details",
+                 {} inflight, {} queued · in {} out {} dropped {} · {rate:.1} msg/s · Enter: details",
                 client.client_id,
                 client.address,
                 client.listener,
@@ -121,6 +132,9 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
                 client.subscriptions,
                 client.inflight,
                 client.queued,
+                client.messages_in,
+                client.messages_out,
+                client.dropped,
             ))]
         };
         frame.render_widget(
@@ -132,7 +146,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     }
 }
 
-fn detail_lines(client: &ClientInfo) -> Vec<Line<'static>> {
+fn detail_lines(client: &ClientInfo, rate: f64) -> Vec<Line<'static>> {
     vec![
         Line::from(format!("Client ID      {}", client.client_id)),
         Line::from(format!(
@@ -149,15 +163,23 @@ fn detail_lines(client: &ClientInfo) -> Vec<Line<'static>> {
             time_of_day(client.connected_since, false)
         )),
         Line::from(format!(
-            "Messages       {} subscriptions · {} inflight · {} queued",
+            "Queues         {} subscriptions · {} inflight · {} queued",
             client.subscriptions, client.inflight, client.queued
+        )),
+        Line::from(format!(
+            "Messages       {} in · {} out · {} dropped · {rate:.1} msg/s now",
+            client.messages_in, client.messages_out, client.dropped
         )),
         Line::from("Enter: close details · x: disconnect"),
     ]
 }
 
-fn cell(client: &ClientInfo, column: ClientColumn) -> String {
+fn cell(client: &ClientInfo, rate: f64, column: ClientColumn) -> String {
     match column {
+        ClientColumn::MessagesIn => format!("{:>8}", client.messages_in),
+        ClientColumn::MessagesOut => format!("{:>8}", client.messages_out),
+        ClientColumn::Dropped => format!("{:>5}", client.dropped),
+        ClientColumn::Rate => format!("{rate:>6.1}"),
         ClientColumn::ClientId => client.client_id.to_string(),
         ClientColumn::Address => client.address.to_string(),
         ClientColumn::User => client.username.clone().unwrap_or_default(),
@@ -171,6 +193,9 @@ fn cell(client: &ClientInfo, column: ClientColumn) -> String {
 
 fn width(column: ClientColumn) -> Constraint {
     match column {
+        ClientColumn::MessagesIn | ClientColumn::MessagesOut => Constraint::Length(9),
+        ClientColumn::Dropped => Constraint::Length(6),
+        ClientColumn::Rate => Constraint::Length(7),
         ClientColumn::ClientId => Constraint::Min(10),
         ClientColumn::Address => Constraint::Length(21),
         ClientColumn::User => Constraint::Length(10),
