@@ -33,6 +33,11 @@ struct Session {
 
 impl Session {
     fn start(config: &Path) -> Session {
+        Session::start_with(config, &format!("--config {}", config.display()))
+    }
+
+    /// roost with these arguments; `config`'s directory holds its pid file.
+    fn start_with(config: &Path, args: &str) -> Session {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap()
@@ -42,10 +47,9 @@ impl Session {
         // The inner shell records its pid and becomes roost (exec), so the pid is roost's.
         let pid_file = config.with_file_name("roost.pid");
         let command = format!(
-            "sh -c 'echo $$ > {}; exec {} --config {}'; echo roost-exit-status=$?; sleep 600",
+            "sh -c 'echo $$ > {}; exec {} {args}'; echo roost-exit-status=$?; sleep 600",
             pid_file.display(),
             env!("CARGO_BIN_EXE_roost"),
-            config.display()
         );
         let status = Command::new("tmux")
             .args(["new-session", "-d", "-s", &name])
@@ -372,6 +376,23 @@ async fn an_attached_console_applies_and_leaves_the_broker_running() {
         broker.is_running(),
         "SIGHUP of an attached console leaves the broker"
     );
+    round_trip(&client, &up).await;
+
+    // `roost console --attach SOCKET` names the socket; another config file does not matter.
+    drop(session);
+    let socket = roost::admin::socket_path_for(&config_path).unwrap();
+    let session = Session::start_with(
+        &config_path,
+        &format!(
+            "--config /nonexistent/other.ron console --attach {}",
+            socket.display()
+        ),
+    );
+    let screen = session.wait_for_text(&format!("attached to pid {}", broker.pid()));
+    assert!(screen.contains("roost.ron"), "{screen}");
+    session.keys(&["q"]);
+    assert_eq!(session.wait_for_exit(), "0");
+    assert!(broker.is_running());
     round_trip(&client, &up).await;
     poller.abort();
 }
