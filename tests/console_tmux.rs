@@ -452,3 +452,43 @@ fn a_read_only_config_is_reported_not_replaced() {
     session.keys(&["y"]);
     assert_eq!(session.wait_for_exit(), "0");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_attached_consoles_see_each_others_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("roost.ron");
+    std::fs::write(&config_path, roost::config::default_config_text()).unwrap();
+    let broker = serve(&config_path);
+    let first = Session::start(&config_path);
+    let second = Session::start(&config_path);
+    let attached = format!("attached to pid {}", broker.pid());
+    first.wait_for_text(&attached);
+    second.wait_for_text(&attached);
+
+    // The second console has edits of its own pending: the sys interval, and the port the
+    // first console is about to change too.
+    second.keys(&["Tab", "G", "Enter", "C-u", "7", "Enter"]);
+    second.wait_for_text("1 pending change");
+    second.keys(&["g", "j", "j", "j", "Enter", "C-u", "2222", "Enter"]);
+    second.wait_for_text("2 pending changes");
+
+    first.keys(&["Tab", "j", "j", "j", "Enter", "C-u", "1999", "Enter", "a"]);
+    first.wait_for_text("Applied");
+    // The second hears of it: both its edits are kept, the port is marked as conflicting.
+    let screen = second.wait_for_text("1 conflicting");
+    assert!(screen.contains("2 pending changes"), "{screen}");
+    assert!(
+        screen.contains("$SYS interval (s, 0 = off)     7"),
+        "the pending edit is kept:\n{screen}"
+    );
+    assert!(
+        screen.contains("! TCP port                       2222"),
+        "the conflicting edit is kept and marked:\n{screen}"
+    );
+    // The port's footer says what the other console applied.
+    let screen = second.wait_for_text("applied: 1999");
+    assert!(
+        screen.contains("conflicts with another console's apply"),
+        "{screen}"
+    );
+}
