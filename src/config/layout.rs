@@ -11,8 +11,23 @@ use std::collections::HashMap;
 use super::model::Config;
 use super::template::default_config_text;
 
-/// The configuration as the commented template with its values.
+/// The configuration as the commented template with its values. Should a value not fit the
+/// line-by-line substitution (a shape the template does not have yet), the plain pretty RON
+/// is returned instead: the values matter more than the comments.
 pub fn render(config: &Config) -> String {
+    let text = render_template(config);
+    if ron::from_str::<Config>(&text).ok().as_ref() == Some(config) {
+        return text;
+    }
+    let mut plain = String::from(
+        "// roost configuration, written by roost. Comments could not be kept.\n",
+    );
+    plain.push_str(&config.to_ron());
+    plain.push('\n');
+    plain
+}
+
+fn render_template(config: &Config) -> String {
     let values = values_by_path(&config.to_ron());
     let mut out = String::with_capacity(default_config_text().len() + 256);
     let mut path: Vec<String> = Vec::new();
