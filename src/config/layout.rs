@@ -19,9 +19,8 @@ pub fn render(config: &Config) -> String {
     if ron::from_str::<Config>(&text).ok().as_ref() == Some(config) {
         return text;
     }
-    let mut plain = String::from(
-        "// roost configuration, written by roost. Comments could not be kept.\n",
-    );
+    let mut plain =
+        String::from("// roost configuration, written by roost. Comments could not be kept.\n");
     plain.push_str(&config.to_ron());
     plain.push('\n');
     plain
