@@ -5,6 +5,7 @@
 //! - [`auth`]: password hashes, topic permissions and the file formats they come in;
 //! - [`config`]: the RON configuration, its validation and its diff;
 //! - [`broker`]: the tokio actor system behind [`broker::BrokerHandle`];
+//! - [`admin`]: the admin socket and [`admin::Admin`], the API consoles and commands use;
 //! - [`model`]: the records the broker and the store share (messages, subscriptions);
 //! - [`store`]: the `Store` trait that session state and retained messages go through;
 //! - [`pki`]: the certificate authority, server and client certificates (files, thumbprints);
@@ -15,6 +16,7 @@
 //! [`mqtt`]; it is not part of this library.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod auth;
 pub mod broker;
 pub mod cli;

@@ -6,7 +6,6 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use roost::broker::BrokerHandle;
 use roost::cli;
 use roost::config::{Config, StorageMode, default_config_text};
 use roost::headless::{ServeOverrides, headless_config, serve};
@@ -92,6 +91,13 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
     },
+    /// The console (the default command). It attaches to the broker running on the config
+    /// file when there is one, else runs a broker in this process.
+    Console {
+        /// Attach to the broker behind this admin socket (never start one).
+        #[arg(long, value_name = "SOCKET")]
+        attach: Option<PathBuf>,
+    },
     /// Work with configuration files.
     Config {
         #[command(subcommand)]
@@ -170,7 +176,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             acl_file,
         }) => {
             init_logging_to_stderr();
-            let overrides = ServeOverrides {
+            let mut overrides = ServeOverrides {
                 tcp,
                 ws,
                 data_dir,
@@ -180,10 +186,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 authorized_only: tls.authorized_only,
                 trust_any_matching_authorized: tls.trust_any_authorized,
                 require_credentials,
-                acl_file,
+                acl: None,
             };
-            let config = headless_config(cli.config.as_deref(), &overrides)?;
-            serve_runtime(threads)?.block_on(serve(config))?;
+            if let Some(path) = &acl_file {
+                overrides.read_acl_file(path)?;
+            }
+            // Refuse a bad file or override before starting anything.
+            headless_config(cli.config.as_deref(), &overrides)?;
+            serve_runtime(threads)?.block_on(serve(cli.config.as_deref(), overrides))?;
             Ok(())
         }
         Some(Command::Ca { command }) => {
@@ -210,26 +220,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             print_outcome(&outcome.to_string());
             Ok(())
         }
-        None => {
+        None | Some(Command::Console { .. }) => {
+            let attach = match cli.command {
+                Some(Command::Console { attach }) => attach,
+                _ => None,
+            };
             let options = roost::console::ConsoleOptions {
                 config_path: cli.config.unwrap_or_else(|| PathBuf::from("roost.ron")),
                 theme: cli.theme,
+                attach,
             };
-            runtime()?.block_on(console_with_broker(options))?;
+            runtime()?.block_on(roost::console::start(options))?;
             Ok(())
         }
     }
-}
-
-/// The console over a broker this process starts: the console applies the configuration, and
-/// the broker is shut down here, where it was started, however the console ends.
-async fn console_with_broker(
-    options: roost::console::ConsoleOptions,
-) -> Result<(), roost::console::ConsoleError> {
-    let broker = BrokerHandle::spawn();
-    let result = roost::console::run(options, &broker).await;
-    broker.shutdown().await;
-    result
 }
 
 /// A command's report on stdout, one line per line, with a final newline.

@@ -94,7 +94,7 @@ fn add_a_user_with_the_password_typed_twice_and_masked() {
     assert!(app.notice.as_ref().unwrap().text.contains("user jqp added"));
     // Apply sends it; the config is valid.
     match press(&mut app, KeyCode::Char('a')) {
-        Some(Effect::Apply(config)) => {
+        Some(Effect::Apply { config, .. }) => {
             config.validate().unwrap();
             assert!(verifies(&config, "jqp", "s3cret"));
         }

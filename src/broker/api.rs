@@ -1,30 +1,32 @@
 //! What the broker tells the outside world: apply reports, statistics, client listings and
-//! diagnostic events. These types are the console's whole view of the broker.
+//! diagnostic events. These types are the console's whole view of the broker; they are
+//! serialisable because the admin socket (`crate::admin`) carries them between processes.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::config::ConfigError;
 use crate::mqtt::{PacketType, ProtocolVersion, QoS};
 
 /// What an apply changed, one line per component.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApplyReport {
     pub changes: Vec<ApplyChange>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApplyChange {
     /// The component, for example "TCP listener 0.0.0.0:1883" or "diagnostics".
     pub subject: String,
     pub action: ChangeAction,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ChangeAction {
     Started,
     Stopped,
@@ -65,7 +67,7 @@ pub enum ApplyError {
     Stopped,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ListenerKind {
     Tcp,
     Tls,
@@ -85,7 +87,7 @@ impl std::fmt::Display for ListenerKind {
 }
 
 /// One endpoint the broker listens on right now.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListenerInfo {
     pub kind: ListenerKind,
     /// The bound address (with the real port when the config asked for port 0).
@@ -93,7 +95,7 @@ pub struct ListenerInfo {
 }
 
 /// The figures of the Status tab, read without blocking the broker.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StatsSnapshot {
     /// Whether the broker service is enabled and listening.
     pub running: bool,
@@ -139,7 +141,7 @@ pub struct StatsSnapshot {
 }
 
 /// One connected client, for the console's Clients view.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClientInfo {
     pub client_id: Arc<str>,
     pub address: SocketAddr,
@@ -151,9 +153,19 @@ pub struct ClientInfo {
     pub inflight: usize,
     pub queued: usize,
     pub connected_since: SystemTime,
+    /// PUBLISH packets received from the client on this connection.
+    #[serde(default)]
+    pub messages_in: u64,
+    /// PUBLISH packets sent to it on this connection.
+    #[serde(default)]
+    pub messages_out: u64,
+    /// Messages meant for it that were dropped (queue full, too large, a QoS 0 it could not
+    /// take in time).
+    #[serde(default)]
+    pub dropped: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Direction {
     /// From the client to the broker.
     In,
@@ -162,7 +174,7 @@ pub enum Direction {
 }
 
 /// One MQTT packet seen on a connection, for the diagnostics log.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DiagEvent {
     pub time: SystemTime,
     pub client_id: Arc<str>,

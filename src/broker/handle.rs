@@ -127,8 +127,14 @@ impl BrokerHandle {
 
     /// Switches the per-packet diagnostic events on or off, live. Off costs one relaxed
     /// atomic load per packet.
+    ///
+    /// Off also overrides `diagnostics.log_messages` of the applied config until the next
+    /// apply: the console's switch is the operator's last word.
     pub fn set_diagnostics(&self, enabled: bool) {
         self.shared.diagnostics.set_manual(enabled);
+        if !enabled {
+            self.shared.diagnostics.set_configured(false);
+        }
     }
 
     /// A new receiver of diagnostic events (only sent while diagnostics are on).

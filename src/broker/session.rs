@@ -28,12 +28,35 @@ pub struct ConnectionInfo {
     pub certificate: Option<Arc<str>>,
     pub keep_alive_secs: u16,
     pub connected_since: SystemTime,
+    /// Messages in and out of this connection, counted by its reader and writer.
+    pub counters: Arc<ClientCounters>,
+}
+
+/// Per-connection message counts: relaxed atomics, written by the connection's own tasks
+/// and the router, read when the console lists the clients.
+#[derive(Debug, Default)]
+pub struct ClientCounters {
+    pub received: std::sync::atomic::AtomicU64,
+    pub sent: std::sync::atomic::AtomicU64,
+    pub dropped: std::sync::atomic::AtomicU64,
+}
+
+impl ClientCounters {
+    pub fn add(counter: &std::sync::atomic::AtomicU64) {
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn get(counter: &std::sync::atomic::AtomicU64) -> u64 {
+        counter.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 #[derive(Debug)]
 pub struct Connected {
     pub link: ConnectionLink,
-    pub info: ConnectionInfo,
+    /// Boxed: read only for the clients list and revocations, and the router holds a
+    /// session for every client, connected or not (see `a_session_stays_small`).
+    pub info: Box<ConnectionInfo>,
 }
 
 /// A message waiting for (or in flight to) this session.

@@ -40,6 +40,26 @@ pub enum Command {
     ChangePassword,
     RemoveUser,
     EditRules,
+    /// Disconnect every client the filter shows.
+    DisconnectMatching,
+    /// Sort the clients by the next column.
+    SortNext,
+    /// Reverse the clients' order.
+    SortReverse,
+    /// Open or close the selected client's details.
+    Details,
+    /// Back from a form or list to the tree.
+    Back,
+    /// Open a view by its number (1 is the first node of the tree).
+    Jump(usize),
+    /// Open the `:` command line.
+    CommandLine,
+    /// Complete the word typed on the command line.
+    Complete,
+    /// Reload the config file after hand edits, keeping pending edits.
+    Reload,
+    /// Save over the config file's hand edits.
+    Overwrite,
 }
 
 /// Where a binding is offered. The app says which scopes are active right now.
@@ -58,6 +78,8 @@ pub enum Scope {
     Editing,
     Confirm,
     Dismiss,
+    /// The question asked when the config file was edited by hand.
+    FileChanged,
     Help,
 }
 
@@ -76,6 +98,7 @@ impl Scope {
             Scope::Editing => "Editing a text field or filter",
             Scope::Confirm => "Questions",
             Scope::Dismiss => "Reports and messages",
+            Scope::FileChanged => "Config file edited by hand",
             Scope::Help => "This help",
         }
     }
@@ -168,6 +191,33 @@ pub const BINDINGS: &[Binding] = &[
         true,
     ),
     bind(
+        S::FileChanged,
+        &[(K::Char('r'), NONE)],
+        "r",
+        "reload the file, keep pending edits",
+        C::Reload,
+        true,
+    )
+    .bar_as("reload"),
+    bind(
+        S::FileChanged,
+        &[(K::Char('o'), NONE)],
+        "o",
+        "overwrite the file with this apply",
+        C::Overwrite,
+        true,
+    )
+    .bar_as("overwrite"),
+    bind(
+        S::FileChanged,
+        &[(K::Esc, NONE), (K::Char('n'), NONE)],
+        "Esc",
+        "cancel the apply",
+        C::Cancel,
+        true,
+    )
+    .bar_as("cancel"),
+    bind(
         S::Help,
         &[
             (K::Esc, NONE),
@@ -219,6 +269,30 @@ pub const BINDINGS: &[Binding] = &[
         C::Right,
         true,
     ),
+    bind(
+        S::Form,
+        &[(K::Esc, NONE)],
+        "Esc",
+        "back to the tree",
+        C::Back,
+        false,
+    ),
+    bind(
+        S::List,
+        &[(K::Esc, NONE)],
+        "Esc",
+        "back to the tree",
+        C::Back,
+        false,
+    ),
+    bind(
+        S::Editing,
+        &[(K::Tab, NONE)],
+        "Tab",
+        "complete a command (: line)",
+        C::Complete,
+        false,
+    ),
     bind(S::Form, UP, "↑↓/jk", "previous field", C::Up, true).bar_as("move"),
     bind(S::Form, DOWN, "↓/j", "next field", C::Down, false),
     bind(S::Form, TOP, "g/G", "first field", C::Top, false),
@@ -269,6 +343,49 @@ pub const BINDINGS: &[Binding] = &[
         true,
     )
     .bar_as("disconnect"),
+    bind(
+        S::Clients,
+        &[(K::Char('X'), SHIFT), (K::Char('X'), NONE)],
+        "X",
+        "disconnect every client the filter shows",
+        C::DisconnectMatching,
+        false,
+    ),
+    bind(
+        S::Clients,
+        &[(K::Char('/'), NONE)],
+        "/",
+        "filter by client id, address or user",
+        C::Filter,
+        true,
+    )
+    .bar_as("filter"),
+    bind(
+        S::Clients,
+        &[(K::Char('s'), NONE)],
+        "s",
+        "sort by the next column",
+        C::SortNext,
+        true,
+    )
+    .bar_as("sort"),
+    bind(
+        S::Clients,
+        &[(K::Char('S'), SHIFT), (K::Char('S'), NONE)],
+        "S",
+        "reverse the order",
+        C::SortReverse,
+        false,
+    ),
+    bind(
+        S::Clients,
+        &[(K::Enter, NONE)],
+        "Enter",
+        "details of the selected client",
+        C::Details,
+        true,
+    )
+    .bar_as("details"),
     bind(
         S::CertificateList,
         &[(K::Char(' '), NONE)],
@@ -354,6 +471,86 @@ pub const BINDINGS: &[Binding] = &[
         false,
     ),
     // Always there.
+    bind(
+        S::Global,
+        &[(K::Char(':'), NONE), (K::Char(':'), SHIFT)],
+        ":",
+        "command line (:clients, :status, :diag, :apply, :theme light, :quit)",
+        C::CommandLine,
+        false,
+    ),
+    bind(
+        S::Global,
+        &[(K::Char('1'), NONE)],
+        "1-9",
+        "open view 1-9 of the tree",
+        C::Jump(0),
+        false,
+    ),
+    bind(
+        S::Global,
+        &[(K::Char('2'), NONE)],
+        "2",
+        "open view 2",
+        C::Jump(1),
+        false,
+    ),
+    bind(
+        S::Global,
+        &[(K::Char('3'), NONE)],
+        "3",
+        "open view 3",
+        C::Jump(2),
+        false,
+    ),
+    bind(
+        S::Global,
+        &[(K::Char('4'), NONE)],
+        "4",
+        "open view 4",
+        C::Jump(3),
+        false,
+    ),
+    bind(
+        S::Global,
+        &[(K::Char('5'), NONE)],
+        "5",
+        "open view 5",
+        C::Jump(4),
+        false,
+    ),
+    bind(
+        S::Global,
+        &[(K::Char('6'), NONE)],
+        "6",
+        "open view 6",
+        C::Jump(5),
+        false,
+    ),
+    bind(
+        S::Global,
+        &[(K::Char('7'), NONE)],
+        "7",
+        "open view 7",
+        C::Jump(6),
+        false,
+    ),
+    bind(
+        S::Global,
+        &[(K::Char('8'), NONE)],
+        "8",
+        "open view 8",
+        C::Jump(7),
+        false,
+    ),
+    bind(
+        S::Global,
+        &[(K::Char('9'), NONE)],
+        "9",
+        "open view 9",
+        C::Jump(8),
+        false,
+    ),
     bind(
         S::Global,
         &[(K::Tab, NONE)],

@@ -41,7 +41,7 @@ use self::reader::Reader;
 use self::writer::Writer;
 use super::api::{Direction, ListenerKind};
 use super::router::{ConnectRequest, RouterMsg};
-use super::session::ConnectionInfo;
+use super::session::{ClientCounters, ConnectionInfo};
 use super::state::BrokerState;
 use crate::mqtt::{Packet, ProtocolVersion, ReasonCode};
 
@@ -250,7 +250,9 @@ async fn start<S: ByteStream>(
     let (writer_ended, closed) = oneshot::channel::<()>();
     // Started once the session is attached (what the router sends meanwhile waits in the
     // link), so that it knows the session from the start.
+    let counters = std::sync::Arc::new(ClientCounters::default());
     let mut writing = Writer {
+        counters: counters.clone(),
         out: writer,
         outbox,
         version,
@@ -282,6 +284,7 @@ async fn start<S: ByteStream>(
             certificate: identity.map(|identity| identity.thumbprint),
             keep_alive_secs: negotiated.keep_alive,
             connected_since: SystemTime::now(),
+            counters: counters.clone(),
         },
         connack: negotiated.connack.clone(),
         reply,
@@ -306,6 +309,7 @@ async fn start<S: ByteStream>(
     tracing::debug!(%address, client_id = %client_id, %version, "client connected");
 
     let reader = Reader {
+        counters,
         reader,
         buffer,
         version,

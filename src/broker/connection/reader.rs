@@ -17,6 +17,7 @@ use super::{Ending, Input, READ_CHUNK};
 use crate::broker::api::Direction;
 use crate::broker::metrics::Metrics;
 use crate::broker::router::RouterMsg;
+use crate::broker::session::ClientCounters;
 use crate::broker::state::BrokerState;
 use crate::broker::subscriptions::SessionKey;
 use crate::config::Limits;
@@ -26,6 +27,8 @@ use crate::mqtt::{Disconnect, Packet, ProtocolVersion, Publish, QoS, ReasonCode,
 const THROTTLE_LIMIT: Duration = Duration::from_millis(500);
 
 pub(super) struct Reader<R> {
+    /// This connection's message counts, shown in the console's client list.
+    pub(super) counters: std::sync::Arc<ClientCounters>,
     pub(super) reader: R,
     pub(super) buffer: BytesMut,
     pub(super) version: ProtocolVersion,
@@ -260,6 +263,7 @@ impl<R: Input> Reader<R> {
                         return protocol_error(ReasonCode::ReceiveMaximumExceeded);
                     }
                     Metrics::add(&self.shared.metrics.messages_received, 1);
+                    ClientCounters::add(&self.counters.received);
                     self.forward(Packet::Publish(publish))
                 }
                 Err(reason) => protocol_error(reason),

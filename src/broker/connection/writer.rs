@@ -16,6 +16,7 @@ use crate::broker::api::Direction;
 use crate::broker::message::Delivery;
 use crate::broker::metrics::Metrics;
 use crate::broker::router::RouterMsg;
+use crate::broker::session::ClientCounters;
 use crate::broker::state::BrokerState;
 use crate::broker::subscriptions::SessionKey;
 use crate::mqtt::{
@@ -31,6 +32,8 @@ const BATCH_START: usize = 4 * 1024;
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub(super) struct Writer<W> {
+    /// This connection's message counts, shown in the console's client list.
+    pub(super) counters: std::sync::Arc<ClientCounters>,
     pub(super) out: W,
     pub(super) outbox: Outbox,
     pub(super) version: ProtocolVersion,
@@ -190,6 +193,7 @@ impl<W: AsyncWrite + Unpin + Send> Writer<W> {
             Ok(()) => {
                 self.aliases.confirm(&publish.topic, alias);
                 Metrics::add(&self.shared.metrics.messages_sent, 1);
+                ClientCounters::add(&self.counters.sent);
                 if self.shared.diagnostics.is_on() {
                     let mut shown = publish.clone();
                     shown.qos = delivery.qos;
@@ -206,6 +210,7 @@ impl<W: AsyncWrite + Unpin + Send> Writer<W> {
                 batch.truncate(before);
                 // Too large for the client: discarded as if sent (MQTT-3.1.2-25).
                 Metrics::add(&self.shared.metrics.messages_dropped, 1);
+                ClientCounters::add(&self.counters.dropped);
                 if let (Some(packet_id), Some(session)) = (delivery.packet_id, self.session)
                     && delivery.qos != QoS::AtMostOnce
                 {

@@ -8,6 +8,7 @@ use super::Router;
 use crate::broker::api::ClientInfo;
 use crate::broker::message::Message;
 use crate::broker::metrics::Metrics;
+use crate::broker::session::ClientCounters;
 use crate::broker::sys;
 use crate::mqtt::{Properties, Publish, QoS, ReasonCode};
 
@@ -30,6 +31,9 @@ impl Router {
                     inflight: session.inflight.len(),
                     queued: session.queue.len(),
                     connected_since: connected.info.connected_since,
+                    messages_in: ClientCounters::get(&connected.info.counters.received),
+                    messages_out: ClientCounters::get(&connected.info.counters.sent),
+                    dropped: ClientCounters::get(&connected.info.counters.dropped),
                 })
             })
             .collect();

@@ -14,7 +14,7 @@ use super::{Router, store_failed, store_failure_reason};
 use crate::broker::connection::link::{Ack, AckKind, Outbound};
 use crate::broker::message::{Delivery, Message};
 use crate::broker::metrics::Metrics;
-use crate::broker::session::{Inflight, Queued, Session};
+use crate::broker::session::{ClientCounters, Inflight, Queued, Session};
 use crate::broker::subscriptions::SessionKey;
 use crate::mqtt::{PubResponse, Publish, QoS, ReasonCode};
 use crate::store::{QueuedRecord, StoreError};
@@ -223,6 +223,9 @@ impl Router {
             if let Some(link) = session.link() {
                 if !link.try_send_qos0(delivery(&queued, None, false)) {
                     Metrics::add(&self.shared.metrics.messages_dropped, 1);
+                    if let Some(connected) = &session.connection {
+                        ClientCounters::add(&connected.info.counters.dropped);
+                    }
                 } else if self.congested.is_none() && link.backlog.is_congested() {
                     self.congested = Some(link.backlog.clone());
                 }
@@ -231,6 +234,9 @@ impl Router {
         }
         if session.is_queue_full(max_queued) || (immediate && !session.can_send_now()) {
             Metrics::add(&self.shared.metrics.messages_dropped, 1);
+            if let Some(connected) = &session.connection {
+                ClientCounters::add(&connected.info.counters.dropped);
+            }
             return Ok(());
         }
         queued.sequence = session.next_sequence();

@@ -80,7 +80,7 @@ impl Router {
         }
         session.connection = Some(Connected {
             link: request.link,
-            info: request.info,
+            info: Box::new(request.info),
         });
         let mut connack = request.connack;
         connack.session_present = session_present;

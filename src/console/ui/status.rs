@@ -32,12 +32,15 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let figures_width = LABEL_WIDTH as u16 + 12;
     // Beside the figures when there is room, else on one line below them.
     let wide = inner.width >= figures_width + 24;
-    let [top, summary, charts] = Layout::vertical([
+    let warnings = warning_lines(app);
+    let [top, summary, notes, charts] = Layout::vertical([
         Constraint::Length(13),
         Constraint::Length(if wide { 0 } else { 1 }),
+        Constraint::Length(warnings.len() as u16),
         Constraint::Min(0),
     ])
     .areas(inner);
+    frame.render_widget(Paragraph::new(warnings), notes);
     let [figures, side] =
         Layout::horizontal([Constraint::Length(figures_width), Constraint::Min(0)]).areas(top);
     draw_figures(frame, figures, app);
@@ -47,6 +50,26 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         draw_summary_line(frame, summary, app);
     }
     draw_charts(frame, charts, app);
+}
+
+/// What the operator must not miss: a broker nobody can reach, settings that do nothing yet.
+fn warning_lines(app: &App) -> Vec<Line<'static>> {
+    let theme = &app.theme;
+    let mut lines = Vec::new();
+    if app.running_without_listeners() {
+        lines.push(Line::styled(
+            "⚠ Running with no listeners: no client can connect.",
+            theme.warning(),
+        ));
+    }
+    let stored = app.stored_not_active();
+    if !stored.is_empty() {
+        lines.push(Line::styled(
+            format!("⚠ Stored, not active yet: {}", stored.join(", ")),
+            theme.warning(),
+        ));
+    }
+    lines
 }
 
 /// Rates and listeners on one line, for narrow terminals.
@@ -66,7 +89,12 @@ fn draw_summary_line(frame: &mut Frame, area: Rect, app: &App) {
         Span::styled(" · ", theme.dim()),
     ];
     if s.listeners.is_empty() {
-        spans.push(Span::styled("no listeners", theme.dim()));
+        let style = if s.running {
+            theme.warning()
+        } else {
+            theme.dim()
+        };
+        spans.push(Span::styled("no listeners", style));
     }
     if let Some(expires) = s.server_certificate_expires {
         let expires = time::OffsetDateTime::from(expires);
@@ -99,7 +127,10 @@ fn draw_figures(frame: &mut Frame, area: Rect, app: &App) {
     let theme = &app.theme;
     let s = &app.dashboard.latest;
     let value = |text: String| Span::styled(text, theme.value());
-    let running = if s.running {
+    let running = if app.running_without_listeners() {
+        // Explained by the warning below the figures.
+        Span::styled("Yes ⚠", theme.warning())
+    } else if s.running {
         Span::styled("Yes", theme.ok())
     } else {
         Span::styled("No", theme.danger())
@@ -199,7 +230,12 @@ fn draw_listeners_and_rates(frame: &mut Frame, area: Rect, app: &App) {
         Line::styled("Listeners", theme.block_title(false)),
     ];
     if s.listeners.is_empty() {
-        lines.push(Line::styled("none", theme.dim()));
+        let style = if s.running {
+            theme.warning()
+        } else {
+            theme.dim()
+        };
+        lines.push(Line::styled("none", style));
     }
     for listener in &s.listeners {
         lines.push(Line::from(vec![
