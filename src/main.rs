@@ -40,6 +40,9 @@ enum Command {
         /// Listen for MQTT over WebSockets on this address, overriding the file.
         #[arg(long, value_name = "ADDR:PORT")]
         ws: Option<SocketAddr>,
+        /// The URL path WebSocket clients connect to, such as /mqtt, overriding the file.
+        #[arg(long, value_name = "PATH")]
+        ws_path: Option<String>,
         /// Directory for the disk store, keys and certificates.
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
@@ -105,6 +108,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Serve {
             tcp,
             ws,
+            ws_path,
             data_dir,
             persistence,
             threads,
@@ -113,6 +117,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let overrides = ServeOverrides {
                 tcp,
                 ws,
+                ws_path,
                 data_dir,
                 persistence,
             };

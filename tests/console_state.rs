@@ -297,6 +297,7 @@ fn diag(client: &str, topic: &str) -> Action {
     Action::Diag(Arc::new(DiagEvent {
         time: SystemTime::UNIX_EPOCH,
         client_id: client.into(),
+        transport: ListenerKind::Tcp,
         direction: Direction::In,
         packet_type: PacketType::Publish,
         topic: Some(topic.into()),

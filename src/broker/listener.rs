@@ -7,16 +7,17 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::api::ListenerKind;
-use super::connection::{self, ByteStream};
+use super::connection;
 use super::metrics::Metrics;
 use super::router::RouterMsg;
 use super::state::BrokerState;
+use super::websocket;
 
 /// The longest a refused socket is given to send its CONNECT (or less, if the connect
 /// timeout is shorter).
@@ -26,10 +27,12 @@ const BURST_QUIET: Duration = Duration::from_secs(10);
 /// While refusals go on, a warning with their count at most this often.
 const WARN_EVERY: Duration = Duration::from_secs(60);
 
-/// Accepts TCP connections until `stop` is cancelled. TLS and WebSockets will wrap the
-/// accepted stream before handing it on; the connection code only sees a byte stream.
+/// Accepts TCP connections until `stop` is cancelled and serves them as `kind`: MQTT
+/// directly, or WebSockets, whose upgrade runs in the connection's task (see
+/// [`super::websocket`]); the connection code only sees a byte stream.
 pub async fn run_tcp(
     listener: TcpListener,
+    kind: ListenerKind,
     shared: Arc<BrokerState>,
     router: mpsc::Sender<RouterMsg>,
     stop: CancellationToken,
@@ -43,7 +46,7 @@ pub async fn run_tcp(
         match accepted {
             Ok((stream, address)) => {
                 let Some(slot) = shared.admission.admit() else {
-                    refuse(stream, address, &shared, &mut refusals);
+                    refuse(stream, address, kind, &shared, &mut refusals);
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
@@ -58,7 +61,12 @@ pub async fn run_tcp(
                 // captured value and the one being awaited), hundreds of bytes each.
                 tokio::spawn(
                     async move {
-                        connection::run(stream, address, ListenerKind::Tcp, shared, router).await;
+                        match kind {
+                            ListenerKind::WebSocket => {
+                                websocket::serve(stream, address, kind, shared, router).await;
+                            }
+                            _ => connection::run(stream, address, kind, shared, router).await,
+                        }
                         drop(slot);
                     }
                     .instrument(span),
@@ -77,9 +85,10 @@ pub async fn run_tcp(
 /// with CONNACK Server busy by a small task if fewer than
 /// [`REFUSALS_AT_ONCE`](super::admission::REFUSALS_AT_ONCE) are being answered, else closed
 /// at once.
-fn refuse<S: ByteStream>(
-    stream: S,
+fn refuse(
+    stream: TcpStream,
     address: SocketAddr,
+    kind: ListenerKind,
     shared: &Arc<BrokerState>,
     log: &mut RefusalLog,
 ) {
@@ -93,7 +102,12 @@ fn refuse<S: ByteStream>(
     ));
     let shared = shared.clone();
     tokio::spawn(async move {
-        connection::refuse_busy(stream, REFUSAL_WAIT.min(connect_timeout), &shared).await;
+        let wait = REFUSAL_WAIT.min(connect_timeout);
+        match kind {
+            // An HTTP 503: the client has not reached MQTT yet.
+            ListenerKind::WebSocket => websocket::refuse_busy(stream, wait).await,
+            _ => connection::refuse_busy(stream, wait, &shared).await,
+        }
         drop(refusal);
     });
 }

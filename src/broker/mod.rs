@@ -3,6 +3,7 @@
 //! - the supervisor owns the applied config and the listeners (`supervisor`);
 //! - listeners accept sockets and start one connection task each (`listener`), within the
 //!   connection limit (`admission`);
+//! - a WebSockets listener's connections upgrade first, then run as any other (`websocket`);
 //! - a connection reads packets and writes batches (`connection`);
 //! - the router owns sessions, subscriptions and retained messages (`router`);
 //! - metrics are atomics read by the handle (`metrics`), published as `$SYS` (`sys`).
@@ -26,6 +27,7 @@ mod state;
 mod subscriptions;
 mod supervisor;
 mod sys;
+mod websocket;
 
 pub use api::*;
 pub use connection::{ByteStream, Input, Streamed};

@@ -13,5 +13,6 @@ pub use file::ConfigFileError;
 pub use model::*;
 pub use template::default_config_text;
 pub use validate::{
-    MAX_TOPIC_LEVELS, validate_bind_address, validate_number, validate_port, validate_ws_path,
+    MAX_TOPIC_LEVELS, validate_bind_address, validate_number, validate_origin, validate_port,
+    validate_ws_path,
 };

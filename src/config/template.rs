@@ -25,6 +25,9 @@ const DEFAULT_CONFIG: &str = r#"// roost configuration (RON). Every setting is s
             bind: "0.0.0.0",
             port: 8080,
             path: "/mqtt",
+            // Web pages (browser Origins such as "https://example.com") allowed to connect;
+            // empty allows any. Clients that send no Origin (not browsers) are always allowed.
+            allowed_origins: [],
         ),
         tls: (
             // Use encryption (TLS): clients must connect over a secure connection.

@@ -210,6 +210,7 @@ async fn start<S: ByteStream>(
     if shared.diagnostics.is_on() {
         shared.diagnostics.record(
             &client_id,
+            listener,
             Direction::In,
             &Packet::Connect(Box::new(connect.clone())),
             connect_size,
@@ -232,6 +233,7 @@ async fn start<S: ByteStream>(
         unacknowledged_qos1: unacknowledged_qos1.clone(),
         shared: shared.clone(),
         client_id: client_id.clone(),
+        transport: listener,
         router: router.clone(),
         connection_id,
         session: None,
@@ -288,6 +290,7 @@ async fn start<S: ByteStream>(
         unreleased_qos2: HashSet::new(),
         shared: shared.clone(),
         client_id: client_id.clone(),
+        transport: listener,
         router: router.clone(),
         session,
         connection_id,

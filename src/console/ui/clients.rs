@@ -2,8 +2,8 @@
 //!
 //! ```text
 //! ┌ Connected Clients (3) ─────────────────────────────────┐
-//! │ Client ID      Address          Proto  Subs Infl Queue │  table
-//! │ sensor-1       127.0.0.1:50432  5.0       2    0     0 │
+//! │ Client ID      Address         Via Proto Subs Infl Queue │  table
+//! │ sensor-1       127.0.0.1:50432 ws  5.0      2    0     0 │
 //! │ ─────────────────────────────────────────────────────── │
 //! │ keep alive 60 s · since 12:00:01 · user none · TCP      │  details of the selected one
 //! └────────────────────────────────────────────────────────┘
@@ -40,6 +40,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         vec![
             "Client ID",
             "Address",
+            "Via",
             "Proto",
             "Subs",
             "Infl",
@@ -47,13 +48,14 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             "Since",
         ]
     } else {
-        vec!["Client ID", "Address", "Proto", "Subs"]
+        vec!["Client ID", "Address", "Via", "Proto", "Subs"]
     };
     let header = Row::new(header).style(theme.block_title(false));
     let rows = app.clients.iter().map(|client| {
         let mut cells = vec![
             client.client_id.to_string(),
             client.address.to_string(),
+            client.listener.transport().to_string(),
             client.protocol.to_string(),
             format!("{:>4}", client.subscriptions),
         ];
@@ -69,6 +71,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let mut widths = vec![
         Constraint::Min(10),
         Constraint::Length(21),
+        Constraint::Length(3),
         Constraint::Length(5),
         Constraint::Length(4),
     ];
