@@ -34,3 +34,4 @@ pub use connection::{ByteStream, Input, Streamed};
 pub use handle::{BrokerHandle, DiagnosticsReceiver};
 pub use message::{Delivery, Message};
 pub use subscriptions::{Subscription, filter_matches};
+pub use websocket::WsBytes;
