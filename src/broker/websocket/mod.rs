@@ -18,7 +18,8 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 pub use self::frames::WsBytes;
-pub use self::upgrade::{Endpoint, refuse_busy, upgrade};
+pub use self::upgrade::refuse_busy;
+use self::upgrade::{Endpoint, upgrade};
 
 use super::api::ListenerKind;
 use super::connection::{self, Streamed};
@@ -94,7 +95,7 @@ impl Drop for WebSocketConnection {
     }
 }
 
-pub fn connect_timeout(limits: &Limits) -> Duration {
+fn connect_timeout(limits: &Limits) -> Duration {
     Duration::from_secs(u64::from(limits.connect_timeout_secs.max(1)))
 }
 
