@@ -76,6 +76,9 @@ pub fn headless_config(
 
 /// Runs the broker until SIGINT or SIGTERM, then shuts it down cleanly.
 pub async fn serve(config: Config) -> Result<(), ServeError> {
+    // Installed before the listeners open: a SIGTERM sent as soon as the broker accepts
+    // connections still shuts it down cleanly rather than killing it.
+    let signals = ShutdownSignals::install()?;
     let broker = BrokerHandle::spawn();
     let report = broker.apply(config).await?;
     for change in &report.changes {
@@ -88,19 +91,31 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     for listener in broker.stats().listeners {
         info!(kind = %listener.kind, address = %listener.address, "listening");
     }
-    wait_for_shutdown_signal().await?;
+    signals.wait().await;
     info!("shutting down");
     broker.shutdown().await;
     Ok(())
 }
 
-async fn wait_for_shutdown_signal() -> Result<(), ServeError> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate = signal(SignalKind::terminate()).map_err(ServeError::Signals)?;
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(ServeError::Signals)?;
-    tokio::select! {
-        _ = terminate.recv() => info!("received SIGTERM"),
-        _ = interrupt.recv() => info!("received SIGINT"),
+/// SIGTERM and SIGINT, caught from the moment they are installed.
+struct ShutdownSignals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    fn install() -> Result<ShutdownSignals, ServeError> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(ShutdownSignals {
+            terminate: signal(SignalKind::terminate()).map_err(ServeError::Signals)?,
+            interrupt: signal(SignalKind::interrupt()).map_err(ServeError::Signals)?,
+        })
     }
-    Ok(())
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.terminate.recv() => info!("received SIGTERM"),
+            _ = self.interrupt.recv() => info!("received SIGINT"),
+        }
+    }
 }
