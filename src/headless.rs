@@ -17,6 +17,7 @@ use crate::config::{Config, ConfigError, ConfigFileError, StorageMode};
 pub struct ServeOverrides {
     pub tcp: Option<SocketAddr>,
     pub ws: Option<SocketAddr>,
+    pub ws_path: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub persistence: Option<StorageMode>,
     /// `--tls` and the client certificate switches: each turns its setting on.
@@ -89,6 +90,9 @@ impl ServeOverrides {
             config.broker.websockets.enabled = true;
             config.broker.websockets.bind = addr.ip().to_string();
             config.broker.websockets.port = addr.port();
+        }
+        if let Some(path) = &overrides.ws_path {
+            config.broker.websockets.path = path.clone();
         }
         if let Some(dir) = &overrides.data_dir {
             config.persistence.data_dir = dir.clone();

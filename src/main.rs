@@ -40,6 +40,9 @@ enum Command {
         /// Listen for MQTT over WebSockets on this address, overriding the file.
         #[arg(long, value_name = "ADDR:PORT")]
         ws: Option<SocketAddr>,
+        /// The URL path WebSocket clients connect to, such as /mqtt, overriding the file.
+        #[arg(long, value_name = "PATH")]
+        ws_path: Option<String>,
         /// Directory for the disk store, keys and certificates.
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
@@ -168,6 +171,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Serve {
             tcp,
             ws,
+            ws_path,
             data_dir,
             persistence,
             threads,
@@ -179,6 +183,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let mut overrides = ServeOverrides {
                 tcp,
                 ws,
+                ws_path,
                 data_dir,
                 persistence,
                 tls: tls.tls,

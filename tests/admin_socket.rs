@@ -103,7 +103,7 @@ async fn an_attached_apply_is_saved_without_the_overrides_and_seen_by_every_cons
     assert_eq!(Config::from_ron(&text).unwrap(), edited);
     assert!(text.contains("port: 1883,"), "{text}");
     assert!(
-        !text.contains("127.0.0.1"),
+        !text.contains("bind: \"127.0.0.1\""),
         "the --tcp override is not saved:\n{text}"
     );
     assert!(

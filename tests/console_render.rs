@@ -69,6 +69,7 @@ fn stats(second: u64) -> StatsSnapshot {
         clients: 3,
         connections: 3,
         connections_refused: 0,
+        websocket_connections: 1,
         sessions: 4,
         subscriptions: 7,
         messages_received: 1200 + second * 10,
@@ -103,7 +104,11 @@ fn clients() -> Vec<ClientInfo> {
         .map(|(i, id)| ClientInfo {
             client_id: (*id).into(),
             address: SocketAddr::from(([192, 168, 1, 20 + i as u8], 50000 + i as u16)),
-            listener: ListenerKind::Tcp,
+            listener: if i == 1 {
+                ListenerKind::WebSocket
+            } else {
+                ListenerKind::Tcp
+            },
             protocol: if i == 2 {
                 ProtocolVersion::V3_1_1
             } else {
@@ -129,6 +134,11 @@ fn diag_events() -> Vec<Arc<DiagEvent>> {
             Arc::new(DiagEvent {
                 time: at(100) + Duration::from_millis(i * 250),
                 client_id: format!("sensor-{}", i % 2 + 1).into(),
+                transport: if i % 2 == 0 {
+                    ListenerKind::Tcp
+                } else {
+                    ListenerKind::WebSocket
+                },
                 direction: if i % 4 == 3 {
                     Direction::Out
                 } else {

@@ -333,6 +333,7 @@ fn diag(client: &str, topic: &str) -> Action {
     Action::Diag(Arc::new(DiagEvent {
         time: SystemTime::UNIX_EPOCH,
         client_id: client.into(),
+        transport: ListenerKind::Tcp,
         direction: Direction::In,
         packet_type: PacketType::Publish,
         topic: Some(topic.into()),
@@ -640,8 +641,13 @@ fn notices_expire_and_never_hide_the_pending_counter() {
 #[test]
 fn stored_but_inactive_settings_and_a_broker_without_listeners_are_flagged() {
     let mut config = Config::default();
+    // The disk store is the one setting not in effect yet (TLS, WebSockets and credentials
+    // are).
+    config.persistence.enabled = true;
+    config.persistence.mode = roost::config::StorageMode::DiskBuffered;
     config.broker.websockets.enabled = true;
     config.broker.tls.enabled = true;
+    config.broker.require_credentials = true;
     let mut app = App::new(config, PathBuf::from("roost.ron"), Theme::default());
     assert_eq!(
         app.stored_not_active().len(),

@@ -86,6 +86,18 @@ impl std::fmt::Display for ListenerKind {
     }
 }
 
+impl ListenerKind {
+    /// The short transport name the console shows beside each client.
+    pub fn transport(self) -> &'static str {
+        match self {
+            ListenerKind::Tcp => "tcp",
+            ListenerKind::Tls => "tls",
+            ListenerKind::WebSocket => "ws",
+            ListenerKind::SecureWebSocket => "wss",
+        }
+    }
+}
+
 /// One endpoint the broker listens on right now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListenerInfo {
@@ -103,6 +115,8 @@ pub struct StatsSnapshot {
     pub clients: u64,
     /// Open connections, including those that have not sent CONNECT yet.
     pub connections: u64,
+    /// Of `connections`, those over WebSockets.
+    pub websocket_connections: u64,
     /// Sockets refused because `limits.max_connections` connections were open.
     pub connections_refused: u64,
     /// Sessions, including those of disconnected clients.
@@ -178,6 +192,8 @@ pub enum Direction {
 pub struct DiagEvent {
     pub time: SystemTime,
     pub client_id: Arc<str>,
+    /// How the client is connected.
+    pub transport: ListenerKind,
     pub direction: Direction,
     pub packet_type: PacketType,
     pub topic: Option<Arc<str>>,

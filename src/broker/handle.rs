@@ -78,6 +78,7 @@ impl BrokerHandle {
             clients: Metrics::get(&m.clients_connected),
             connections: Metrics::get(&m.open_connections),
             connections_refused: Metrics::get(&m.connections_refused),
+            websocket_connections: Metrics::get(&m.websocket_connections),
             sessions: Metrics::get(&m.sessions),
             subscriptions: Metrics::get(&m.subscriptions),
             messages_received: Metrics::get(&m.messages_received),

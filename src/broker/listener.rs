@@ -7,17 +7,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::api::ListenerKind;
-use super::connection::{self, ByteStream};
+use super::connection;
 use super::metrics::Metrics;
 use super::router::RouterMsg;
 use super::state::BrokerState;
 use super::tls;
+use super::websocket;
 
 /// The longest a refused socket is given to send its CONNECT (or less, if the connect
 /// timeout is shorter).
@@ -27,12 +28,15 @@ const BURST_QUIET: Duration = Duration::from_secs(10);
 /// While refusals go on, a warning with their count at most this often.
 const WARN_EVERY: Duration = Duration::from_secs(60);
 
-/// Accepts TCP connections until `stop` is cancelled. While TLS is on (the TLS setup is
-/// read for each socket, so an apply swaps it without a restart), each connection's task
-/// runs the handshake first (see [`tls::accept`]); the connection code only sees a byte
-/// stream.
+/// Accepts TCP connections until `stop` is cancelled and serves them as `kind`: MQTT
+/// directly, or WebSockets, whose upgrade runs in the connection's task (see
+/// [`super::websocket`]). While TLS is on (the TLS setup is read for each socket, so an
+/// apply swaps it without a restart), each connection's task runs the handshake first (see
+/// [`tls::accept`]): MQTT over TLS, or WebSockets over TLS (`wss://`). The connection code
+/// only sees a byte stream.
 pub async fn run_tcp(
     listener: TcpListener,
+    kind: ListenerKind,
     shared: Arc<BrokerState>,
     router: mpsc::Sender<RouterMsg>,
     stop: CancellationToken,
@@ -46,7 +50,7 @@ pub async fn run_tcp(
         match accepted {
             Ok((stream, address)) => {
                 let Some(slot) = shared.admission.admit() else {
-                    refuse(stream, address, &shared, &mut refusals);
+                    refuse(stream, address, kind, &shared, &mut refusals);
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
@@ -65,8 +69,18 @@ pub async fn run_tcp(
                     None => {
                         tokio::spawn(
                             async move {
-                                connection::run(stream, address, ListenerKind::Tcp, shared, router)
-                                    .await;
+                                match kind {
+                                    ListenerKind::WebSocket => {
+                                        websocket::serve(
+                                            stream, address, kind, None, shared, router,
+                                        )
+                                        .await;
+                                    }
+                                    _ => {
+                                        connection::run(stream, address, kind, shared, router)
+                                            .await;
+                                    }
+                                }
                                 drop(slot);
                             }
                             .instrument(span),
@@ -85,15 +99,30 @@ pub async fn run_tcp(
                                 ))
                                 .await;
                                 drop(tls);
-                                if let Some(secured) = secured {
-                                    connection::run(
-                                        secured,
-                                        address,
-                                        ListenerKind::Tls,
-                                        shared,
-                                        router,
-                                    )
-                                    .await;
+                                match (secured, kind) {
+                                    (Some(secured), ListenerKind::WebSocket) => {
+                                        let (stream, identity) = secured.into_parts();
+                                        websocket::serve(
+                                            stream,
+                                            address,
+                                            ListenerKind::SecureWebSocket,
+                                            identity,
+                                            shared,
+                                            router,
+                                        )
+                                        .await;
+                                    }
+                                    (Some(secured), _) => {
+                                        connection::run(
+                                            secured,
+                                            address,
+                                            ListenerKind::Tls,
+                                            shared,
+                                            router,
+                                        )
+                                        .await;
+                                    }
+                                    (None, _) => {}
                                 }
                                 drop(slot);
                             }
@@ -115,9 +144,10 @@ pub async fn run_tcp(
 /// with CONNACK Server busy by a small task if fewer than
 /// [`REFUSALS_AT_ONCE`](super::admission::REFUSALS_AT_ONCE) are being answered, else closed
 /// at once.
-fn refuse<S: ByteStream>(
-    stream: S,
+fn refuse(
+    stream: TcpStream,
     address: SocketAddr,
+    kind: ListenerKind,
     shared: &Arc<BrokerState>,
     log: &mut RefusalLog,
 ) {
@@ -131,7 +161,12 @@ fn refuse<S: ByteStream>(
     ));
     let shared = shared.clone();
     tokio::spawn(async move {
-        connection::refuse_busy(stream, REFUSAL_WAIT.min(connect_timeout), &shared).await;
+        let wait = REFUSAL_WAIT.min(connect_timeout);
+        match kind {
+            // An HTTP 503: the client has not reached MQTT yet.
+            ListenerKind::WebSocket => websocket::refuse_busy(stream, wait).await,
+            _ => connection::refuse_busy(stream, wait, &shared).await,
+        }
         drop(refusal);
     });
 }

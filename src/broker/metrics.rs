@@ -7,6 +7,8 @@ pub struct Metrics {
     /// Open connections (before and after CONNECT), each holding one of the
     /// `limits.max_connections` slots.
     pub open_connections: AtomicU64,
+    /// Open connections over WebSockets, counted once upgraded.
+    pub websocket_connections: AtomicU64,
     /// Sockets refused at accept because every connection slot was taken.
     pub connections_refused: AtomicU64,
     /// Clients with an accepted CONNECT.

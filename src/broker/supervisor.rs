@@ -99,8 +99,9 @@ impl Supervisor {
 
         // 1. Bind what is new before touching anything that runs. TLS too: its files are
         // read (the server certificate made, the first time) before anything changes.
-        let tls_wanted =
-            config.broker.enabled && config.broker.tcp.enabled && config.broker.tls.enabled;
+        let tls_wanted = config.broker.enabled
+            && (config.broker.tcp.enabled || config.broker.websockets.enabled)
+            && config.broker.tls.enabled;
         let tls = match tls_wanted {
             true => Some(tls_commit::prepare(&config).await?),
             false => None,
@@ -115,6 +116,14 @@ impl Supervisor {
                 config.broker.tcp.port,
             ));
         }
+        let websockets = &config.broker.websockets;
+        if config.broker.enabled && websockets.enabled {
+            wanted.push((
+                ListenerKind::WebSocket,
+                websockets.bind.clone(),
+                websockets.port,
+            ));
+        }
         let mut bound = Vec::new();
         for (kind, bind, port) in &wanted {
             let unchanged = self
@@ -125,7 +134,7 @@ impl Supervisor {
                 continue;
             }
             let address = socket_address(bind, *port).ok_or_else(|| {
-                ConfigError::new("broker.tcp.bind", format!("{bind:?} is not an IP address"))
+                ConfigError::new(bind_field(*kind), format!("{bind:?} is not an IP address"))
             })?;
             let socket = TcpListener::bind(address)
                 .await
@@ -179,6 +188,7 @@ impl Supervisor {
             let stop = CancellationToken::new();
             let task = tokio::spawn(listener::run_tcp(
                 socket,
+                kind,
                 self.shared.clone(),
                 self.router.clone(),
                 stop.clone(),
@@ -273,21 +283,32 @@ impl Supervisor {
             changes.push(updated("topic permissions"));
         }
 
+        // The WebSocket path and origins are read by each new connection's upgrade: a
+        // listener that kept running serves the new ones from now on.
+        let (ws, was_ws) = (&config.broker.websockets, &previous.broker.websockets);
+        if (ws.path != was_ws.path || ws.allowed_origins != was_ws.allowed_origins)
+            && let Some(running) = self
+                .listeners
+                .iter()
+                .find(|l| l.kind == ListenerKind::WebSocket)
+            && !changes.iter().any(|c| c.subject == running.subject())
+        {
+            changes.push(updated(&format!(
+                "{} (path {}, for new connections)",
+                running.subject(),
+                ws.path
+            )));
+        }
+
         // 5. Settings whose features land later: kept in the config, not in effect yet.
-        let later = [
-            (
-                "WebSockets",
-                config.broker.websockets != previous.broker.websockets,
-            ),
-            (
-                "persistence",
-                config.persistence != previous.persistence
-                    && (config.persistence.enabled
-                        || config.persistence.mode != StorageMode::Memory
-                        || previous.persistence.enabled
-                        || previous.persistence.mode != StorageMode::Memory),
-            ),
-        ];
+        let later = [(
+            "persistence",
+            config.persistence != previous.persistence
+                && (config.persistence.enabled
+                    || config.persistence.mode != StorageMode::Memory
+                    || previous.persistence.enabled
+                    || previous.persistence.mode != StorageMode::Memory),
+        )];
         for (subject, changed) in later {
             if changed {
                 changes.push(ApplyChange {
@@ -353,6 +374,14 @@ impl Supervisor {
     }
 }
 
+/// The config field that names a listener's bind address.
+fn bind_field(kind: ListenerKind) -> &'static str {
+    match kind {
+        ListenerKind::WebSocket | ListenerKind::SecureWebSocket => "broker.websockets.bind",
+        ListenerKind::Tcp | ListenerKind::Tls => "broker.tcp.bind",
+    }
+}
+
 fn updated(subject: &str) -> ApplyChange {
     ApplyChange {
         subject: subject.into(),
@@ -367,6 +396,13 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
         return Err(ConfigError::new(
             "broker.tcp.bind",
             format!("{:?} is not an IP address", config.broker.tcp.bind),
+        ));
+    }
+    let ws = &config.broker.websockets;
+    if ws.enabled && socket_address(&ws.bind, 0).is_none() {
+        return Err(ConfigError::new(
+            "broker.websockets.bind",
+            format!("{:?} is not an IP address", ws.bind),
         ));
     }
     if config.limits.max_inflight == 0 {

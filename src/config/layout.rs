@@ -202,10 +202,6 @@ mod tests {
             status: ClientCertificateStatus::Revoked,
         });
         config.broker.tls.host_names = vec!["broker.example".to_string()];
-        config.acl = crate::auth::acl::parse_acl_file(
-            "topic read public/#\nuser eve\ntopic readwrite eve/#\n",
-        )
-        .unwrap();
         let text = render(&config);
         // Parsed without validation: only the layout is under test here.
         assert_eq!(ron::from_str::<Config>(&text).unwrap(), config, "{text}");

@@ -15,5 +15,6 @@ pub use layout::{has_foreign_comments, render as render_commented};
 pub use model::*;
 pub use template::default_config_text;
 pub use validate::{
-    MAX_TOPIC_LEVELS, validate_bind_address, validate_number, validate_port, validate_ws_path,
+    MAX_TOPIC_LEVELS, validate_bind_address, validate_number, validate_origin, validate_port,
+    validate_ws_path,
 };

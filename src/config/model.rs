@@ -82,6 +82,10 @@ pub struct WebSocketSettings {
     pub port: u16,
     /// The relative URL clients address, such as `/mqtt`; must start with `/`.
     pub path: String,
+    /// Web pages allowed to connect, as the browser's `Origin` header names them (such as
+    /// `https://example.com` or `http://localhost:8000`). Empty: any page, and any client.
+    /// Clients that send no `Origin` (devices, not browsers) are always allowed.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for WebSocketSettings {
@@ -91,6 +95,7 @@ impl Default for WebSocketSettings {
             bind: "0.0.0.0".to_string(),
             port: 8080,
             path: "/mqtt".to_string(),
+            allowed_origins: Vec::new(),
         }
     }
 }

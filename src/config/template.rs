@@ -25,6 +25,9 @@ const DEFAULT_CONFIG: &str = r#"// roost configuration (RON). Every setting is s
             bind: "0.0.0.0",
             port: 8080,
             path: "/mqtt",
+            // Web pages (browser Origins such as "https://example.com") allowed to connect;
+            // empty allows any. Clients that send no Origin (not browsers) are always allowed.
+            allowed_origins: [],
         ),
         tls: (
             // Use encryption (TLS): clients must connect over a secure connection.
@@ -36,7 +39,11 @@ const DEFAULT_CONFIG: &str = r#"// roost configuration (RON). Every setting is s
             // Trust any matching authorized client certificate, even if not issued by a trusted CA.
             trust_any_matching_authorized: false,
             // Host names and IP addresses of the server certificate roost makes.
-            host_names: ["localhost", "127.0.0.1", "::1"],
+            host_names: [
+                "localhost",
+                "127.0.0.1",
+                "::1",
+            ],
             // Use a client certificate's common name as the client's username.
             certificate_common_name_as_username: false,
         ),

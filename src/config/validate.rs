@@ -50,6 +50,31 @@ pub fn validate_ws_path(text: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// An allowed WebSocket `Origin`: `http://` or `https://`, a host and an optional port, and
+/// nothing else (no path, no trailing `/`), as browsers send it (RFC 6454 §6.2).
+pub fn validate_origin(text: &str) -> Result<(), String> {
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return Err(format!(
+            "`{text}` is not an origin (for example https://example.com or http://localhost:8000)"
+        ));
+    };
+    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+        return Err(format!("`{text}` must start with http:// or https://"));
+    }
+    if rest.is_empty() {
+        return Err(format!("`{text}` has no host"));
+    }
+    if let Some(bad) = rest
+        .chars()
+        .find(|c| c.is_whitespace() || c.is_control() || matches!(c, '/' | '?' | '#' | '@'))
+    {
+        return Err(format!(
+            "`{text}` must be a scheme, a host and an optional port only (found {bad:?})"
+        ));
+    }
+    Ok(())
+}
+
 /// A whole number within `range`, as typed by an operator.
 pub fn validate_number<T>(text: &str, range: std::ops::RangeInclusive<T>) -> Result<T, String>
 where
@@ -83,6 +108,12 @@ impl Config {
             "broker.websockets.path",
             validate_ws_path(&broker.websockets.path),
         )?;
+        for (index, origin) in broker.websockets.allowed_origins.iter().enumerate() {
+            check(
+                &format!("broker.websockets.allowed_origins[{index}]"),
+                validate_origin(origin),
+            )?;
+        }
         if broker.tcp.enabled
             && broker.websockets.enabled
             && broker.tcp.port != 0
@@ -275,6 +306,20 @@ mod tests {
         assert!(validate_bind_address("localhost").is_ok());
         assert!(validate_bind_address("999.1.1.1").is_err());
         assert!(validate_bind_address("").is_err());
+    }
+
+    #[test]
+    fn allowed_origins_are_scheme_host_and_port_only() {
+        assert!(validate_origin("https://example.com").is_ok());
+        assert!(validate_origin("http://localhost:8000").is_ok());
+        assert!(validate_origin("example.com").is_err());
+        assert!(validate_origin("ftp://example.com").is_err());
+        assert!(validate_origin("https://example.com/").is_err());
+        assert!(validate_origin("https://").is_err());
+        let mut config = Config::default();
+        config.broker.websockets.allowed_origins = vec!["https://ok.example".into(), "nope".into()];
+        let error = config.validate().unwrap_err();
+        assert_eq!(error.field, "broker.websockets.allowed_origins[1]");
     }
 
     #[test]

@@ -632,7 +632,6 @@ impl App {
             | Command::ShowCertificate
             | Command::RevokeCertificate
             | Command::RemoveCertificate => return self.certificate_command(command),
-            Command::CompletePath => {}
             Command::AddUser => self.user_dialog = Some(UserDialog::add()),
             Command::ChangePassword => {
                 if let Some(user) = self.pending.users.get(self.cursor()) {
@@ -752,7 +751,7 @@ impl App {
                     Err(message) => editing.error = Some(message),
                 }
             }
-            (EditTarget::Certificate, Command::CompletePath) => {
+            (EditTarget::Certificate, Command::Complete) => {
                 let completed = cert_actions::complete_path(editing.input.value());
                 editing.input = Input::new(completed);
             }

@@ -12,6 +12,8 @@ pub enum ClientColumn {
     ClientId,
     Address,
     User,
+    /// The transport: tcp, tls, ws or wss.
+    Transport,
     Protocol,
     Subscriptions,
     Inflight,
@@ -24,10 +26,11 @@ pub enum ClientColumn {
 }
 
 impl ClientColumn {
-    pub const ALL: [ClientColumn; 12] = [
+    pub const ALL: [ClientColumn; 13] = [
         ClientColumn::ClientId,
         ClientColumn::Address,
         ClientColumn::User,
+        ClientColumn::Transport,
         ClientColumn::Protocol,
         ClientColumn::Subscriptions,
         ClientColumn::Inflight,
@@ -44,6 +47,7 @@ impl ClientColumn {
             ClientColumn::ClientId => "Client ID",
             ClientColumn::Address => "Address",
             ClientColumn::User => "User",
+            ClientColumn::Transport => "Via",
             ClientColumn::Protocol => "Proto",
             ClientColumn::Subscriptions => "Subs",
             ClientColumn::Inflight => "Infl",
@@ -75,6 +79,7 @@ impl ClientColumn {
             ClientColumn::ClientId => a.client_id.cmp(&b.client_id),
             ClientColumn::Address => a.address.cmp(&b.address),
             ClientColumn::User => a.username.cmp(&b.username),
+            ClientColumn::Transport => a.listener.transport().cmp(b.listener.transport()),
             ClientColumn::Protocol => a.protocol.to_string().cmp(&b.protocol.to_string()),
             ClientColumn::Subscriptions => a.subscriptions.cmp(&b.subscriptions),
             ClientColumn::Inflight => a.inflight.cmp(&b.inflight),

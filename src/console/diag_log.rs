@@ -166,13 +166,14 @@ mod tests {
     use std::time::SystemTime;
 
     use super::*;
-    use crate::broker::Direction;
+    use crate::broker::{Direction, ListenerKind};
     use crate::mqtt::PacketType;
 
     fn event(client: &str, topic: &str) -> Arc<DiagEvent> {
         Arc::new(DiagEvent {
             time: SystemTime::UNIX_EPOCH,
             client_id: client.into(),
+            transport: ListenerKind::Tcp,
             direction: Direction::In,
             packet_type: PacketType::Publish,
             topic: Some(topic.into()),

@@ -34,8 +34,6 @@ pub enum Command {
     ShowCertificate,
     RevokeCertificate,
     RemoveCertificate,
-    /// Completes the typed path from the directory's entries.
-    CompletePath,
     AddUser,
     ChangePassword,
     RemoveUser,
@@ -248,14 +246,6 @@ pub const BINDINGS: &[Binding] = &[
         C::Cancel,
         true,
     ),
-    bind(
-        S::Editing,
-        &[(K::Tab, NONE)],
-        "Tab",
-        "complete a file path",
-        C::CompletePath,
-        false,
-    ),
     // The focused pane.
     bind(S::Tree, UP, "↑↓/jk", "previous node", C::Up, true).bar_as("move"),
     bind(S::Tree, DOWN, "↓/j", "next node", C::Down, false),
@@ -289,7 +279,7 @@ pub const BINDINGS: &[Binding] = &[
         S::Editing,
         &[(K::Tab, NONE)],
         "Tab",
-        "complete a command (: line)",
+        "complete a file path, or a command on the : line",
         C::Complete,
         false,
     ),

@@ -201,7 +201,8 @@ fn pingers_thread(
         let mut tasks = Vec::new();
         for p in 0..options.pingers {
             let mut connection =
-                Connection::open(options.address, options.version, format!("lping-{p}")).await?;
+                Connection::open(options.address, None, options.version, format!("lping-{p}"))
+                    .await?;
             let (recording, stop) = (recording.clone(), stop.clone());
             tasks.push(tokio::spawn(async move {
                 let topic = format!("lping/{p}");

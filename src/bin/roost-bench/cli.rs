@@ -130,6 +130,9 @@ pub struct RunArgs {
     /// MQTT version: 3.1.1 or 5.
     #[arg(long, default_value = "3.1.1", value_parser = parse_version)]
     mqtt_version: ProtocolVersion,
+    /// Connect over a WebSocket on this URL path (such as /mqtt) instead of plain TCP.
+    #[arg(long, value_name = "PATH")]
+    websocket: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -159,6 +162,9 @@ pub struct CompareArgs {
     /// The Mosquitto executable.
     #[arg(long, default_value = "mosquitto")]
     mosquitto: PathBuf,
+    /// Also run the flat-out scenarios over WebSockets, beside TCP.
+    #[arg(long)]
+    websockets: bool,
     /// Also write the Markdown table to this file.
     #[arg(long)]
     output: Option<PathBuf>,
@@ -275,6 +281,7 @@ async fn run_one(args: RunArgs) -> Result<(), BenchError> {
         rate: args.rate,
         inflight: args.inflight,
         broker_pid: args.broker_pid,
+        websocket: args.websocket,
     };
     let report = run(&options).await?;
     print!("{report}");
@@ -315,6 +322,7 @@ async fn run_compare(args: CompareArgs) -> Result<(), BenchError> {
         roost,
         baseline: args.baseline,
         mosquitto: args.mosquitto,
+        websockets: args.websockets,
     };
     let report = compare(&options).await?;
     let markdown = report.markdown();

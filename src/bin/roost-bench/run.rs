@@ -82,6 +82,8 @@ pub struct RunOptions {
     /// Most QoS 1/2 messages each publisher keeps unacknowledged.
     pub inflight: usize,
     pub broker_pid: Option<u32>,
+    /// Connect over a WebSocket on this URL path instead of plain TCP.
+    pub websocket: Option<String>,
 }
 
 impl RunOptions {
@@ -289,7 +291,13 @@ pub async fn run(options: &RunOptions) -> Result<RunReport, BenchError> {
     let mut subscriber_connections = Vec::with_capacity(options.subscribers);
     for index in 0..options.subscribers {
         let client_id = format!("roost-bench-{run_id:08x}-sub-{index}");
-        let mut connection = Connection::open(options.address, options.version, client_id).await?;
+        let mut connection = Connection::open(
+            options.address,
+            options.websocket.as_deref(),
+            options.version,
+            client_id,
+        )
+        .await?;
         connection.subscribe(&topic(index), options.qos).await?;
         subscriber_connections.push(connection);
     }
@@ -298,7 +306,13 @@ pub async fn run(options: &RunOptions) -> Result<RunReport, BenchError> {
         let client_id = format!("roost-bench-{run_id:08x}-pub-{index}");
         let template =
             PublishTemplate::new(&topic(index), options.qos, options.payload, options.version)?;
-        let connection = Connection::open(options.address, options.version, client_id).await?;
+        let connection = Connection::open(
+            options.address,
+            options.websocket.as_deref(),
+            options.version,
+            client_id,
+        )
+        .await?;
         publisher_connections.push((connection, template));
     }
 
@@ -495,6 +509,7 @@ mod tests {
             rate: None,
             inflight: 100,
             broker_pid: None,
+            websocket: None,
         }
     }
 

@@ -45,7 +45,7 @@ use super::session::{ClientCounters, ConnectionInfo};
 use super::state::BrokerState;
 use crate::mqtt::{Packet, ProtocolVersion, ReasonCode};
 
-pub use self::transport::{ByteStream, Input, Streamed, StreamedInput};
+pub use self::transport::{ByteStream, Identified, Input, Streamed, StreamedInput};
 
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 8 * 1024;
@@ -238,6 +238,7 @@ async fn start<S: ByteStream>(
     if shared.diagnostics.is_on() {
         shared.diagnostics.record(
             &client_id,
+            listener,
             Direction::In,
             &Packet::Connect(Box::new(connect.clone())),
             connect_size,
@@ -262,6 +263,7 @@ async fn start<S: ByteStream>(
         unacknowledged_qos1: unacknowledged_qos1.clone(),
         shared: shared.clone(),
         client_id: client_id.clone(),
+        transport: listener,
         router: router.clone(),
         connection_id,
         session: None,
@@ -321,6 +323,7 @@ async fn start<S: ByteStream>(
         unreleased_qos2: HashSet::new(),
         shared: shared.clone(),
         client_id: client_id.clone(),
+        transport: listener,
         router: router.clone(),
         session,
         connection_id,

@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::aliases::InboundAliases;
 use super::link::{ConnectionLink, Outbound};
 use super::{Ending, Input, READ_CHUNK};
-use crate::broker::api::Direction;
+use crate::broker::api::{Direction, ListenerKind};
 use crate::broker::metrics::Metrics;
 use crate::broker::router::RouterMsg;
 use crate::broker::session::ClientCounters;
@@ -46,6 +46,8 @@ pub(super) struct Reader<R> {
     pub(super) unreleased_qos2: HashSet<u16>,
     pub(super) shared: Arc<BrokerState>,
     pub(super) client_id: Arc<str>,
+    /// For the diagnostics log.
+    pub(super) transport: ListenerKind,
     pub(super) router: mpsc::Sender<RouterMsg>,
     pub(super) session: SessionKey,
     pub(super) connection_id: u64,
@@ -248,9 +250,13 @@ impl<R: Input> Reader<R> {
 
     fn handle(&mut self, packet: Packet, size: usize) -> Step {
         if self.shared.diagnostics.is_on() {
-            self.shared
-                .diagnostics
-                .record(&self.client_id, Direction::In, &packet, size);
+            self.shared.diagnostics.record(
+                &self.client_id,
+                self.transport,
+                Direction::In,
+                &packet,
+                size,
+            );
         }
         match packet {
             Packet::PingReq => {

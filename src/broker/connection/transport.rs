@@ -31,6 +31,26 @@ pub trait ByteStream: Send + 'static {
     }
 }
 
+/// A byte stream with the identity a lower layer proved: a WebSocket over TLS (`wss://`)
+/// carries the TLS client certificate up to the MQTT connection.
+pub struct Identified<B> {
+    pub stream: B,
+    pub identity: Option<crate::broker::tls::PeerIdentity>,
+}
+
+impl<B: ByteStream> ByteStream for Identified<B> {
+    type Input = B::Input;
+    type Output = B::Output;
+
+    fn into_halves(self) -> (Self::Input, Self::Output) {
+        self.stream.into_halves()
+    }
+
+    fn peer_identity(&self) -> Option<crate::broker::tls::PeerIdentity> {
+        self.identity.clone()
+    }
+}
+
 /// The read half of a [`ByteStream`].
 pub trait Input: Send + Sync + 'static {
     /// Waits until input, the end of the stream or an error is ready. May wake spuriously.

@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::aliases::OutboundAliases;
 use super::link::{Outbound, Outbox};
-use crate::broker::api::Direction;
+use crate::broker::api::{Direction, ListenerKind};
 use crate::broker::message::Delivery;
 use crate::broker::metrics::Metrics;
 use crate::broker::router::RouterMsg;
@@ -46,6 +46,8 @@ pub(super) struct Writer<W> {
     pub(super) unacknowledged_qos1: Arc<AtomicUsize>,
     pub(super) shared: Arc<BrokerState>,
     pub(super) client_id: Arc<str>,
+    /// For the diagnostics log.
+    pub(super) transport: ListenerKind,
     pub(super) router: mpsc::Sender<RouterMsg>,
     pub(super) connection_id: u64,
     /// The session attached to this connection (`None` only when attaching failed).
@@ -128,7 +130,13 @@ impl<W: AsyncWrite + Unpin + Send> Writer<W> {
         if batch.is_empty() {
             return Ok(());
         }
-        let result = tokio::time::timeout(WRITE_TIMEOUT, self.out.write_all(batch)).await;
+        // Flushed too: a TCP socket writes through, but a framing or encrypting stream
+        // (WebSockets, TLS) may hold the bytes until told to send them.
+        let written = async {
+            self.out.write_all(batch).await?;
+            self.out.flush().await
+        };
+        let result = tokio::time::timeout(WRITE_TIMEOUT, written).await;
         Metrics::add(&self.shared.metrics.bytes_sent, batch.len() as u64);
         batch.clear();
         match result {
@@ -152,6 +160,7 @@ impl<W: AsyncWrite + Unpin + Send> Writer<W> {
                 if self.shared.diagnostics.is_on() {
                     self.shared.diagnostics.record(
                         &self.client_id,
+                        self.transport,
                         Direction::Out,
                         &packet,
                         batch.len() - before,
@@ -200,6 +209,7 @@ impl<W: AsyncWrite + Unpin + Send> Writer<W> {
                     shown.packet_id = delivery.packet_id;
                     self.shared.diagnostics.record(
                         &self.client_id,
+                        self.transport,
                         Direction::Out,
                         &Packet::Publish(shown),
                         batch.len() - before,

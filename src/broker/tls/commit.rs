@@ -72,17 +72,19 @@ pub fn commit(
     };
     if let Some(action) = action {
         changes.push(ApplyChange {
-            subject: "TLS on the TCP listener (for new connections)".into(),
+            subject: "TLS on the TCP and WebSockets listeners (for new connections)".into(),
             action,
         });
     }
     changes
 }
 
-/// The kind a TCP listener is shown as.
+/// The kind a listener is shown as: with TLS on, TCP serves MQTT over TLS and WebSockets
+/// serve `wss://`.
 pub fn shown_kind(kind: ListenerKind, tls_on: bool) -> ListenerKind {
     match kind {
         ListenerKind::Tcp if tls_on => ListenerKind::Tls,
+        ListenerKind::WebSocket if tls_on => ListenerKind::SecureWebSocket,
         other => other,
     }
 }

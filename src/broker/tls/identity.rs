@@ -47,6 +47,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Secured<S> {
             .map(|der| PeerIdentity::of(der));
         Secured { stream, identity }
     }
+
+    /// The TLS stream and the identity, for a layer above TLS (WebSockets, for `wss://`).
+    pub fn into_parts(self) -> (TlsStream<S>, Option<PeerIdentity>) {
+        (self.stream, self.identity)
+    }
 }
 
 impl<S> ByteStream for Secured<S>

@@ -31,10 +31,11 @@ const KEY_COLUMNS: [ClientColumn; 6] = [
     ClientColumn::Dropped,
     ClientColumn::Rate,
 ];
-const MORE_COLUMNS: [ClientColumn; 6] = [
+const MORE_COLUMNS: [ClientColumn; 7] = [
     ClientColumn::MessagesIn,
     ClientColumn::MessagesOut,
     ClientColumn::User,
+    ClientColumn::Transport,
     ClientColumn::Protocol,
     ClientColumn::Subscriptions,
     ClientColumn::Since,
@@ -183,6 +184,7 @@ fn cell(client: &ClientInfo, rate: f64, column: ClientColumn) -> String {
         ClientColumn::ClientId => client.client_id.to_string(),
         ClientColumn::Address => client.address.to_string(),
         ClientColumn::User => client.username.clone().unwrap_or_default(),
+        ClientColumn::Transport => client.listener.transport().to_string(),
         ClientColumn::Protocol => client.protocol.to_string(),
         ClientColumn::Subscriptions => format!("{:>4}", client.subscriptions),
         ClientColumn::Inflight => format!("{:>5}", client.inflight),
@@ -198,6 +200,7 @@ fn width(column: ClientColumn) -> Constraint {
         ClientColumn::Rate => Constraint::Length(7),
         ClientColumn::ClientId => Constraint::Min(10),
         ClientColumn::Address => Constraint::Length(21),
+        ClientColumn::Transport => Constraint::Length(3),
         ClientColumn::User => Constraint::Length(10),
         ClientColumn::Protocol => Constraint::Length(6),
         ClientColumn::Subscriptions => Constraint::Length(5),

@@ -138,7 +138,13 @@ fn draw_figures(frame: &mut Frame, area: Rect, app: &App) {
     let lines = vec![
         label_value(theme, "Running", LABEL_WIDTH, running),
         label_value(theme, "Uptime", LABEL_WIDTH, value(duration(s.uptime))),
-        label_value(theme, "Clients", LABEL_WIDTH, value(s.clients.to_string())),
+        label_value(
+            theme,
+            "Clients",
+            LABEL_WIDTH,
+            // Of which over WebSockets: "3 · 1 ws".
+            value(format!("{} · {} ws", s.clients, s.websocket_connections)),
+        ),
         label_value(
             theme,
             "Sessions",
