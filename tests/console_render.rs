@@ -399,7 +399,9 @@ fn a_long_notice_leaves_the_pending_counter_and_the_unsaved_mark_visible() {
 fn status_warns_of_no_listeners_and_settings_not_active() {
     let mut config = config();
     config.broker.tcp.enabled = false;
-    config.broker.websockets.enabled = true;
+    // The disk store is stored but not in effect yet.
+    config.persistence.enabled = true;
+    config.persistence.mode = roost::config::StorageMode::DiskBuffered;
     let mut app = App::new(
         config,
         PathBuf::from("/etc/roost/roost.ron"),
