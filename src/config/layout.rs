@@ -30,22 +30,34 @@ fn render_template(config: &Config) -> String {
     let values = values_by_path(&config.to_ron());
     let mut out = String::with_capacity(default_config_text().len() + 256);
     let mut path: Vec<String> = Vec::new();
+    // While a list the template spreads over several lines is replaced: the indentation of
+    // its closing `]`, up to which the template's own lines are skipped.
+    let mut skipping_list: Option<usize> = None;
     for line in default_config_text().lines() {
         let trimmed = line.trim();
+        let indent_width = line.len() - line.trim_start().len();
+        if let Some(list_indent) = skipping_list {
+            if indent_width == list_indent && trimmed.starts_with(']') {
+                skipping_list = None;
+            }
+            continue;
+        }
         match classify(trimmed) {
             LineKind::Open(key) => path.push(key.to_string()),
             LineKind::Close => {
                 path.pop();
             }
-            LineKind::Value(key) | LineKind::OpenList(key) => {
+            kind @ (LineKind::Value(key) | LineKind::OpenList(key)) => {
                 let full = join(&path, key);
                 if let Some(value) = values.get(&full) {
-                    let indent = &line[..line.len() - line.trim_start().len()];
-                    out.push_str(indent);
+                    out.push_str(&line[..indent_width]);
                     out.push_str(key);
                     out.push_str(": ");
                     out.push_str(value);
                     out.push_str(",\n");
+                    if matches!(kind, LineKind::OpenList(_)) {
+                        skipping_list = Some(indent_width);
+                    }
                     continue;
                 }
             }
