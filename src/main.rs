@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use roost::broker::BrokerHandle;
+use roost::cli;
 use roost::config::{Config, StorageMode, default_config_text};
 use roost::headless::{ServeOverrides, headless_config, serve};
 
@@ -40,6 +40,9 @@ enum Command {
         /// Listen for MQTT over WebSockets on this address, overriding the file.
         #[arg(long, value_name = "ADDR:PORT")]
         ws: Option<SocketAddr>,
+        /// The URL path WebSocket clients connect to, such as /mqtt, overriding the file.
+        #[arg(long, value_name = "PATH")]
+        ws_path: Option<String>,
         /// Directory for the disk store, keys and certificates.
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
@@ -52,12 +55,75 @@ enum Command {
         /// per message than several threads do on small machines.
         #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
         threads: u16,
+        #[command(flatten)]
+        tls: TlsFlags,
+        /// Clients must give a username and password of a configured user.
+        #[arg(long)]
+        require_credentials: bool,
+        /// Topic permissions from a Mosquitto acl_file, replacing those of the config.
+        #[arg(long, value_name = "FILE")]
+        acl_file: Option<PathBuf>,
+    },
+    /// The certificate authority: create, import, export, show.
+    Ca {
+        #[command(subcommand)]
+        command: cli::certs::CaCommand,
+    },
+    /// The server certificate: create, import, export, show.
+    ServerCert {
+        #[command(subcommand)]
+        command: cli::certs::ServerCertCommand,
+    },
+    /// Client certificates: issue, add, list, authorize, revoke, remove.
+    ClientCert {
+        #[command(subcommand)]
+        command: cli::certs::ClientCertCommand,
+    },
+    /// Manage users and their passwords in the config file.
+    User {
+        #[command(subcommand)]
+        command: cli::users::UserCommand,
+        /// Accepted for symmetry with the other commands; users live in the config file.
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Manage topic permissions in the config file.
+    Acl {
+        #[command(subcommand)]
+        command: cli::acl::AclCommand,
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// The console (the default command). It attaches to the broker running on the config
+    /// file when there is one, else runs a broker in this process.
+    Console {
+        /// Attach to the broker behind this admin socket (never start one).
+        #[arg(long, value_name = "SOCKET")]
+        attach: Option<PathBuf>,
     },
     /// Work with configuration files.
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+}
+
+/// `roost serve` switches for TLS and client certificates, overriding the file (each only
+/// turns its setting on).
+#[derive(Debug, clap::Args)]
+struct TlsFlags {
+    /// Use encryption (TLS) on the TCP listener.
+    #[arg(long)]
+    tls: bool,
+    /// Require a client certificate.
+    #[arg(long)]
+    require_client_cert: bool,
+    /// Accept only client certificates listed as Authorized.
+    #[arg(long)]
+    authorized_only: bool,
+    /// Accept an untrusted client certificate that matches an Authorized entry.
+    #[arg(long)]
+    trust_any_authorized: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -105,41 +171,83 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Serve {
             tcp,
             ws,
+            ws_path,
             data_dir,
             persistence,
             threads,
+            tls,
+            require_credentials,
+            acl_file,
         }) => {
             init_logging_to_stderr();
-            let overrides = ServeOverrides {
+            let mut overrides = ServeOverrides {
                 tcp,
                 ws,
+                ws_path,
                 data_dir,
                 persistence,
+                tls: tls.tls,
+                require_client_certificate: tls.require_client_cert,
+                authorized_only: tls.authorized_only,
+                trust_any_matching_authorized: tls.trust_any_authorized,
+                require_credentials,
+                acl: None,
             };
-            let config = headless_config(cli.config.as_deref(), &overrides)?;
-            serve_runtime(threads)?.block_on(serve(config))?;
+            if let Some(path) = &acl_file {
+                overrides.read_acl_file(path)?;
+            }
+            // Refuse a bad file or override before starting anything.
+            headless_config(cli.config.as_deref(), &overrides)?;
+            serve_runtime(threads)?.block_on(serve(cli.config.as_deref(), overrides))?;
             Ok(())
         }
-        None => {
+        Some(Command::Ca { command }) => {
+            let (command, location) = command.into_parts();
+            cli::certs::run(cli.config.as_deref(), command, location)
+        }
+        Some(Command::ServerCert { command }) => {
+            let (command, location) = command.into_parts();
+            cli::certs::run(cli.config.as_deref(), command, location)
+        }
+        Some(Command::ClientCert { command }) => {
+            let (command, location) = command.into_parts();
+            cli::certs::run(cli.config.as_deref(), command, location)
+        }
+        Some(Command::User { command, .. }) => {
+            let path = cli.config.unwrap_or_else(|| PathBuf::from("roost.ron"));
+            let outcome = cli::users::run(&command, &path, &mut std::io::stdin().lock())?;
+            print_outcome(&outcome.to_string());
+            Ok(())
+        }
+        Some(Command::Acl { command, .. }) => {
+            let path = cli.config.unwrap_or_else(|| PathBuf::from("roost.ron"));
+            let outcome = cli::acl::run(&command, &path)?;
+            print_outcome(&outcome.to_string());
+            Ok(())
+        }
+        None | Some(Command::Console { .. }) => {
+            let attach = match cli.command {
+                Some(Command::Console { attach }) => attach,
+                _ => None,
+            };
             let options = roost::console::ConsoleOptions {
                 config_path: cli.config.unwrap_or_else(|| PathBuf::from("roost.ron")),
                 theme: cli.theme,
+                attach,
             };
-            runtime()?.block_on(console_with_broker(options))?;
+            runtime()?.block_on(roost::console::start(options))?;
             Ok(())
         }
     }
 }
 
-/// The console over a broker this process starts: the console applies the configuration, and
-/// the broker is shut down here, where it was started, however the console ends.
-async fn console_with_broker(
-    options: roost::console::ConsoleOptions,
-) -> Result<(), roost::console::ConsoleError> {
-    let broker = BrokerHandle::spawn();
-    let result = roost::console::run(options, &broker).await;
-    broker.shutdown().await;
-    result
+/// A command's report on stdout, one line per line, with a final newline.
+fn print_outcome(text: &str) {
+    if text.ends_with('\n') || text.is_empty() {
+        print!("{text}");
+    } else {
+        println!("{text}");
+    }
 }
 
 /// The error and its causes on one line, leaving out causes the message already quotes

@@ -223,3 +223,29 @@ async fn retained_scenario_delivers_every_retained_message() {
     assert_eq!(got[1][..2], [1000, 1000], "{stdout}");
     assert!(stdout.contains("before the subscribes: "), "{stdout}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pairs_at_qos_1_over_websockets_deliver_everything() {
+    let mut config = Config::default();
+    config.broker.enabled = true;
+    config.broker.tcp.enabled = false;
+    config.broker.websockets.enabled = true;
+    config.broker.websockets.bind = "127.0.0.1".into();
+    config.broker.websockets.port = 0;
+    let handle = BrokerHandle::spawn();
+    handle.apply(config).await.expect("apply");
+    let address = handle.stats().listeners[0].address;
+    let report = run_bench(address, "pairs", 1, &["--websocket", "/mqtt"]).await;
+    assert_complete(&report);
+    assert_eq!(report.unacknowledged, Some(0), "{}", report.text);
+    // Every WebSocket connection is counted out once closed.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while handle.stats().websocket_connections > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "WebSockets still counted"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    handle.shutdown().await;
+}

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use roost::admin::{ApplyOutcome, ApplyRefusal, SaveOutcome};
 use roost::broker::{
     ApplyChange, ApplyReport, ChangeAction, ClientInfo, DiagEvent, Direction, ListenerInfo,
     ListenerKind, StatsSnapshot,
@@ -40,11 +41,15 @@ fn config() -> Config {
     config.certificates.server_certificate = Some(PathBuf::from("roost-data/server.pem"));
     config.certificates.clients = vec![
         ClientCertificate {
+            name: String::new(),
+            expires: String::new(),
             thumbprint: "3f".repeat(32),
             subject: "CN=sensor-1".to_string(),
             status: ClientCertificateStatus::Authorized,
         },
         ClientCertificate {
+            name: String::new(),
+            expires: String::new(),
             thumbprint: "a0".repeat(32),
             subject: "CN=old-gateway".to_string(),
             status: ClientCertificateStatus::Revoked,
@@ -64,6 +69,7 @@ fn stats(second: u64) -> StatsSnapshot {
         clients: 3,
         connections: 3,
         connections_refused: 0,
+        websocket_connections: 1,
         sessions: 4,
         subscriptions: 7,
         messages_received: 1200 + second * 10,
@@ -71,6 +77,9 @@ fn stats(second: u64) -> StatsSnapshot {
         messages_retained: 5,
         messages_dropped: 0,
         store_errors: 0,
+        auth_failures: 0,
+        publishes_denied: 0,
+        subscriptions_denied: 0,
         bytes_received: 0,
         bytes_sent: 0,
         messages_received_per_sec: ((second * 7) % 13) as f64,
@@ -82,6 +91,9 @@ fn stats(second: u64) -> StatsSnapshot {
             kind: ListenerKind::Tcp,
             address: SocketAddr::from(([0, 0, 0, 0], 1883)),
         }],
+        certificates_refused: 0,
+        tls_handshakes_failed: 0,
+        server_certificate_expires: None,
     }
 }
 
@@ -92,7 +104,11 @@ fn clients() -> Vec<ClientInfo> {
         .map(|(i, id)| ClientInfo {
             client_id: (*id).into(),
             address: SocketAddr::from(([192, 168, 1, 20 + i as u8], 50000 + i as u16)),
-            listener: ListenerKind::Tcp,
+            listener: if i == 1 {
+                ListenerKind::WebSocket
+            } else {
+                ListenerKind::Tcp
+            },
             protocol: if i == 2 {
                 ProtocolVersion::V3_1_1
             } else {
@@ -104,6 +120,9 @@ fn clients() -> Vec<ClientInfo> {
             inflight: i,
             queued: 0,
             connected_since: at(i as u64 * 61),
+            messages_in: 100 * i as u64,
+            messages_out: 7 * i as u64,
+            dropped: if i == 1 { 3 } else { 0 },
         })
         .collect()
 }
@@ -115,6 +134,11 @@ fn diag_events() -> Vec<Arc<DiagEvent>> {
             Arc::new(DiagEvent {
                 time: at(100) + Duration::from_millis(i * 250),
                 client_id: format!("sensor-{}", i % 2 + 1).into(),
+                transport: if i % 2 == 0 {
+                    ListenerKind::Tcp
+                } else {
+                    ListenerKind::WebSocket
+                },
                 direction: if i % 4 == 3 {
                     Direction::Out
                 } else {
@@ -269,21 +293,28 @@ fn editing_with_an_invalid_port() {
 fn apply_report_popup() {
     let mut app = app();
     press(&mut app, KeyCode::Char('a'));
-    app.update(Action::ApplyFinished(Ok(ApplyReport {
-        changes: vec![
-            ApplyChange {
-                subject: "TCP listener 0.0.0.0:1884".to_string(),
-                action: ChangeAction::Restarted,
-            },
-            ApplyChange {
-                subject: "diagnostics".to_string(),
-                action: ChangeAction::Updated,
-            },
-            ApplyChange {
-                subject: "TLS".to_string(),
-                action: ChangeAction::StoredNotActive,
-            },
-        ],
+    app.update(Action::ApplyFinished(Ok(ApplyOutcome {
+        generation: 1,
+        saved: SaveOutcome::Saved {
+            path: "roost.ron".into(),
+            comments_copied_to: None,
+        },
+        report: ApplyReport {
+            changes: vec![
+                ApplyChange {
+                    subject: "TCP listener 0.0.0.0:1884".to_string(),
+                    action: ChangeAction::Restarted,
+                },
+                ApplyChange {
+                    subject: "diagnostics".to_string(),
+                    action: ChangeAction::Updated,
+                },
+                ApplyChange {
+                    subject: "TLS".to_string(),
+                    action: ChangeAction::StoredNotActive,
+                },
+            ],
+        },
     })));
     insta::assert_snapshot!("apply_report_80x24", render(&app, SMALL).backend());
 }
@@ -292,10 +323,10 @@ fn apply_report_popup() {
 fn apply_refused_popup() {
     let mut app = app();
     press(&mut app, KeyCode::Char('a'));
-    app.update(Action::ApplyFinished(Err(
+    app.update(Action::ApplyFinished(Err(ApplyRefusal::Refused(
         "cannot listen on 0.0.0.0:1884 for the TCP listener: Address in use (os error 98)"
             .to_string(),
-    )));
+    ))));
     insta::assert_snapshot!("apply_refused_80x24", render(&app, SMALL).backend());
 }
 
@@ -326,4 +357,107 @@ fn every_theme_renders_and_no_color_keeps_the_text() {
             "NO_COLOR leaves no colour with theme {name}"
         );
     }
+}
+
+#[test]
+fn status_warns_when_the_server_certificate_expires_within_30_days() {
+    let mut app = app();
+    let mut figures = stats(200);
+    figures.certificates_refused = 4;
+    figures.server_certificate_expires = Some(SystemTime::now() + Duration::from_secs(10 * 86_400));
+    app.update(Action::Stats(figures.clone()));
+    app.update(Action::SelectNode(Node::Status.index()));
+    let screen = format!("{:?}", render(&app, LARGE).backend());
+    assert!(screen.contains("Server cert expires"), "{screen}");
+    assert!(screen.contains("Certificates refused 4"), "{screen}");
+
+    // A year away: shown, without the warning.
+    figures.server_certificate_expires =
+        Some(SystemTime::now() + Duration::from_secs(365 * 86_400));
+    app.update(Action::Stats(figures));
+    let screen = format!("{:?}", render(&app, LARGE).backend());
+    assert!(screen.contains("Server cert until"), "{screen}");
+}
+
+#[test]
+fn a_long_notice_leaves_the_pending_counter_and_the_unsaved_mark_visible() {
+    let mut app = app();
+    app.pending.broker.tcp.port = 1999;
+    app.unsaved = Some("roost.ron is read-only; it was not replaced".to_string());
+    app.notice = Some(roost::console::app::Notice::new(
+        "applied, NOT saved: /a/very/long/path/to/the/configuration/roost.ron is read-only; it was not replaced".to_string(),
+        true,
+    ));
+    let screen = render(&app, SMALL).backend().to_string();
+    let title = screen.lines().next().unwrap();
+    assert!(title.contains("pending changes"), "{title}");
+    assert!(title.contains("NOT saved"), "{title}");
+    insta::assert_snapshot!("long_notice_80x24", render(&app, SMALL).backend());
+}
+
+#[test]
+fn status_warns_of_no_listeners_and_settings_not_active() {
+    let mut config = config();
+    config.broker.tcp.enabled = false;
+    // The disk store is stored but not in effect yet.
+    config.persistence.enabled = true;
+    config.persistence.mode = roost::config::StorageMode::DiskBuffered;
+    let mut app = App::new(
+        config,
+        PathBuf::from("/etc/roost/roost.ron"),
+        Theme::default(),
+    );
+    app.node = Node::Status;
+    app.update(Action::Stats(StatsSnapshot {
+        running: true,
+        ..stats(1)
+    }));
+    app.dashboard.latest.listeners.clear();
+    let screen = render(&app, SMALL).backend().to_string();
+    assert!(screen.contains("no listeners"), "{screen}");
+    assert!(screen.contains("Stored, not active yet"), "{screen}");
+    insta::assert_snapshot!("status_warnings_80x24", render(&app, SMALL).backend());
+}
+
+/// The Clients view with 10,000 rows, sorted by queue with the detail pane closed, at the
+/// three sizes an operator's terminal is likely to have.
+#[test]
+fn many_clients_at_three_sizes() {
+    let mut app = app();
+    let many: Vec<ClientInfo> = (0..10_000u32)
+        .map(|i| ClientInfo {
+            client_id: format!("device-{i:05}").into(),
+            address: SocketAddr::from(([10, 0, (i / 256) as u8, (i % 256) as u8], 40000)),
+            queued: if i % 100 == 42 { 900 } else { 0 },
+            ..clients()[0].clone()
+        })
+        .collect();
+    app.update(Action::Clients(many));
+    app.update(Action::SelectNode(Node::Clients.index()));
+    press(&mut app, KeyCode::Tab);
+    for _ in 0..6 {
+        press(&mut app, KeyCode::Char('s'));
+    }
+    press(&mut app, KeyCode::Char('S'));
+    insta::assert_snapshot!("clients_many_80x24", render(&app, SMALL).backend());
+    insta::assert_snapshot!("clients_many_100x30", render(&app, (100, 30)).backend());
+    insta::assert_snapshot!("clients_many_200x50", render(&app, (200, 50)).backend());
+    press(&mut app, KeyCode::Enter);
+    insta::assert_snapshot!("clients_detail_100x30", render(&app, (100, 30)).backend());
+}
+
+#[test]
+fn the_tree_collapses_under_100_columns_and_a_tiny_terminal_says_so() {
+    let mut app = app();
+    app.update(Action::SelectNode(Node::Limits.index()));
+    press(&mut app, KeyCode::Tab);
+    let narrow = render(&app, (90, 24)).backend().to_string();
+    assert!(!narrow.contains("Certificate Authority"), "{narrow}");
+    insta::assert_snapshot!("limits_collapsed_90x24", render(&app, (90, 24)).backend());
+    let wide = render(&app, (100, 30)).backend().to_string();
+    assert!(wide.contains("Certificate Authority"), "{wide}");
+    insta::assert_snapshot!("limits_100x30", render(&app, (100, 30)).backend());
+    let tiny = render(&app, (40, 10)).backend().to_string();
+    assert!(tiny.contains("terminal too small (need 60×16"), "{tiny}");
+    insta::assert_snapshot!("too_small_40x10", render(&app, (40, 10)).backend());
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use roost::admin::{ApplyOutcome, ApplyRefusal, SaveOutcome};
 use roost::broker::{
     ApplyChange, ApplyReport, ChangeAction, ClientInfo, DiagEvent, Direction, ListenerKind,
 };
@@ -71,6 +72,33 @@ fn report() -> ApplyReport {
             action: ChangeAction::Restarted,
         }],
     }
+}
+
+/// An accepted apply, saved to roost.ron.
+fn saved() -> Result<ApplyOutcome, ApplyRefusal> {
+    Ok(ApplyOutcome {
+        report: report(),
+        generation: 1,
+        saved: SaveOutcome::Saved {
+            path: PathBuf::from("roost.ron"),
+            comments_copied_to: None,
+        },
+    })
+}
+
+/// An accepted apply that could not be written.
+fn not_saved(reason: &str) -> Result<ApplyOutcome, ApplyRefusal> {
+    Ok(ApplyOutcome {
+        report: report(),
+        generation: 1,
+        saved: SaveOutcome::NotSaved {
+            reason: reason.to_string(),
+        },
+    })
+}
+
+fn refused(reason: &str) -> Result<ApplyOutcome, ApplyRefusal> {
+    Err(ApplyRefusal::Refused(reason.to_string()))
 }
 
 #[test]
@@ -156,18 +184,22 @@ fn apply_sends_the_pending_config_and_success_clears_the_changes() {
     edit_tcp_port(&mut app, "1884");
     press(&mut app, KeyCode::Enter);
     let effect = ch(&mut app, 'a');
-    let Some(Effect::Apply(sent)) = effect else {
+    let Some(Effect::Apply {
+        config: sent,
+        overwrite_hand_edits: false,
+    }) = effect
+    else {
         panic!("expected an apply effect, got {effect:?}");
     };
     assert_eq!(sent.broker.tcp.port, 1884);
     assert!(app.is_applying());
     assert_eq!(ch(&mut app, 'a'), None, "no second apply while one runs");
 
-    app.update(Action::ApplyFinished(Ok(report())));
+    app.update(Action::ApplyFinished(saved()));
     assert!(!app.is_applying());
     assert!(!app.has_pending_changes());
     assert_eq!(app.applied.broker.tcp.port, 1884);
-    assert_eq!(app.popup, Some(Popup::ApplyResult(Ok(report()))));
+    assert_eq!(app.popup, Some(Popup::ApplyResult(saved())));
     press(&mut app, KeyCode::Esc);
     assert_eq!(app.popup, None);
 }
@@ -177,10 +209,10 @@ fn refused_apply_keeps_the_pending_edits() {
     let mut app = app();
     edit_tcp_port(&mut app, "1884");
     press(&mut app, KeyCode::Enter);
-    assert!(matches!(ch(&mut app, 'a'), Some(Effect::Apply(_))));
+    assert!(matches!(ch(&mut app, 'a'), Some(Effect::Apply { .. })));
     let reason = "cannot listen on 0.0.0.0:1884 for the TCP listener: address in use".to_string();
-    app.update(Action::ApplyFinished(Err(reason.clone())));
-    assert_eq!(app.popup, Some(Popup::ApplyResult(Err(reason))));
+    app.update(Action::ApplyFinished(refused(&reason)));
+    assert_eq!(app.popup, Some(Popup::ApplyResult(refused(&reason))));
     assert_eq!(app.pending.broker.tcp.port, 1884, "pending edit kept");
     assert_eq!(
         app.applied.broker.tcp.port, 1883,
@@ -278,25 +310,30 @@ fn help_opens_and_closes() {
 }
 
 #[test]
-fn diagnostics_toggle_acts_live_and_revert_switches_it_back() {
+fn the_diagnostics_switch_acts_live_and_is_not_a_pending_change() {
     let mut app = app();
     app.update(Action::SelectNode(Node::Diagnostics.index()));
     press(&mut app, KeyCode::Tab);
     assert_eq!(ch(&mut app, ' '), Some(Effect::SetDiagnostics(true)));
     assert!(app.diagnostics_live);
     assert!(app.pending.diagnostics.log_messages);
-    assert_eq!(
-        app.pending_changes(),
-        vec!["diagnostics.log_messages".to_string()]
+    assert!(
+        app.pending_changes().is_empty(),
+        "a live switch, not an edit"
     );
-    assert_eq!(ch(&mut app, 'r'), Some(Effect::SetDiagnostics(false)));
+    // Revert has nothing to undo; quitting does not ask.
+    assert_eq!(ch(&mut app, 'r'), None);
+    assert!(app.diagnostics_live);
+    assert_eq!(ch(&mut app, ' '), Some(Effect::SetDiagnostics(false)));
     assert!(!app.diagnostics_live);
+    assert_eq!(ch(&mut app, 'q'), Some(Effect::Quit));
 }
 
 fn diag(client: &str, topic: &str) -> Action {
     Action::Diag(Arc::new(DiagEvent {
         time: SystemTime::UNIX_EPOCH,
         client_id: client.into(),
+        transport: ListenerKind::Tcp,
         direction: Direction::In,
         packet_type: PacketType::Publish,
         topic: Some(topic.into()),
@@ -345,6 +382,9 @@ fn client(id: &str) -> ClientInfo {
         inflight: 0,
         queued: 0,
         connected_since: SystemTime::UNIX_EPOCH,
+        messages_in: 0,
+        messages_out: 0,
+        dropped: 0,
     }
 }
 
@@ -385,9 +425,9 @@ fn the_selected_client_stays_selected_when_the_list_changes() {
     app.update(Action::SelectNode(Node::Clients.index()));
     press(&mut app, KeyCode::Tab);
     ch(&mut app, 'j');
-    assert_eq!(&*app.clients[app.cursor()].client_id, "c");
+    assert_eq!(&*app.selected_client().unwrap().client_id, "c");
     app.update(Action::Clients(vec![client("c"), client("a"), client("b")]));
-    assert_eq!(&*app.clients[app.cursor()].client_id, "c");
+    assert_eq!(&*app.selected_client().unwrap().client_id, "c");
 }
 
 #[test]
@@ -410,9 +450,9 @@ fn stats_feed_the_rate_history() {
 #[test]
 fn a_refusal_naming_a_field_selects_it() {
     let mut app = app();
-    assert!(matches!(ch(&mut app, 'a'), Some(Effect::Apply(_))));
-    app.update(Action::ApplyFinished(Err(
-        "limits.max_inflight: 0 is outside 1..=65535".to_string(),
+    assert!(matches!(ch(&mut app, 'a'), Some(Effect::Apply { .. })));
+    app.update(Action::ApplyFinished(refused(
+        "limits.max_inflight: 0 is outside 1..=65535",
     )));
     assert_eq!(app.node, Node::Limits);
     assert_eq!(
@@ -426,11 +466,386 @@ fn a_refusal_naming_a_field_selects_it() {
 fn a_failed_save_is_reported() {
     let mut app = app();
     ch(&mut app, 'a');
-    app.update(Action::ApplyFinished(Ok(report())));
-    app.update(Action::Saved(Err("permission denied".to_string())));
+    app.update(Action::ApplyFinished(not_saved(
+        "roost.ron is read-only; it was not replaced",
+    )));
     let notice = app.notice.clone().unwrap();
     assert!(notice.is_error);
-    assert!(notice.text.contains("NOT saved"), "{}", notice.text);
-    app.update(Action::Saved(Ok(())));
-    assert!(!app.notice.unwrap().is_error);
+    assert!(
+        notice
+            .text
+            .contains("applied, NOT saved: roost.ron is read-only"),
+        "{}",
+        notice.text
+    );
+    assert!(app.unsaved.is_some(), "the unsaved mark stays");
+    // Quitting asks first, even with nothing pending.
+    assert!(!app.has_pending_changes());
+    press(&mut app, KeyCode::Esc);
+    ch(&mut app, 'q');
+    assert_eq!(app.popup, Some(Popup::ConfirmQuit));
+    assert!(!app.should_quit);
+    press(&mut app, KeyCode::Esc);
+    // A later apply that is saved clears the mark.
+    ch(&mut app, 'a');
+    app.update(Action::ApplyFinished(saved()));
+    assert_eq!(app.unsaved, None);
+}
+
+// ----- attached consoles, quitting and hand edits (issue 10) ------------------------------
+
+fn applied_elsewhere(config: Config, generation: u64) -> Action {
+    Action::AppliedElsewhere(roost::admin::AppliedConfig {
+        config: Box::new(config),
+        generation,
+    })
+}
+
+#[test]
+fn an_apply_from_another_console_keeps_pending_edits_and_marks_conflicts() {
+    let mut app = app();
+    edit_tcp_port(&mut app, "1884");
+    press(&mut app, KeyCode::Enter);
+    let mut theirs = Config::default();
+    theirs.broker.tcp.port = 2000;
+    theirs.limits.max_inflight = 9;
+    app.update(applied_elsewhere(theirs.clone(), 1));
+    assert_eq!(app.applied, theirs, "the new applied config is shown");
+    assert_eq!(
+        app.pending.broker.tcp.port, 1884,
+        "the pending edit is kept"
+    );
+    assert_eq!(
+        app.pending.limits.max_inflight, 9,
+        "their other change arrives"
+    );
+    assert_eq!(app.conflicts, vec!["broker.tcp.port".to_string()]);
+    assert!(app.is_conflicting("broker.tcp.port"));
+    assert!(app.notice.as_ref().unwrap().text.contains("conflict"));
+    // An older or repeated announcement changes nothing.
+    app.update(applied_elsewhere(Config::default(), 1));
+    assert_eq!(app.applied, theirs);
+    // Applying resolves the conflict.
+    assert!(matches!(ch(&mut app, 'a'), Some(Effect::Apply { .. })));
+    app.update(Action::ApplyFinished(Ok(ApplyOutcome {
+        generation: 2,
+        ..saved().unwrap()
+    })));
+    assert!(app.conflicts.is_empty());
+    assert_eq!(app.applied.broker.tcp.port, 1884);
+}
+
+#[test]
+fn this_consoles_own_apply_announced_early_is_not_a_conflict() {
+    let mut app = app();
+    edit_tcp_port(&mut app, "1884");
+    press(&mut app, KeyCode::Enter);
+    let Some(Effect::Apply { config, .. }) = ch(&mut app, 'a') else {
+        panic!("apply expected");
+    };
+    app.update(applied_elsewhere(*config, 1));
+    assert!(app.conflicts.is_empty());
+    assert!(app.is_applying(), "the answer is still awaited");
+    app.update(Action::ApplyFinished(saved()));
+    assert!(!app.has_pending_changes());
+}
+
+#[test]
+fn an_attached_console_quits_without_asking_even_with_clients() {
+    let mut app = app();
+    app.origin = roost::admin::Origin::Attached {
+        pid: 42,
+        socket: PathBuf::from("/run/roost.sock"),
+    };
+    app.update(Action::Stats(roost::broker::StatsSnapshot {
+        running: true,
+        clients: 12,
+        ..Default::default()
+    }));
+    assert_eq!(ch(&mut app, 'q'), Some(Effect::Quit));
+    assert!(app.should_quit);
+}
+
+#[test]
+fn an_owning_console_asks_before_disconnecting_its_clients() {
+    let mut app = app();
+    app.update(Action::Stats(roost::broker::StatsSnapshot {
+        running: true,
+        clients: 3,
+        ..Default::default()
+    }));
+    assert_eq!(app.clients_lost_on_quit(), 3);
+    assert_eq!(ch(&mut app, 'q'), None);
+    assert_eq!(app.popup, Some(Popup::ConfirmQuit));
+    assert_eq!(ch(&mut app, 'n'), None);
+    assert!(!app.should_quit);
+    ch(&mut app, 'q');
+    assert_eq!(ch(&mut app, 'y'), Some(Effect::Quit));
+}
+
+#[test]
+fn a_hand_edited_file_offers_reload_or_overwrite() {
+    let mut app = app();
+    edit_tcp_port(&mut app, "1884");
+    press(&mut app, KeyCode::Enter);
+    ch(&mut app, 'a');
+    app.update(Action::ApplyFinished(Err(
+        ApplyRefusal::FileChangedByHand {
+            path: PathBuf::from("roost.ron"),
+        },
+    )));
+    assert_eq!(app.popup, Some(Popup::FileChanged));
+    assert!(!app.is_applying());
+    // Reload: the file's hand edit becomes a pending change next to the operator's.
+    assert_eq!(ch(&mut app, 'r'), Some(Effect::ReloadFile));
+    let mut file = Config::default();
+    file.limits.max_queued_messages = 77;
+    app.update(Action::FileReloaded(Ok(file)));
+    assert_eq!(app.pending.broker.tcp.port, 1884);
+    assert_eq!(app.pending.limits.max_queued_messages, 77);
+    assert_eq!(app.pending_changes().len(), 2);
+    // Overwrite: the same apply, told to replace the hand edits.
+    ch(&mut app, 'a');
+    app.update(Action::ApplyFinished(Err(
+        ApplyRefusal::FileChangedByHand {
+            path: PathBuf::from("roost.ron"),
+        },
+    )));
+    let effect = ch(&mut app, 'o');
+    assert!(
+        matches!(
+            effect,
+            Some(Effect::Apply {
+                overwrite_hand_edits: true,
+                ..
+            })
+        ),
+        "{effect:?}"
+    );
+}
+
+#[test]
+fn notices_expire_and_never_hide_the_pending_counter() {
+    let mut app = app();
+    edit_tcp_port(&mut app, "1884");
+    press(&mut app, KeyCode::Enter);
+    ch(&mut app, 'r'); // revert: "pending changes discarded"
+    let notice = app.notice.clone().expect("a notice");
+    let now = std::time::Instant::now();
+    app.update(Action::Tick(now));
+    assert!(app.notice.is_some(), "not yet");
+    app.update(Action::Tick(notice.expires_at));
+    assert_eq!(app.notice, None, "expired");
+}
+
+#[test]
+fn stored_but_inactive_settings_and_a_broker_without_listeners_are_flagged() {
+    let mut config = Config::default();
+    // The disk store is the one setting not in effect yet (TLS, WebSockets and credentials
+    // are).
+    config.persistence.enabled = true;
+    config.persistence.mode = roost::config::StorageMode::DiskBuffered;
+    config.broker.websockets.enabled = true;
+    config.broker.tls.enabled = true;
+    config.broker.require_credentials = true;
+    let mut app = App::new(config, PathBuf::from("roost.ron"), Theme::default());
+    assert_eq!(
+        app.stored_not_active().len(),
+        2,
+        "{:?}",
+        app.stored_not_active()
+    );
+    assert!(!app.running_without_listeners(), "no figures yet");
+    app.update(Action::Stats(roost::broker::StatsSnapshot {
+        running: true,
+        ..Default::default()
+    }));
+    assert!(app.running_without_listeners());
+}
+
+// ----- clients at scale --------------------------------------------------------------------
+
+/// 10,000 clients (the default connection limit): one in a hundred is a stalled subscriber
+/// with a full queue, every tenth has a user name.
+fn many_clients() -> Vec<ClientInfo> {
+    (0..10_000u32)
+        .map(|i| ClientInfo {
+            client_id: format!("device-{i:05}").into(),
+            address: SocketAddr::from(([10, 0, (i / 256) as u8, (i % 256) as u8], 40000)),
+            username: (i % 10 == 0).then(|| format!("fleet-{}", i / 1000)),
+            queued: if i % 100 == 42 {
+                900 + (i as usize % 7)
+            } else {
+                0
+            },
+            inflight: (i % 3) as usize,
+            ..client("x")
+        })
+        .collect()
+}
+
+fn open_clients(app: &mut App) {
+    app.update(Action::SelectNode(Node::Clients.index()));
+    press(app, KeyCode::Tab);
+    assert_eq!(app.focus, Focus::Pane);
+}
+
+#[test]
+fn ten_thousand_clients_filter_sort_and_select_quickly() {
+    let mut app = app();
+    let start = std::time::Instant::now();
+    app.update(Action::Clients(many_clients()));
+    open_clients(&mut app);
+    assert_eq!(app.clients.len(), 10_000);
+
+    // Sort by queue, largest first: the stalled subscribers come to the top.
+    while app.clients.sort != roost::console::client_list::ClientColumn::Queued {
+        ch(&mut app, 's');
+    }
+    ch(&mut app, 'S');
+    let top = app.selected_client().unwrap().clone();
+    assert!(top.queued >= 900, "{top:?}");
+
+    // Filter by user name: only that fleet's clients remain, still sorted.
+    ch(&mut app, '/');
+    type_text(&mut app, "fleet-3");
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(app.clients.len(), 100);
+    assert!(
+        (0..app.clients.len())
+            .all(|row| app.clients.row(row).unwrap().username.as_deref() == Some("fleet-3"))
+    );
+    // By address.
+    ch(&mut app, '/');
+    press(&mut app, KeyCode::Esc);
+    assert_eq!(app.clients.len(), 10_000, "Esc clears the filter");
+    ch(&mut app, '/');
+    type_text(&mut app, "10.0.38.16:");
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(app.clients.len(), 1);
+    let expected = format!("device-{:05}", 38 * 256 + 16);
+    assert_eq!(&*app.selected_client().unwrap().client_id, expected);
+
+    // A refresh of all 10,000 keeps the filter and the selection.
+    app.update(Action::Clients(many_clients()));
+    assert_eq!(app.clients.len(), 1);
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(5),
+        "10,000 clients must stay responsive: {:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn disconnecting_every_matching_client_asks_first() {
+    let mut app = app();
+    app.update(Action::Clients(many_clients()));
+    open_clients(&mut app);
+    ch(&mut app, '/');
+    type_text(&mut app, "fleet-7");
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(ch(&mut app, 'X'), None);
+    let Some(Popup::ConfirmDisconnectMany(ids)) = app.popup.clone() else {
+        panic!("expected a question, got {:?}", app.popup);
+    };
+    assert_eq!(ids.len(), 100);
+    let effect = ch(&mut app, 'y');
+    assert_eq!(effect, Some(Effect::DisconnectMany(ids)));
+    app.update(Action::DisconnectedMany {
+        asked: 100,
+        found: 100,
+    });
+    assert!(app.notice.as_ref().unwrap().text.contains("100 of 100"));
+}
+
+#[test]
+fn enter_opens_the_selected_clients_details() {
+    let mut app = app();
+    app.update(Action::Clients(vec![client("a"), client("b")]));
+    open_clients(&mut app);
+    assert!(!app.clients.detail);
+    press(&mut app, KeyCode::Enter);
+    assert!(app.clients.detail);
+    press(&mut app, KeyCode::Enter);
+    assert!(!app.clients.detail);
+}
+
+// ----- keys: Esc, numbers, the command line, Space ---------------------------------------
+
+#[test]
+fn esc_goes_back_from_a_form_to_the_tree() {
+    let mut app = app();
+    press(&mut app, KeyCode::Tab);
+    assert_eq!(app.focus, Focus::Pane);
+    press(&mut app, KeyCode::Esc);
+    assert_eq!(app.focus, Focus::Tree);
+}
+
+#[test]
+fn number_keys_open_the_views() {
+    let mut app = app();
+    ch(&mut app, '9');
+    assert_eq!(app.node, Node::Clients);
+    assert_eq!(app.focus, Focus::Pane);
+    ch(&mut app, '8');
+    assert_eq!(app.node, Node::Status);
+    ch(&mut app, '1');
+    assert_eq!(app.node, Node::Broker);
+}
+
+#[test]
+fn the_command_line_completes_and_runs_commands() {
+    let mut app = app();
+    ch(&mut app, ':');
+    assert_eq!(
+        app.editing.as_ref().map(|e| e.target),
+        Some(EditTarget::CommandLine)
+    );
+    type_text(&mut app, "cl");
+    press(&mut app, KeyCode::Tab);
+    assert_eq!(app.editing.as_ref().unwrap().input.value(), "clients");
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(app.node, Node::Clients);
+    assert!(app.editing.is_none());
+
+    ch(&mut app, ':');
+    type_text(&mut app, "theme light");
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(
+        app.theme,
+        Theme::resolve(Some("light"), "dark", false).unwrap()
+    );
+
+    ch(&mut app, ':');
+    type_text(&mut app, "bogus");
+    assert!(
+        app.editing.as_ref().unwrap().error.is_some(),
+        "flagged while typing"
+    );
+    press(&mut app, KeyCode::Enter);
+    assert!(app.notice.as_ref().unwrap().is_error);
+
+    ch(&mut app, ':');
+    type_text(&mut app, "apply");
+    assert!(matches!(
+        press(&mut app, KeyCode::Enter),
+        Some(Effect::Apply { .. })
+    ));
+}
+
+#[test]
+fn space_on_a_text_field_starts_editing() {
+    let mut app = app();
+    open_broker_field(&mut app, TCP_PORT_ROW);
+    assert_eq!(ch(&mut app, ' '), None);
+    assert!(app.editing.is_some());
+}
+
+#[test]
+fn an_enabled_broker_opens_on_status() {
+    let mut config = Config::default();
+    config.broker.enabled = true;
+    let enabled = App::new(config, PathBuf::from("roost.ron"), Theme::default());
+    assert_eq!(enabled.node, Node::Status);
+    assert_eq!(app().node, Node::Broker, "a fresh config opens on the form");
 }

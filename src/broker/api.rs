@@ -1,30 +1,32 @@
 //! What the broker tells the outside world: apply reports, statistics, client listings and
-//! diagnostic events. These types are the console's whole view of the broker.
+//! diagnostic events. These types are the console's whole view of the broker; they are
+//! serialisable because the admin socket (`crate::admin`) carries them between processes.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::config::ConfigError;
 use crate::mqtt::{PacketType, ProtocolVersion, QoS};
 
 /// What an apply changed, one line per component.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApplyReport {
     pub changes: Vec<ApplyChange>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApplyChange {
     /// The component, for example "TCP listener 0.0.0.0:1883" or "diagnostics".
     pub subject: String,
     pub action: ChangeAction,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ChangeAction {
     Started,
     Stopped,
@@ -59,11 +61,13 @@ pub enum ApplyError {
         #[source]
         source: std::io::Error,
     },
+    #[error("TLS cannot start: {0}")]
+    Tls(#[from] super::tls::TlsError),
     #[error("the broker has stopped")]
     Stopped,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ListenerKind {
     Tcp,
     Tls,
@@ -82,8 +86,20 @@ impl std::fmt::Display for ListenerKind {
     }
 }
 
+impl ListenerKind {
+    /// The short transport name the console shows beside each client.
+    pub fn transport(self) -> &'static str {
+        match self {
+            ListenerKind::Tcp => "tcp",
+            ListenerKind::Tls => "tls",
+            ListenerKind::WebSocket => "ws",
+            ListenerKind::SecureWebSocket => "wss",
+        }
+    }
+}
+
 /// One endpoint the broker listens on right now.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListenerInfo {
     pub kind: ListenerKind,
     /// The bound address (with the real port when the config asked for port 0).
@@ -91,7 +107,7 @@ pub struct ListenerInfo {
 }
 
 /// The figures of the Status tab, read without blocking the broker.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StatsSnapshot {
     /// Whether the broker service is enabled and listening.
     pub running: bool,
@@ -99,6 +115,8 @@ pub struct StatsSnapshot {
     pub clients: u64,
     /// Open connections, including those that have not sent CONNECT yet.
     pub connections: u64,
+    /// Of `connections`, those over WebSockets.
+    pub websocket_connections: u64,
     /// Sockets refused because `limits.max_connections` connections were open.
     pub connections_refused: u64,
     /// Sessions, including those of disconnected clients.
@@ -112,6 +130,11 @@ pub struct StatsSnapshot {
     /// Store operations that failed; a message that could not be stored is refused (v5
     /// PUBACK/PUBREC 0x80) or its v3.1.1 connection closed.
     pub store_errors: u64,
+    /// CONNECTs refused for their credentials (wrong, missing, unknown user).
+    pub auth_failures: u64,
+    /// PUBLISHes and SUBSCRIBE filters refused by the topic permissions.
+    pub publishes_denied: u64,
+    pub subscriptions_denied: u64,
     pub bytes_received: u64,
     pub bytes_sent: u64,
     /// Per-second rates over the last second.
@@ -122,10 +145,17 @@ pub struct StatsSnapshot {
     pub queued_storage_bytes: u64,
     pub session_storage_bytes: u64,
     pub listeners: Vec<ListenerInfo>,
+    /// TLS clients refused for their certificate (revoked, expired, not yet valid,
+    /// untrusted, not authorized, missing).
+    pub certificates_refused: u64,
+    /// Other failed TLS handshakes (plain MQTT on the TLS port, no common version, timeouts).
+    pub tls_handshakes_failed: u64,
+    /// When the server certificate in use expires (TLS on); Status warns 30 days ahead.
+    pub server_certificate_expires: Option<SystemTime>,
 }
 
 /// One connected client, for the console's Clients view.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClientInfo {
     pub client_id: Arc<str>,
     pub address: SocketAddr,
@@ -137,9 +167,19 @@ pub struct ClientInfo {
     pub inflight: usize,
     pub queued: usize,
     pub connected_since: SystemTime,
+    /// PUBLISH packets received from the client on this connection.
+    #[serde(default)]
+    pub messages_in: u64,
+    /// PUBLISH packets sent to it on this connection.
+    #[serde(default)]
+    pub messages_out: u64,
+    /// Messages meant for it that were dropped (queue full, too large, a QoS 0 it could not
+    /// take in time).
+    #[serde(default)]
+    pub dropped: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Direction {
     /// From the client to the broker.
     In,
@@ -148,10 +188,12 @@ pub enum Direction {
 }
 
 /// One MQTT packet seen on a connection, for the diagnostics log.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DiagEvent {
     pub time: SystemTime,
     pub client_id: Arc<str>,
+    /// How the client is connected.
+    pub transport: ListenerKind,
     pub direction: Direction,
     pub packet_type: PacketType,
     pub topic: Option<Arc<str>>,

@@ -11,7 +11,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use super::api::{DiagEvent, Direction};
+use super::api::{DiagEvent, Direction, ListenerKind};
 use crate::mqtt::Packet;
 
 /// How many events a slow receiver may lag behind before it loses the oldest.
@@ -68,7 +68,14 @@ impl Diagnostics {
     }
 
     /// Records one packet; call only after [`Diagnostics::is_on`].
-    pub fn record(&self, client_id: &Arc<str>, direction: Direction, packet: &Packet, size: usize) {
+    pub fn record(
+        &self,
+        client_id: &Arc<str>,
+        transport: ListenerKind,
+        direction: Direction,
+        packet: &Packet,
+        size: usize,
+    ) {
         let (topic, qos, packet_id, payload_preview) = match packet {
             Packet::Publish(publish) => (
                 Some(publish.topic.clone()),
@@ -88,6 +95,7 @@ impl Diagnostics {
         self.send(DiagEvent {
             time: SystemTime::now(),
             client_id: client_id.clone(),
+            transport,
             direction,
             packet_type: packet.packet_type(),
             topic,

@@ -98,6 +98,7 @@ impl BrokerHandle {
             clients: Metrics::get(&m.clients_connected),
             connections: Metrics::get(&m.open_connections),
             connections_refused: Metrics::get(&m.connections_refused),
+            websocket_connections: Metrics::get(&m.websocket_connections),
             sessions: Metrics::get(&m.sessions),
             subscriptions: Metrics::get(&m.subscriptions),
             messages_received: Metrics::get(&m.messages_received),
@@ -105,6 +106,9 @@ impl BrokerHandle {
             messages_retained: Metrics::get(&m.retained),
             messages_dropped: Metrics::get(&m.messages_dropped),
             store_errors: Metrics::get(&m.store_errors),
+            auth_failures: Metrics::get(&m.auth_failures),
+            publishes_denied: Metrics::get(&m.publishes_denied),
+            subscriptions_denied: Metrics::get(&m.subscriptions_denied),
             bytes_received: Metrics::get(&m.bytes_received),
             bytes_sent: Metrics::get(&m.bytes_sent),
             messages_received_per_sec: Metrics::rate(&m.received_per_sec),
@@ -113,6 +117,9 @@ impl BrokerHandle {
             queued_storage_bytes: sizes.queued,
             session_storage_bytes: sizes.sessions,
             listeners: self.shared.listeners(),
+            certificates_refused: Metrics::get(&self.shared.tls.counters.certificates_refused),
+            tls_handshakes_failed: Metrics::get(&self.shared.tls.counters.handshakes_failed),
+            server_certificate_expires: self.shared.tls.current().map(|tls| tls.server_not_after),
         }
     }
 
@@ -159,8 +166,14 @@ impl BrokerHandle {
 
     /// Switches the per-packet diagnostic events on or off, live. Off costs one relaxed
     /// atomic load per packet.
+    ///
+    /// Off also overrides `diagnostics.log_messages` of the applied config until the next
+    /// apply: the console's switch is the operator's last word.
     pub fn set_diagnostics(&self, enabled: bool) {
         self.shared.diagnostics.set_manual(enabled);
+        if !enabled {
+            self.shared.diagnostics.set_configured(false);
+        }
     }
 
     /// A new receiver of diagnostic events (only sent while diagnostics are on).

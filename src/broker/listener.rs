@@ -7,16 +7,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::api::ListenerKind;
-use super::connection::{self, ByteStream};
+use super::connection;
 use super::metrics::Metrics;
 use super::router::RouterMsg;
 use super::state::BrokerState;
+use super::tls;
+use super::websocket;
 
 /// The longest a refused socket is given to send its CONNECT (or less, if the connect
 /// timeout is shorter).
@@ -26,10 +28,15 @@ const BURST_QUIET: Duration = Duration::from_secs(10);
 /// While refusals go on, a warning with their count at most this often.
 const WARN_EVERY: Duration = Duration::from_secs(60);
 
-/// Accepts TCP connections until `stop` is cancelled. TLS and WebSockets will wrap the
-/// accepted stream before handing it on; the connection code only sees a byte stream.
+/// Accepts TCP connections until `stop` is cancelled and serves them as `kind`: MQTT
+/// directly, or WebSockets, whose upgrade runs in the connection's task (see
+/// [`super::websocket`]). While TLS is on (the TLS setup is read for each socket, so an
+/// apply swaps it without a restart), each connection's task runs the handshake first (see
+/// [`tls::accept`]): MQTT over TLS, or WebSockets over TLS (`wss://`). The connection code
+/// only sees a byte stream.
 pub async fn run_tcp(
     listener: TcpListener,
+    kind: ListenerKind,
     shared: Arc<BrokerState>,
     router: mpsc::Sender<RouterMsg>,
     stop: CancellationToken,
@@ -43,7 +50,7 @@ pub async fn run_tcp(
         match accepted {
             Ok((stream, address)) => {
                 let Some(slot) = shared.admission.admit() else {
-                    refuse(stream, address, &shared, &mut refusals);
+                    refuse(stream, address, kind, &shared, &mut refusals);
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
@@ -56,13 +63,73 @@ pub async fn run_tcp(
                 // The connection's future is created inside the task's: created outside and
                 // moved in, it would be stored twice in every connection's task (the
                 // captured value and the one being awaited), hundreds of bytes each.
-                tokio::spawn(
-                    async move {
-                        connection::run(stream, address, ListenerKind::Tcp, shared, router).await;
-                        drop(slot);
+                // Two tasks of their own types, so that a plain connection's task is no
+                // larger for TLS being possible (idle connections are counted in bytes).
+                match shared.tls.current() {
+                    None => {
+                        tokio::spawn(
+                            async move {
+                                match kind {
+                                    ListenerKind::WebSocket => {
+                                        websocket::serve(
+                                            stream, address, kind, None, shared, router,
+                                        )
+                                        .await;
+                                    }
+                                    _ => {
+                                        connection::run(stream, address, kind, shared, router)
+                                            .await;
+                                    }
+                                }
+                                drop(slot);
+                            }
+                            .instrument(span),
+                        );
                     }
-                    .instrument(span),
-                );
+                    Some(tls) => {
+                        tokio::spawn(
+                            async move {
+                                let timeout = Duration::from_secs(u64::from(
+                                    shared.config().limits.connect_timeout_secs.max(1),
+                                ));
+                                let counters = &shared.tls.counters;
+                                // Boxed: the handshake's state is freed once it is done.
+                                let secured = Box::pin(tls::accept::accept(
+                                    stream, address, &tls, counters, timeout,
+                                ))
+                                .await;
+                                drop(tls);
+                                match (secured, kind) {
+                                    (Some(secured), ListenerKind::WebSocket) => {
+                                        let (stream, identity) = secured.into_parts();
+                                        websocket::serve(
+                                            stream,
+                                            address,
+                                            ListenerKind::SecureWebSocket,
+                                            identity,
+                                            shared,
+                                            router,
+                                        )
+                                        .await;
+                                    }
+                                    (Some(secured), _) => {
+                                        connection::run(
+                                            secured,
+                                            address,
+                                            ListenerKind::Tls,
+                                            shared,
+                                            router,
+                                        )
+                                        .await;
+                                    }
+                                    (None, _) => {}
+                                }
+                                drop(slot);
+                            }
+                            .instrument(span),
+                        );
+                    }
+                }
             }
             Err(error) => {
                 // Out of file descriptors and the like: wait a little rather than spin.
@@ -77,9 +144,10 @@ pub async fn run_tcp(
 /// with CONNACK Server busy by a small task if fewer than
 /// [`REFUSALS_AT_ONCE`](super::admission::REFUSALS_AT_ONCE) are being answered, else closed
 /// at once.
-fn refuse<S: ByteStream>(
-    stream: S,
+fn refuse(
+    stream: TcpStream,
     address: SocketAddr,
+    kind: ListenerKind,
     shared: &Arc<BrokerState>,
     log: &mut RefusalLog,
 ) {
@@ -93,7 +161,12 @@ fn refuse<S: ByteStream>(
     ));
     let shared = shared.clone();
     tokio::spawn(async move {
-        connection::refuse_busy(stream, REFUSAL_WAIT.min(connect_timeout), &shared).await;
+        let wait = REFUSAL_WAIT.min(connect_timeout);
+        match kind {
+            // An HTTP 503: the client has not reached MQTT yet.
+            ListenerKind::WebSocket => websocket::refuse_busy(stream, wait).await,
+            _ => connection::refuse_busy(stream, wait, &shared).await,
+        }
         drop(refusal);
     });
 }

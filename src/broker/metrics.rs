@@ -7,6 +7,8 @@ pub struct Metrics {
     /// Open connections (before and after CONNECT), each holding one of the
     /// `limits.max_connections` slots.
     pub open_connections: AtomicU64,
+    /// Open connections over WebSockets, counted once upgraded.
+    pub websocket_connections: AtomicU64,
     /// Sockets refused at accept because every connection slot was taken.
     pub connections_refused: AtomicU64,
     /// Clients with an accepted CONNECT.
@@ -19,6 +21,11 @@ pub struct Metrics {
     pub messages_dropped: AtomicU64,
     /// Store operations that failed (a write not made durable, a record not removed).
     pub store_errors: AtomicU64,
+    /// CONNECTs refused for their credentials (wrong, missing or unknown).
+    pub auth_failures: AtomicU64,
+    /// PUBLISHes and SUBSCRIBE filters refused by the topic permissions.
+    pub publishes_denied: AtomicU64,
+    pub subscriptions_denied: AtomicU64,
     pub bytes_received: AtomicU64,
     pub bytes_sent: AtomicU64,
     /// f64 bits of the per-second rates, refreshed once a second by the router.

@@ -3,8 +3,10 @@
 //! - the supervisor owns the applied config and the listeners (`supervisor`);
 //! - listeners accept sockets and start one connection task each (`listener`), within the
 //!   connection limit (`admission`);
+//! - a WebSockets listener's connections upgrade first, then run as any other (`websocket`);
 //! - a connection reads packets and writes batches (`connection`);
 //! - the router owns sessions, subscriptions and retained messages (`router`);
+//! - TLS: the server configuration, client certificate rules and handshakes (`tls`);
 //! - metrics are atomics read by the handle (`metrics`), published as `$SYS` (`sys`).
 
 mod admission;
@@ -26,9 +28,13 @@ mod state;
 mod subscriptions;
 mod supervisor;
 mod sys;
+mod tls;
+mod websocket;
 
 pub use api::*;
 pub use connection::{ByteStream, Input, Streamed};
 pub use handle::{BrokerHandle, DiagnosticsReceiver};
 pub use message::{Delivery, Message};
 pub use subscriptions::{Subscription, filter_matches};
+pub use tls::{PeerIdentity, TlsError};
+pub use websocket::WsBytes;

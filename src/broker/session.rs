@@ -12,6 +12,7 @@ use super::api::ListenerKind;
 use super::message::Message;
 use super::small_map::SmallMap;
 use super::subscriptions::Subscription;
+use crate::auth::acl::ClientAcl;
 use crate::mqtt::{Packet, ProtocolVersion, QoS, Will};
 
 use super::connection::link::{Ack, ConnectionLink, Outbound};
@@ -22,14 +23,40 @@ pub struct ConnectionInfo {
     pub address: SocketAddr,
     pub listener: ListenerKind,
     pub username: Option<String>,
+    /// SHA-256 thumbprint of the client certificate it connected with (TLS), so that
+    /// revoking the certificate disconnects it.
+    pub certificate: Option<Arc<str>>,
     pub keep_alive_secs: u16,
     pub connected_since: SystemTime,
+    /// Messages in and out of this connection, counted by its reader and writer.
+    pub counters: Arc<ClientCounters>,
+}
+
+/// Per-connection message counts: relaxed atomics, written by the connection's own tasks
+/// and the router, read when the console lists the clients.
+#[derive(Debug, Default)]
+pub struct ClientCounters {
+    pub received: std::sync::atomic::AtomicU64,
+    pub sent: std::sync::atomic::AtomicU64,
+    pub dropped: std::sync::atomic::AtomicU64,
+}
+
+impl ClientCounters {
+    pub fn add(counter: &std::sync::atomic::AtomicU64) {
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn get(counter: &std::sync::atomic::AtomicU64) -> u64 {
+        counter.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 #[derive(Debug)]
 pub struct Connected {
     pub link: ConnectionLink,
-    pub info: ConnectionInfo,
+    /// Boxed: read only for the clients list and revocations, and the router holds a
+    /// session for every client, connected or not (see `a_session_stays_small`).
+    pub info: Box<ConnectionInfo>,
 }
 
 /// A message waiting for (or in flight to) this session.
@@ -50,6 +77,18 @@ pub struct Inflight {
     pub queued: Queued,
     /// QoS 2: PUBREC received and PUBREL sent; waiting for PUBCOMP.
     pub released: bool,
+}
+
+/// The identity and topic permissions of a session's client.
+#[derive(Debug, Default)]
+pub struct SessionAccess {
+    /// The username of the last connection, kept so that new topic permissions can be
+    /// applied to the session while it is offline.
+    pub username: Option<Arc<str>>,
+    /// The client's topic permissions; `None` when the configuration has none.
+    pub acl: Option<Arc<ClientAcl>>,
+    /// Some subscription matches topics the client may not read: deliveries are checked.
+    pub checks_delivery: bool,
 }
 
 #[derive(Debug)]
@@ -81,6 +120,9 @@ pub struct Session {
     pub will_at: Option<Instant>,
     /// When a disconnected session ends.
     pub expires_at: Option<Instant>,
+    /// Who the client is and what it may do; `None` for an anonymous client while the
+    /// configuration has no topic permissions. Boxed, as most of the time it is `None`.
+    pub access: Option<Box<SessionAccess>>,
     next_packet_id: u16,
     next_sequence: u64,
     /// A new outbound QoS 1/2 PUBLISH is not sent by `send_inflight` but once the record of
@@ -107,10 +149,19 @@ impl Session {
             will: None,
             will_at: None,
             expires_at: None,
+            access: None,
             next_packet_id: 1,
             next_sequence: 1,
             defer_sends: false,
         }
+    }
+
+    pub fn username(&self) -> Option<&str> {
+        self.access.as_ref().and_then(|a| a.username.as_deref())
+    }
+
+    pub fn acl(&self) -> Option<&ClientAcl> {
+        self.access.as_ref().and_then(|a| a.acl.as_deref())
     }
 
     pub fn is_connected(&self) -> bool {

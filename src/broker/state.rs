@@ -8,8 +8,10 @@ use std::time::Instant;
 
 use super::admission::Admission;
 use super::api::ListenerInfo;
+use super::auth::Authenticator;
 use super::diagnostics::Diagnostics;
 use super::metrics::Metrics;
+use super::tls::TlsState;
 use crate::config::{Config, PersistenceSettings};
 
 /// The running store, as the broker's shared state holds it (for its sizes).
@@ -28,6 +30,10 @@ pub struct BrokerState {
     /// The `limits.max_connections` slots, shared by every listener.
     pub admission: Admission,
     pub diagnostics: Diagnostics,
+    /// The TLS setup new connections use, and the TLS counters.
+    pub tls: TlsState,
+    /// The users new connections are checked against, and the bounds on those checks.
+    pub auth: Authenticator,
     /// The applied configuration; new connections read their limits from it.
     config: RwLock<Arc<Config>>,
     pub listeners: Mutex<Vec<ListenerInfo>>,
@@ -50,6 +56,8 @@ impl BrokerState {
             metrics: Metrics::default(),
             admission: Admission::new(config.limits.max_connections),
             diagnostics: Diagnostics::default(),
+            tls: TlsState::default(),
+            auth: Authenticator::new(),
             config: RwLock::new(Arc::new(config)),
             listeners: Mutex::new(Vec::new()),
             started_at: Instant::now(),

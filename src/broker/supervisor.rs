@@ -18,6 +18,7 @@ use super::listener::{self, socket_address};
 use super::open_files;
 use super::router::RouterMsg;
 use super::state::BrokerState;
+use super::tls::commit as tls_commit;
 use crate::config::{Config, ConfigError, PersistenceSettings, StorageMode};
 use crate::mqtt::ReasonCode;
 
@@ -96,13 +97,31 @@ impl Supervisor {
         let previous = self.applied.clone().unwrap_or_default();
         let mut changes = Vec::new();
 
-        // 1. Bind what is new before touching anything that runs.
+        // 1. Bind what is new before touching anything that runs. TLS too: its files are
+        // read (the server certificate made, the first time) before anything changes.
+        let tls_wanted = config.broker.enabled
+            && (config.broker.tcp.enabled || config.broker.websockets.enabled)
+            && config.broker.tls.enabled;
+        let tls = match tls_wanted {
+            true => Some(tls_commit::prepare(&config).await?),
+            false => None,
+        };
         let mut wanted = Vec::new();
         if config.broker.enabled && config.broker.tcp.enabled {
             wanted.push((
+                // Switching TLS on or off keeps the socket: the listener reads the TLS
+                // setup for every new connection.
                 ListenerKind::Tcp,
                 config.broker.tcp.bind.clone(),
                 config.broker.tcp.port,
+            ));
+        }
+        let websockets = &config.broker.websockets;
+        if config.broker.enabled && websockets.enabled {
+            wanted.push((
+                ListenerKind::WebSocket,
+                websockets.bind.clone(),
+                websockets.port,
             ));
         }
         let mut bound = Vec::new();
@@ -115,7 +134,7 @@ impl Supervisor {
                 continue;
             }
             let address = socket_address(bind, *port).ok_or_else(|| {
-                ConfigError::new("broker.tcp.bind", format!("{bind:?} is not an IP address"))
+                ConfigError::new(bind_field(*kind), format!("{bind:?} is not an IP address"))
             })?;
             let socket = TcpListener::bind(address)
                 .await
@@ -130,6 +149,8 @@ impl Supervisor {
         // 2. Commit: the new config, then listeners.
         let config_arc = Arc::new(config.clone());
         self.shared.set_config(config_arc.clone());
+        changes.extend(tls_commit::commit(&self.shared, tls, &config, &previous));
+        self.shared.auth.set_users(&config.users);
         // Open connections keep their slots; only new sockets see a changed limit.
         self.shared
             .admission
@@ -167,6 +188,7 @@ impl Supervisor {
             let stop = CancellationToken::new();
             let task = tokio::spawn(listener::run_tcp(
                 socket,
+                kind,
                 self.shared.clone(),
                 self.router.clone(),
                 stop.clone(),
@@ -203,7 +225,7 @@ impl Supervisor {
             self.listeners
                 .iter()
                 .map(|l| ListenerInfo {
-                    kind: l.kind,
+                    kind: tls_commit::shown_kind(l.kind, tls_wanted),
                     address: l.address,
                 })
                 .collect(),
@@ -243,31 +265,53 @@ impl Supervisor {
             changes.push(updated("diagnostics"));
         }
 
+        // Clients connected with a certificate revoked now are disconnected.
+        if let Some(change) = tls_commit::disconnect_revoked(&self.router, &config, &previous).await
+        {
+            changes.push(change);
+        }
+
+        // Credentials and topic permissions: new CONNECTs check the new users, and the
+        // router holds every client to the new rules from its next packet.
+        if config.broker.require_credentials != previous.broker.require_credentials {
+            changes.push(updated("require client credentials (for new connections)"));
+        }
+        if config.users != previous.users {
+            changes.push(updated("users (for new connections)"));
+        }
+        if config.acl != previous.acl {
+            changes.push(updated("topic permissions"));
+        }
+
+        // The WebSocket path and origins are read by each new connection's upgrade: a
+        // listener that kept running serves the new ones from now on.
+        let (ws, was_ws) = (&config.broker.websockets, &previous.broker.websockets);
+        if (ws.path != was_ws.path || ws.allowed_origins != was_ws.allowed_origins)
+            && let Some(running) = self
+                .listeners
+                .iter()
+                .find(|l| l.kind == ListenerKind::WebSocket)
+            && !changes.iter().any(|c| c.subject == running.subject())
+        {
+            changes.push(updated(&format!(
+                "{} (path {}, for new connections)",
+                running.subject(),
+                ws.path
+            )));
+        }
+
         // 5. Settings whose features land later: kept in the config, not in effect yet.
-        let later = [
-            ("TLS", config.broker.tls != previous.broker.tls),
-            (
-                "WebSockets",
-                config.broker.websockets != previous.broker.websockets,
-            ),
-            (
-                "require client credentials",
-                config.broker.require_credentials != previous.broker.require_credentials,
-            ),
-            ("users", config.users != previous.users),
-            ("certificates", config.certificates != previous.certificates),
-            (
-                "persistence (the store in use changes on restart)",
-                !same_store(
-                    &config.persistence,
-                    &self
-                        .shared
-                        .store_settings
-                        .lock()
-                        .unwrap_or_else(|poisoned| poisoned.into_inner()),
-                ) && config.persistence != previous.persistence,
-            ),
-        ];
+        let later = [(
+            "persistence (the store in use changes on restart)",
+            !same_store(
+                &config.persistence,
+                &self
+                    .shared
+                    .store_settings
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()),
+            ) && config.persistence != previous.persistence,
+        )];
         for (subject, changed) in later {
             if changed {
                 changes.push(ApplyChange {
@@ -333,6 +377,14 @@ impl Supervisor {
     }
 }
 
+/// The config field that names a listener's bind address.
+fn bind_field(kind: ListenerKind) -> &'static str {
+    match kind {
+        ListenerKind::WebSocket | ListenerKind::SecureWebSocket => "broker.websockets.bind",
+        ListenerKind::Tcp | ListenerKind::Tls => "broker.tcp.bind",
+    }
+}
+
 fn updated(subject: &str) -> ApplyChange {
     ApplyChange {
         subject: subject.into(),
@@ -347,6 +399,13 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
         return Err(ConfigError::new(
             "broker.tcp.bind",
             format!("{:?} is not an IP address", config.broker.tcp.bind),
+        ));
+    }
+    let ws = &config.broker.websockets;
+    if ws.enabled && socket_address(&ws.bind, 0).is_none() {
+        return Err(ConfigError::new(
+            "broker.websockets.bind",
+            format!("{:?} is not an IP address", ws.bind),
         ));
     }
     if config.limits.max_inflight == 0 {

@@ -56,6 +56,20 @@ pub fn values(shared: &BrokerState) -> Vec<(String, String)> {
             count(&m.messages_dropped),
         ),
         ("$SYS/broker/store/errors".into(), count(&m.store_errors)),
+        // roost's own: CONNECTs refused for their credentials, and packets refused by the
+        // topic permissions.
+        (
+            "$SYS/broker/clients/auth_failures".into(),
+            count(&m.auth_failures),
+        ),
+        (
+            "$SYS/broker/messages/denied".into(),
+            count(&m.publishes_denied),
+        ),
+        (
+            "$SYS/broker/subscriptions/denied".into(),
+            count(&m.subscriptions_denied),
+        ),
         (
             "$SYS/broker/bytes/received".into(),
             count(&m.bytes_received),

@@ -130,6 +130,11 @@ fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), ConfigFileError>
     result.map_err(write_error)
 }
 
+/// Writes `contents` atomically (temporary file beside `path`, fsync, rename).
+pub fn write_file_atomically(path: &Path, contents: &[u8]) -> Result<(), ConfigFileError> {
+    write_atomically(path, contents)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,6 +14,8 @@ pub struct Config {
     pub persistence: PersistenceSettings,
     pub limits: Limits,
     pub users: Vec<User>,
+    /// Topic permissions per user, for anonymous clients and by pattern; none: all allowed.
+    pub acl: crate::auth::acl::TopicPermissions,
     pub certificates: CertificateSettings,
     pub diagnostics: DiagnosticsSettings,
     pub console: ConsoleSettings,
@@ -80,6 +82,10 @@ pub struct WebSocketSettings {
     pub port: u16,
     /// The relative URL clients address, such as `/mqtt`; must start with `/`.
     pub path: String,
+    /// Web pages allowed to connect, as the browser's `Origin` header names them (such as
+    /// `https://example.com` or `http://localhost:8000`). Empty: any page, and any client.
+    /// Clients that send no `Origin` (devices, not browsers) are always allowed.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for WebSocketSettings {
@@ -89,12 +95,13 @@ impl Default for WebSocketSettings {
             bind: "0.0.0.0".to_string(),
             port: 8080,
             path: "/mqtt".to_string(),
+            allowed_origins: Vec::new(),
         }
     }
 }
 
 /// "Use encryption (TLS)" and the client certificate options.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TlsSettings {
     /// "Use encryption (TLS)": clients must connect over TLS (TCP) or WSS (WebSockets).
@@ -105,6 +112,24 @@ pub struct TlsSettings {
     pub authorized_only: bool,
     /// "Trust any matching authorized client certificate".
     pub trust_any_matching_authorized: bool,
+    /// Host names and IP addresses the server certificate made by roost is valid for (its
+    /// subject alternative names).
+    pub host_names: Vec<String>,
+    /// With a client certificate, its subject common name is the client's username.
+    pub certificate_common_name_as_username: bool,
+}
+
+impl Default for TlsSettings {
+    fn default() -> Self {
+        TlsSettings {
+            enabled: false,
+            require_client_certificate: false,
+            authorized_only: false,
+            trust_any_matching_authorized: false,
+            host_names: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+            certificate_common_name_as_username: false,
+        }
+    }
 }
 
 /// "Enable persistent sessions and messages" and the storage option.
@@ -221,7 +246,8 @@ impl Default for Limits {
 #[serde(deny_unknown_fields)]
 pub struct User {
     pub username: String,
-    /// A PHC-format password hash (for example `$argon2id$...`), never the password itself.
+    /// A password hash, never the password itself: an argon2id PHC string (`$argon2id$...`,
+    /// what roost writes) or a Mosquitto `$7$` / `$6$` hash imported as it is.
     pub password_hash: String,
 }
 
@@ -242,10 +268,16 @@ pub struct CertificateSettings {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientCertificate {
+    /// A short name to refer to it by (`roost client-cert revoke NAME`).
+    #[serde(default)]
+    pub name: String,
     /// SHA-256 of the certificate's DER encoding, lowercase hex.
     pub thumbprint: String,
     /// The certificate's subject, for display.
     pub subject: String,
+    /// When it expires, for display (`2028-11-26 06:47 UTC`).
+    #[serde(default)]
+    pub expires: String,
     pub status: ClientCertificateStatus,
 }
 

@@ -25,6 +25,9 @@ const DEFAULT_CONFIG: &str = r#"// roost configuration (RON). Every setting is s
             bind: "0.0.0.0",
             port: 8080,
             path: "/mqtt",
+            // Web pages (browser Origins such as "https://example.com") allowed to connect;
+            // empty allows any. Clients that send no Origin (not browsers) are always allowed.
+            allowed_origins: [],
         ),
         tls: (
             // Use encryption (TLS): clients must connect over a secure connection.
@@ -35,6 +38,14 @@ const DEFAULT_CONFIG: &str = r#"// roost configuration (RON). Every setting is s
             authorized_only: false,
             // Trust any matching authorized client certificate, even if not issued by a trusted CA.
             trust_any_matching_authorized: false,
+            // Host names and IP addresses of the server certificate roost makes.
+            host_names: [
+                "localhost",
+                "127.0.0.1",
+                "::1",
+            ],
+            // Use a client certificate's common name as the client's username.
+            certificate_common_name_as_username: false,
         ),
         // Require client credentials: username and password must match one of `users`.
         require_credentials: false,
@@ -71,8 +82,22 @@ const DEFAULT_CONFIG: &str = r#"// roost configuration (RON). Every setting is s
         max_topic_levels: 200,
     ),
     // Users allowed to connect when credentials are required, with password hashes such as
-    // (username: "sensor", password_hash: "$argon2id$...").
+    // (username: "sensor", password_hash: "$argon2id$..."): argon2id PHC strings, or
+    // Mosquitto $7$ / $6$ hashes imported as they are (`roost user add|import-mosquitto`).
+    // A client giving a username listed here must give its password even when credentials
+    // are not required.
     users: [],
+    // Topic permissions, as Mosquitto's acl_file (`roost acl import FILE`): rules such as
+    // (access: Read, topic: "public/#") with access Read, Write, ReadWrite or Deny. A deny
+    // rule wins; with any rule present, what no rule allows is refused. No rules: all allowed.
+    acl: (
+        // For clients without a username.
+        anonymous: [],
+        // Per username: {"alice": [(access: ReadWrite, topic: "alice/#")]}.
+        users: {},
+        // For every client; %u is the username, %c the client identifier.
+        patterns: [],
+    ),
     certificates: (
         // PEM files of the Certificate Authority (its key lets it issue client certificates).
         ca_certificate: None,

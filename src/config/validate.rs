@@ -50,6 +50,31 @@ pub fn validate_ws_path(text: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// An allowed WebSocket `Origin`: `http://` or `https://`, a host and an optional port, and
+/// nothing else (no path, no trailing `/`), as browsers send it (RFC 6454 §6.2).
+pub fn validate_origin(text: &str) -> Result<(), String> {
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return Err(format!(
+            "`{text}` is not an origin (for example https://example.com or http://localhost:8000)"
+        ));
+    };
+    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+        return Err(format!("`{text}` must start with http:// or https://"));
+    }
+    if rest.is_empty() {
+        return Err(format!("`{text}` has no host"));
+    }
+    if let Some(bad) = rest
+        .chars()
+        .find(|c| c.is_whitespace() || c.is_control() || matches!(c, '/' | '?' | '#' | '@'))
+    {
+        return Err(format!(
+            "`{text}` must be a scheme, a host and an optional port only (found {bad:?})"
+        ));
+    }
+    Ok(())
+}
+
 /// A whole number within `range`, as typed by an operator.
 pub fn validate_number<T>(text: &str, range: std::ops::RangeInclusive<T>) -> Result<T, String>
 where
@@ -83,6 +108,12 @@ impl Config {
             "broker.websockets.path",
             validate_ws_path(&broker.websockets.path),
         )?;
+        for (index, origin) in broker.websockets.allowed_origins.iter().enumerate() {
+            check(
+                &format!("broker.websockets.allowed_origins[{index}]"),
+                validate_origin(origin),
+            )?;
+        }
         if broker.tcp.enabled
             && broker.websockets.enabled
             && broker.tcp.port != 0
@@ -108,6 +139,20 @@ impl Config {
                 "broker.tls.require_client_certificate",
                 "needs TLS (broker.tls.enabled)",
             ));
+        }
+        if broker.tls.trust_any_matching_authorized && !broker.tls.enabled {
+            return Err(ConfigError::new(
+                "broker.tls.trust_any_matching_authorized",
+                "needs TLS (broker.tls.enabled)",
+            ));
+        }
+        for (index, name) in broker.tls.host_names.iter().enumerate() {
+            if name.is_empty() || !name.is_ascii() || name.contains(char::is_whitespace) {
+                return Err(ConfigError::new(
+                    format!("broker.tls.host_names[{index}]"),
+                    format!("{name:?} is neither a host name nor an IP address"),
+                ));
+            }
         }
         validate_limits(&self.limits)?;
         self.validate_users()?;
@@ -137,14 +182,19 @@ impl Config {
                     format!("`{}` is listed twice", user.username),
                 ));
             }
-            // Passwords are never stored in clear: only PHC strings such as `$argon2id$...`.
+            // Passwords are never stored in clear: only hashes such as `$argon2id$...`.
             if !user.password_hash.starts_with('$') || user.password_hash.len() < 20 {
                 return Err(ConfigError::new(
                     field("password_hash"),
                     "must be a password hash in PHC format (for example $argon2id$...), never a plain password",
                 ));
             }
+            crate::auth::password::StoredHash::parse(&user.password_hash)
+                .map_err(|error| ConfigError::new(field("password_hash"), error.to_string()))?;
         }
+        self.acl
+            .validate()
+            .map_err(|(field, message)| ConfigError::new(field, message))?;
         Ok(())
     }
 
@@ -259,6 +309,20 @@ mod tests {
     }
 
     #[test]
+    fn allowed_origins_are_scheme_host_and_port_only() {
+        assert!(validate_origin("https://example.com").is_ok());
+        assert!(validate_origin("http://localhost:8000").is_ok());
+        assert!(validate_origin("example.com").is_err());
+        assert!(validate_origin("ftp://example.com").is_err());
+        assert!(validate_origin("https://example.com/").is_err());
+        assert!(validate_origin("https://").is_err());
+        let mut config = Config::default();
+        config.broker.websockets.allowed_origins = vec!["https://ok.example".into(), "nope".into()];
+        let error = config.validate().unwrap_err();
+        assert_eq!(error.field, "broker.websockets.allowed_origins[1]");
+    }
+
+    #[test]
     fn ws_path_must_be_relative_url() {
         assert!(validate_ws_path("/mqtt").is_ok());
         assert!(validate_ws_path("mqtt").is_err());
@@ -306,9 +370,28 @@ mod tests {
     }
 
     #[test]
+    fn client_certificate_options_need_tls_and_host_names_must_be_names() {
+        let mut config = Config::default();
+        config.broker.tls.trust_any_matching_authorized = true;
+        assert_eq!(
+            config.validate().unwrap_err().field,
+            "broker.tls.trust_any_matching_authorized"
+        );
+        config.broker.tls.enabled = true;
+        assert_eq!(config.validate(), Ok(()));
+        config.broker.tls.host_names.push("two words".into());
+        assert_eq!(
+            config.validate().unwrap_err().field,
+            "broker.tls.host_names[3]"
+        );
+    }
+
+    #[test]
     fn thumbprints_are_sha256_hex() {
         let mut config = Config::default();
         config.certificates.clients.push(ClientCertificate {
+            name: String::new(),
+            expires: String::new(),
             thumbprint: "abc".into(),
             subject: "CN=device".into(),
             status: ClientCertificateStatus::Authorized,

@@ -6,19 +6,34 @@ use std::sync::Arc;
 
 use ratatui::crossterm::event::KeyEvent;
 
-use crate::broker::{ApplyReport, ClientInfo, DiagEvent, StatsSnapshot};
+use crate::admin::{AppliedConfig, ApplyOutcome, ApplyRefusal};
+use crate::broker::{ClientInfo, DiagEvent, StatsSnapshot};
 use crate::config::Config;
 
+// Actions pass one at a time from the runtime into `App::update` and are not stored: a large
+// variant costs a copy, boxing it an allocation per statistics tick.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Action {
     /// A key press from the terminal.
     Key(KeyEvent),
     /// A mouse click on a tree item.
     SelectNode(usize),
-    /// The broker's answer to an `Effect::Apply`.
-    ApplyFinished(Result<ApplyReport, String>),
-    /// Whether the applied configuration could be written to the file.
-    Saved(Result<(), String>),
+    /// The broker's answer to an `Effect::Apply`: what changed and whether the file was
+    /// written, or why nothing was applied.
+    ApplyFinished(Result<ApplyOutcome, ApplyRefusal>),
+    /// A configuration was applied by another console or command (or by this one: the
+    /// generation tells).
+    AppliedElsewhere(AppliedConfig),
+    /// The config file as re-read after hand edits (`Effect::ReloadFile`).
+    FileReloaded(Result<Config, String>),
+    /// The broker cannot be reached any more (an attached console whose broker stopped).
+    BrokerGone(String),
+    /// The outcome of an `Effect::DisconnectMany`: how many were still connected.
+    DisconnectedMany {
+        asked: usize,
+        found: usize,
+    },
     /// The outcome of an `Effect::Disconnect`: whether the client was still connected.
     Disconnected {
         client_id: String,
@@ -31,6 +46,10 @@ pub enum Action {
     DiagLagged(u64),
     /// What is on disk behind the configured certificate paths.
     Files(std::collections::BTreeMap<std::path::PathBuf, super::files::FileState>),
+    /// A certificate action finished: its report and the changed configuration, or why not.
+    CertificateDone(Result<super::cert_actions::CertDone, String>),
+    /// Time passes (the render tick): notices expire.
+    Tick(std::time::Instant),
     /// SIGTERM or SIGHUP: leave without asking.
     Terminate,
 }
@@ -38,12 +57,22 @@ pub enum Action {
 /// Work for the runtime loop.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
-    /// Send this config through `BrokerHandle::apply` and save it when accepted.
-    Apply(Box<Config>),
-    /// `BrokerHandle::disconnect_client`.
+    /// Apply this config through `Admin::apply`, which saves it when accepted;
+    /// `overwrite_hand_edits` saves even over a file edited by hand.
+    Apply {
+        config: Box<Config>,
+        overwrite_hand_edits: bool,
+    },
+    /// Re-read the config file (`Admin::reload_file`).
+    ReloadFile,
+    /// `Admin::disconnect`.
     Disconnect(String),
-    /// `BrokerHandle::set_diagnostics`, live.
+    /// `Admin::disconnect` for each of these clients.
+    DisconnectMany(Vec<String>),
+    /// `Admin::set_diagnostics`, live.
     SetDiagnostics(bool),
-    /// Stop the broker, restore the terminal and return.
+    /// A certificate action (`pki::commands`), on the pending configuration.
+    Certificate(crate::pki::commands::CertCommand),
+    /// Restore the terminal and return; the broker stops only if this process owns it.
     Quit,
 }

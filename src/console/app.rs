@@ -8,10 +8,13 @@ use ratatui::crossterm::event::{Event, KeyEvent};
 use tui_input::Input;
 use tui_input::backend::crossterm::EventHandler;
 
-use crate::broker::{ApplyReport, ClientInfo};
+use crate::admin::{AppliedConfig, ApplyOutcome, ApplyRefusal, Origin, SaveOutcome};
+use crate::broker::ClientInfo;
 use crate::config::{ClientCertificateStatus, Config};
 
 use super::action::{Action, Effect};
+use super::cert_actions::{self, CertPrompt, Step};
+use super::client_list::ClientList;
 use super::dashboard::Dashboard;
 use super::diag_log::DiagLog;
 use super::fields::{Field, FieldKind};
@@ -19,6 +22,8 @@ use super::files::FileState;
 use super::keymap::{self, Command, Scope};
 use super::node::Node;
 use super::theme::Theme;
+use super::users::{DialogOutcome, UserDialog};
+use crate::pki::commands::CertCommand;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Focus {
@@ -39,6 +44,12 @@ pub enum EditTarget {
     Field(Field),
     /// The diagnostics log filter.
     LogFilter,
+    /// A path or name for a certificate action (`App::prompt` says which).
+    Certificate,
+    /// The Clients view's filter (client id, address or user).
+    ClientFilter,
+    /// The `:` command line.
+    CommandLine,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -48,16 +59,45 @@ pub enum Popup {
     },
     ConfirmQuit,
     ConfirmDisconnect(String),
-    /// The outcome of an apply: the report, or why it was refused.
-    ApplyResult(Result<ApplyReport, String>),
+    /// A destructive certificate action and the question that says what it invalidates.
+    ConfirmCertificate(CertCommand, String),
+    /// Remove this user? Says what it invalidates.
+    ConfirmRemoveUser(String),
+    /// Disconnect every client the filter shows.
+    ConfirmDisconnectMany(Vec<String>),
+    /// The outcome of an apply: the report and whether it was saved, or why it was refused.
+    ApplyResult(Result<ApplyOutcome, ApplyRefusal>),
+    /// The config file was edited by hand since it was loaded: reload, overwrite or cancel.
+    FileChanged,
     Message(String),
 }
 
-/// A one-line note in the command bar, such as "saved roost.ron".
+/// A one-line note in the title bar, such as "pending changes discarded". It expires: what
+/// must stay visible (an unsaved config, conflicts) has its own mark.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notice {
     pub text: String,
     pub is_error: bool,
+    pub expires_at: std::time::Instant,
+}
+
+/// How long a notice shows; errors a little longer.
+pub const NOTICE_SECS: u64 = 5;
+pub const ERROR_NOTICE_SECS: u64 = 10;
+
+impl Notice {
+    pub fn new(text: String, is_error: bool) -> Notice {
+        let secs = if is_error {
+            ERROR_NOTICE_SECS
+        } else {
+            NOTICE_SECS
+        };
+        Notice {
+            text,
+            is_error,
+            expires_at: std::time::Instant::now() + std::time::Duration::from_secs(secs),
+        }
+    }
 }
 
 pub struct App {
@@ -73,10 +113,15 @@ pub struct App {
     /// Selected row per node (form field, client, certificate, user).
     cursor: [usize; Node::ALL.len()],
     pub editing: Option<Editing>,
+    /// What the certificate prompt being edited is for.
+    pub prompt: Option<CertPrompt>,
+    /// Adding a user, changing a password or editing topic permissions (Users node).
+    pub user_dialog: Option<UserDialog>,
     pub popup: Option<Popup>,
     pub notice: Option<Notice>,
     pub dashboard: Dashboard,
-    pub clients: Vec<ClientInfo>,
+    /// The connected clients, with the filter and sort order of the Clients view.
+    pub clients: ClientList,
     pub log: DiagLog,
     /// Certificate and key files as last inspected.
     pub files: BTreeMap<PathBuf, FileState>,
@@ -84,10 +129,27 @@ pub struct App {
     pub diagnostics_live: bool,
     pub theme: Theme,
     pub should_quit: bool,
+    /// Whether the broker runs in this process or is attached to.
+    pub origin: Origin,
+    /// The generation of `applied` (counts applies in the broker process).
+    pub applied_generation: u64,
+    /// Pending edits that conflict with a configuration applied by someone else.
+    pub conflicts: Vec<String>,
+    /// Why the last applied configuration is not in the file, while it is not.
+    pub unsaved: Option<String>,
+    /// Set when the broker cannot be reached any more.
+    pub broker_gone: Option<String>,
 }
 
 impl App {
     pub fn new(config: Config, config_path: PathBuf, theme: Theme) -> App {
+        // A broker that is already enabled opens on what an operator comes to see; a fresh
+        // config on the form that enables it.
+        let start_node = if config.broker.enabled {
+            Node::Status
+        } else {
+            Node::Broker
+        };
         App {
             config_path,
             diagnostics_live: config.diagnostics.log_messages,
@@ -95,17 +157,38 @@ impl App {
             applied: config,
             in_flight: None,
             focus: Focus::Tree,
-            node: Node::Broker,
+            node: start_node,
             cursor: [0; Node::ALL.len()],
             editing: None,
+            prompt: None,
+            user_dialog: None,
             popup: None,
             notice: None,
             dashboard: Dashboard::default(),
-            clients: Vec::new(),
+            clients: ClientList::default(),
             log: DiagLog::default(),
             files: BTreeMap::new(),
             theme,
             should_quit: false,
+            origin: Origin::InProcess,
+            applied_generation: 0,
+            conflicts: Vec::new(),
+            unsaved: None,
+            broker_gone: None,
+        }
+    }
+
+    /// Whether quitting stops the broker.
+    pub fn owns_broker(&self) -> bool {
+        self.origin == Origin::InProcess
+    }
+
+    /// The connected clients a quit would disconnect (none when attached).
+    pub fn clients_lost_on_quit(&self) -> u64 {
+        if self.owns_broker() {
+            self.dashboard.latest.clients
+        } else {
+            0
         }
     }
 
@@ -146,11 +229,18 @@ impl App {
     pub fn active_scopes(&self) -> Vec<Scope> {
         match &self.popup {
             Some(Popup::Help { .. }) => return vec![Scope::Help],
-            Some(Popup::ConfirmQuit | Popup::ConfirmDisconnect(_)) => return vec![Scope::Confirm],
+            Some(
+                Popup::ConfirmQuit
+                | Popup::ConfirmDisconnect(_)
+                | Popup::ConfirmDisconnectMany(_)
+                | Popup::ConfirmCertificate(..)
+                | Popup::ConfirmRemoveUser(_),
+            ) => return vec![Scope::Confirm],
             Some(Popup::ApplyResult(_) | Popup::Message(_)) => return vec![Scope::Dismiss],
+            Some(Popup::FileChanged) => return vec![Scope::FileChanged],
             None => {}
         }
-        if self.editing.is_some() {
+        if self.editing.is_some() || self.user_dialog.is_some() {
             return vec![Scope::Editing];
         }
         self.component_scopes()
@@ -161,16 +251,14 @@ impl App {
         let mut scopes = match self.focus {
             Focus::Tree => vec![Scope::Tree],
             Focus::Pane => match self.node {
-                Node::Broker
-                | Node::Limits
-                | Node::CertificateAuthority
-                | Node::ServerCertificate => {
-                    vec![Scope::Form]
+                Node::Broker | Node::Limits => vec![Scope::Form],
+                Node::CertificateAuthority | Node::ServerCertificate => {
+                    vec![Scope::Form, Scope::Certificate]
                 }
                 Node::Diagnostics => vec![Scope::Form, Scope::DiagnosticsLog],
                 Node::Clients => vec![Scope::List, Scope::Clients],
                 Node::ClientCertificates => vec![Scope::List, Scope::CertificateList],
-                Node::Users => vec![Scope::List],
+                Node::Users => vec![Scope::List, Scope::Users],
                 Node::Status => vec![],
             },
         };
@@ -187,8 +275,14 @@ impl App {
                 !self.pending.certificates.clients.is_empty()
             }
             Command::Toggle => matches!(kind, Some(FieldKind::Checkbox | FieldKind::Choice)),
-            Command::Disconnect => !self.clients.is_empty(),
+            Command::Disconnect | Command::DisconnectMatching => !self.clients.is_empty(),
+            Command::RevokeCertificate | Command::RemoveCertificate => {
+                !self.pending.certificates.clients.is_empty()
+            }
             Command::Revert => self.has_pending_changes(),
+            Command::ChangePassword | Command::RemoveUser | Command::EditRules => {
+                !self.pending.users.is_empty()
+            }
             _ => true,
         }
     }
@@ -219,17 +313,17 @@ impl App {
                 None
             }
             Action::ApplyFinished(result) => self.on_apply_finished(result),
-            Action::Saved(result) => {
-                self.notice = Some(match result {
-                    Ok(()) => Notice {
-                        text: format!("saved {}", self.config_path.display()),
-                        is_error: false,
-                    },
-                    Err(message) => Notice {
-                        text: format!("applied but NOT saved: {message}"),
-                        is_error: true,
-                    },
-                });
+            Action::AppliedElsewhere(applied) => {
+                self.on_applied_elsewhere(applied);
+                None
+            }
+            Action::FileReloaded(result) => {
+                self.on_file_reloaded(result);
+                None
+            }
+            Action::BrokerGone(reason) => {
+                self.notice = Some(Notice::new(format!("broker unreachable: {reason}"), true));
+                self.broker_gone = Some(reason);
                 None
             }
             Action::Stats(stats) => {
@@ -242,16 +336,17 @@ impl App {
             }
             Action::Disconnected { client_id, found } => {
                 self.notice = Some(if found {
-                    Notice {
-                        text: format!("disconnected {client_id}"),
-                        is_error: false,
-                    }
+                    Notice::new(format!("disconnected {client_id}"), false)
                 } else {
-                    Notice {
-                        text: format!("{client_id} was no longer connected"),
-                        is_error: true,
-                    }
+                    Notice::new(format!("{client_id} was no longer connected"), true)
                 });
+                None
+            }
+            Action::DisconnectedMany { asked, found } => {
+                self.notice = Some(Notice::new(
+                    format!("disconnected {found} of {asked} clients"),
+                    found < asked,
+                ));
                 None
             }
             Action::Diag(event) => {
@@ -266,6 +361,25 @@ impl App {
                 self.files = files;
                 None
             }
+            Action::CertificateDone(result) => {
+                let text = match result {
+                    Ok(done) => {
+                        if let Some(config) = done.config {
+                            self.pending = *config;
+                        }
+                        done.report
+                    }
+                    Err(error) => format!("Not done: {error}"),
+                };
+                self.popup = Some(Popup::Message(text));
+                None
+            }
+            Action::Tick(now) => {
+                if self.notice.as_ref().is_some_and(|n| n.expires_at <= now) {
+                    self.notice = None;
+                }
+                None
+            }
             Action::Terminate => {
                 self.should_quit = true;
                 Some(Effect::Quit)
@@ -273,22 +387,117 @@ impl App {
         }
     }
 
+    /// A certificate key of the current node: a prompt, a question or the command at once.
+    fn certificate_command(&mut self, command: Command) -> Option<Effect> {
+        let selected = self
+            .pending
+            .certificates
+            .clients
+            .get(self.cursor())
+            .map(|c| c.thumbprint.clone());
+        let step = match (self.node, command) {
+            (Node::CertificateAuthority, Command::NewCertificate) => {
+                Step::Run(CertCommand::CaCreate {
+                    common_name: "roost CA".into(),
+                })
+            }
+            (Node::CertificateAuthority, Command::ImportCertificate) => {
+                Step::Ask(CertPrompt::CaImport)
+            }
+            (Node::CertificateAuthority, Command::ExportCertificate) => {
+                Step::Ask(CertPrompt::CaExport)
+            }
+            (Node::CertificateAuthority, Command::ShowCertificate) => {
+                Step::Run(CertCommand::CaShow)
+            }
+            (Node::ServerCertificate, Command::NewCertificate) => {
+                Step::Run(CertCommand::ServerCreate)
+            }
+            (Node::ServerCertificate, Command::ImportCertificate) => {
+                Step::Ask(CertPrompt::ServerImport)
+            }
+            (Node::ServerCertificate, Command::ExportCertificate) => {
+                Step::Ask(CertPrompt::ServerExport)
+            }
+            (Node::ServerCertificate, Command::ShowCertificate) => {
+                Step::Run(CertCommand::ServerShow)
+            }
+            (Node::ClientCertificates, Command::NewCertificate) => Step::Ask(CertPrompt::IssueName),
+            (Node::ClientCertificates, Command::ImportCertificate) => {
+                Step::Ask(CertPrompt::AddFile)
+            }
+            (Node::ClientCertificates, Command::RevokeCertificate) => {
+                Step::Run(CertCommand::ClientRevoke { id: selected? })
+            }
+            (Node::ClientCertificates, Command::RemoveCertificate) => {
+                Step::Run(CertCommand::ClientRemove { id: selected? })
+            }
+            _ => return None,
+        };
+        self.take_step(step)
+    }
+
+    fn take_step(&mut self, step: Step) -> Option<Effect> {
+        match step {
+            Step::Ask(prompt) => {
+                self.editing = Some(Editing {
+                    target: EditTarget::Certificate,
+                    input: Input::new(prompt.initial()),
+                    error: None,
+                });
+                self.prompt = Some(prompt);
+                None
+            }
+            Step::Run(command) => match cert_actions::confirmation(&command) {
+                Some(question) => {
+                    self.popup = Some(Popup::ConfirmCertificate(command, question));
+                    None
+                }
+                None => Some(Effect::Certificate(command)),
+            },
+        }
+    }
+
     /// Replaces the client list, keeping the same client selected when it is still there.
-    fn set_clients(&mut self, mut clients: Vec<ClientInfo>) {
-        clients.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+    fn set_clients(&mut self, clients: Vec<ClientInfo>) {
+        self.update_clients(|list| list.set(clients));
+    }
+
+    /// Changes the client list (new figures, filter, order) and keeps the same client
+    /// selected when it is still shown.
+    fn update_clients(&mut self, change: impl FnOnce(&mut ClientList)) {
         let index = Node::Clients.index();
         let selected = self
             .clients
-            .get(self.cursor[index])
+            .row(self.cursor[index])
             .map(|c| c.client_id.clone());
-        let position = selected.and_then(|id| clients.iter().position(|c| c.client_id == id));
+        change(&mut self.clients);
+        let position = selected.and_then(|id| self.clients.position(&id));
         self.cursor[index] = position
             .unwrap_or(self.cursor[index])
-            .min(clients.len().saturating_sub(1));
-        self.clients = clients;
+            .min(self.clients.len().saturating_sub(1));
+    }
+
+    /// The client selected in the Clients view.
+    pub fn selected_client(&self) -> Option<&ClientInfo> {
+        self.clients.row(self.cursor_of(Node::Clients))
     }
 
     fn on_key(&mut self, key: KeyEvent) -> Option<Effect> {
+        // A user dialog takes every key: what is typed there may be a password.
+        if self.popup.is_none()
+            && let Some(dialog) = &mut self.user_dialog
+        {
+            match dialog.on_key(key, &mut self.pending) {
+                DialogOutcome::Open => {}
+                DialogOutcome::Cancelled => self.user_dialog = None,
+                DialogOutcome::Done(text) => {
+                    self.user_dialog = None;
+                    self.notice = Some(Notice::new(text, false));
+                }
+            }
+            return None;
+        }
         let scopes = self.active_scopes();
         match keymap::lookup(&scopes, &key) {
             Some(binding) => self.on_command(binding.command),
@@ -297,11 +506,22 @@ impl App {
                     editing.input.handle_event(&Event::Key(key));
                     editing.error = match editing.target {
                         EditTarget::Field(field) => field.check_text(editing.input.value()).err(),
-                        EditTarget::LogFilter => None,
+                        EditTarget::LogFilter
+                        | EditTarget::ClientFilter
+                        | EditTarget::Certificate => None,
+                        EditTarget::CommandLine => {
+                            super::command_line::check(editing.input.value()).err()
+                        }
                     };
-                    if editing.target == EditTarget::LogFilter {
-                        let value = editing.input.value().to_string();
-                        self.log.set_filter(&value);
+                    let value = editing.input.value().to_string();
+                    match editing.target {
+                        EditTarget::LogFilter => self.log.set_filter(&value),
+                        EditTarget::ClientFilter => {
+                            self.update_clients(|list| list.set_filter(&value))
+                        }
+                        EditTarget::Field(_)
+                        | EditTarget::CommandLine
+                        | EditTarget::Certificate => {}
                     }
                 }
                 None
@@ -341,8 +561,28 @@ impl App {
             Command::Apply => return self.apply(),
             Command::Revert => return self.revert(),
             Command::Help => self.popup = Some(Popup::Help { scroll: 0 }),
+            Command::Back => self.focus = Focus::Tree,
+            Command::Jump(index) => {
+                if let Some(node) = Node::ALL.get(index) {
+                    self.node = *node;
+                    self.focus = Focus::Pane;
+                }
+            }
+            Command::CommandLine => {
+                self.editing = Some(Editing {
+                    target: EditTarget::CommandLine,
+                    input: Input::default(),
+                    error: None,
+                });
+            }
+            Command::Complete => {}
             Command::Quit => {
-                if self.has_pending_changes() {
+                // Ask before losing edits, leaving an unsaved config, or (owning the broker)
+                // disconnecting clients; an attached console leaves the broker running.
+                if self.has_pending_changes()
+                    || self.unsaved.is_some()
+                    || self.clients_lost_on_quit() > 0
+                {
                     self.popup = Some(Popup::ConfirmQuit);
                 } else {
                     self.should_quit = true;
@@ -350,11 +590,34 @@ impl App {
                 }
             }
             Command::Disconnect => {
-                if let Some(client) = self.clients.get(self.cursor()) {
+                if let Some(client) = self.selected_client() {
                     self.popup = Some(Popup::ConfirmDisconnect(client.client_id.to_string()));
                 }
             }
+            Command::DisconnectMatching => {
+                let ids = self.clients.matching_ids();
+                if !ids.is_empty() {
+                    self.popup = Some(Popup::ConfirmDisconnectMany(ids));
+                }
+            }
+            // A new order starts at its top: that is where the operator looks.
+            Command::SortNext => {
+                self.clients.sort_by_next_column();
+                self.cursor[Node::Clients.index()] = 0;
+            }
+            Command::SortReverse => {
+                self.clients.reverse();
+                self.cursor[Node::Clients.index()] = 0;
+            }
+            Command::Details => self.clients.detail = !self.clients.detail,
             Command::Pause => self.log.toggle_pause(),
+            Command::Filter if self.node == Node::Clients => {
+                self.editing = Some(Editing {
+                    target: EditTarget::ClientFilter,
+                    input: Input::new(self.clients.filter.clone()),
+                    error: None,
+                });
+            }
             Command::Filter => {
                 self.editing = Some(Editing {
                     target: EditTarget::LogFilter,
@@ -363,9 +626,31 @@ impl App {
                 });
             }
             Command::ClearLog => self.log.clear(),
+            Command::NewCertificate
+            | Command::ImportCertificate
+            | Command::ExportCertificate
+            | Command::ShowCertificate
+            | Command::RevokeCertificate
+            | Command::RemoveCertificate => return self.certificate_command(command),
+            Command::AddUser => self.user_dialog = Some(UserDialog::add()),
+            Command::ChangePassword => {
+                if let Some(user) = self.pending.users.get(self.cursor()) {
+                    self.user_dialog = Some(UserDialog::change_password(&user.username));
+                }
+            }
+            Command::EditRules => {
+                if let Some(user) = self.pending.users.get(self.cursor()) {
+                    self.user_dialog = Some(UserDialog::edit_rules(&self.pending, &user.username));
+                }
+            }
+            Command::RemoveUser => {
+                if let Some(user) = self.pending.users.get(self.cursor()) {
+                    self.popup = Some(Popup::ConfirmRemoveUser(user.username.clone()));
+                }
+            }
             Command::PageUp => self.log.scroll(10),
             Command::PageDown => self.log.scroll(-10),
-            Command::Confirm | Command::Cancel => {}
+            Command::Confirm | Command::Cancel | Command::Reload | Command::Overwrite => {}
         }
         None
     }
@@ -391,6 +676,30 @@ impl App {
                 self.popup = None;
                 return Some(Effect::Disconnect(client_id));
             }
+            (Popup::ConfirmCertificate(command, _), Command::Confirm) => {
+                self.popup = None;
+                return Some(Effect::Certificate(command));
+            }
+            (Popup::ConfirmRemoveUser(username), Command::Confirm) => {
+                self.popup = None;
+                let text = super::users::remove_user(&mut self.pending, &username);
+                let rows = self.pending.users.len();
+                let index = Node::Users.index();
+                self.cursor[index] = self.cursor[index].min(rows.saturating_sub(1));
+                self.notice = Some(Notice::new(text, false));
+            }
+            (Popup::ConfirmDisconnectMany(ids), Command::Confirm) => {
+                self.popup = None;
+                return Some(Effect::DisconnectMany(ids));
+            }
+            (Popup::FileChanged, Command::Reload) => {
+                self.popup = None;
+                return Some(Effect::ReloadFile);
+            }
+            (Popup::FileChanged, Command::Overwrite) => {
+                self.popup = None;
+                return self.start_apply(true);
+            }
             (_, Command::Cancel) => self.popup = None,
             _ => {}
         }
@@ -408,13 +717,71 @@ impl App {
                     Err(message) => editing.error = Some(message),
                 }
             }
-            (EditTarget::LogFilter, Command::Confirm) => self.editing = None,
+            (EditTarget::CommandLine, Command::Confirm) => {
+                let line = editing.input.value().to_string();
+                self.editing = None;
+                return self.run_command_line(&line);
+            }
+            (EditTarget::CommandLine, Command::Complete) => {
+                let completed = super::command_line::complete(editing.input.value());
+                editing.input = Input::new(completed);
+            }
+            (EditTarget::CommandLine, Command::Cancel) => self.editing = None,
+            (EditTarget::LogFilter | EditTarget::ClientFilter, Command::Confirm) => {
+                self.editing = None
+            }
+            (EditTarget::ClientFilter, Command::Cancel) => {
+                self.editing = None;
+                self.update_clients(|list| list.set_filter(""));
+            }
             (EditTarget::LogFilter, Command::Cancel) => {
                 self.log.set_filter("");
                 self.editing = None;
             }
             (EditTarget::Field(_), Command::Cancel) => self.editing = None,
+            (EditTarget::Certificate, Command::Confirm) => {
+                let text = editing.input.value().to_string();
+                let prompt = self.prompt.clone()?;
+                match prompt.next(&text) {
+                    Ok(step) => {
+                        self.editing = None;
+                        self.prompt = None;
+                        return self.take_step(step);
+                    }
+                    Err(message) => editing.error = Some(message),
+                }
+            }
+            (EditTarget::Certificate, Command::Complete) => {
+                let completed = cert_actions::complete_path(editing.input.value());
+                editing.input = Input::new(completed);
+            }
+            (EditTarget::Certificate, Command::Cancel) => {
+                self.editing = None;
+                self.prompt = None;
+            }
             _ => {}
+        }
+        None
+    }
+
+    /// Runs a `:` command (see [`super::command_line`]).
+    fn run_command_line(&mut self, line: &str) -> Option<Effect> {
+        use super::command_line::{CommandLine, parse};
+        match parse(line) {
+            Ok(CommandLine::Open(node)) => {
+                self.node = node;
+                self.focus = Focus::Pane;
+            }
+            Ok(CommandLine::Apply) => return self.apply(),
+            Ok(CommandLine::Theme(name)) => match Theme::built_in(&name) {
+                Some(theme) => self.theme = theme,
+                None => {
+                    self.notice = Some(Notice::new(format!("no theme named {name:?}"), true));
+                }
+            },
+            Ok(CommandLine::Help) => self.popup = Some(Popup::Help { scroll: 0 }),
+            Ok(CommandLine::Quit) => return self.on_command(Command::Quit),
+            Err(message) => self.notice = Some(Notice::new(message, true)),
         }
         None
     }
@@ -458,54 +825,163 @@ impl App {
         }
         let field = self.selected_field()?;
         if field.kind() == FieldKind::Text {
-            return None;
+            // Space on a text field starts editing it, as Enter does.
+            return self.start_editing();
         }
         field.toggle(&mut self.pending, back);
         if field == Field::LogMessages {
-            // The diagnostics switch acts at once; Apply keeps it in the file.
+            // A live switch, not a pending change: it acts at once and is part of the applied
+            // configuration from now on (the broker saves it with the next apply).
             self.diagnostics_live = self.pending.diagnostics.log_messages;
+            self.applied.diagnostics.log_messages = self.diagnostics_live;
             return Some(Effect::SetDiagnostics(self.diagnostics_live));
         }
         None
     }
 
     fn apply(&mut self) -> Option<Effect> {
+        self.start_apply(false)
+    }
+
+    fn start_apply(&mut self, overwrite_hand_edits: bool) -> Option<Effect> {
         if self.is_applying() {
-            self.notice = Some(Notice {
-                text: "an apply is already in progress".to_string(),
-                is_error: true,
-            });
+            self.notice = Some(Notice::new(
+                "an apply is already in progress".to_string(),
+                true,
+            ));
             return None;
         }
         self.in_flight = Some(self.pending.clone());
-        self.notice = Some(Notice {
-            text: "applying…".to_string(),
-            is_error: false,
-        });
-        Some(Effect::Apply(Box::new(self.pending.clone())))
+        self.notice = Some(Notice::new("applying…".to_string(), false));
+        Some(Effect::Apply {
+            config: Box::new(self.pending.clone()),
+            overwrite_hand_edits,
+        })
     }
 
-    fn on_apply_finished(&mut self, result: Result<ApplyReport, String>) -> Option<Effect> {
+    fn on_apply_finished(&mut self, result: Result<ApplyOutcome, ApplyRefusal>) -> Option<Effect> {
         let sent = self.in_flight.take();
         match &result {
-            Ok(_) => {
+            Ok(outcome) => {
                 if let Some(config) = sent {
                     self.applied = config;
                 }
+                self.applied_generation = self.applied_generation.max(outcome.generation);
+                self.conflicts.clear();
                 self.diagnostics_live = self.applied.diagnostics.log_messages;
                 self.notice = None;
+                match &outcome.saved {
+                    SaveOutcome::Saved { .. } => self.unsaved = None,
+                    SaveOutcome::NotSaved { reason } => {
+                        self.unsaved = Some(reason.clone());
+                        self.notice =
+                            Some(Notice::new(format!("applied, NOT saved: {reason}"), true));
+                    }
+                }
             }
-            Err(reason) => {
+            Err(ApplyRefusal::FileChangedByHand { .. }) => {
+                self.popup = Some(Popup::FileChanged);
+                return None;
+            }
+            Err(ApplyRefusal::Refused(reason)) => {
                 // Refused: the broker runs as before and the pending edits stay for fixing.
-                self.notice = Some(Notice {
-                    text: "apply refused; pending changes kept".to_string(),
-                    is_error: true,
-                });
-                self.select_field_named_in(reason);
+                self.notice = Some(Notice::new(
+                    "apply refused; pending changes kept".to_string(),
+                    true,
+                ));
+                let reason = reason.clone();
+                self.select_field_named_in(&reason);
             }
         }
         self.popup = Some(Popup::ApplyResult(result));
         None
+    }
+
+    /// Another console (or a command) applied a configuration: it becomes the applied one,
+    /// and the pending edits are carried onto it; those it contradicts are marked.
+    fn on_applied_elsewhere(&mut self, applied: AppliedConfig) {
+        if applied.generation <= self.applied_generation {
+            return;
+        }
+        // This console's own apply, announced before its answer arrived.
+        if self.in_flight.as_ref() == Some(&*applied.config) {
+            return;
+        }
+        self.applied_generation = applied.generation;
+        if *applied.config == self.applied {
+            return;
+        }
+        let (pending, conflicts) =
+            super::rebase::rebase(&self.applied, &applied.config, &self.pending);
+        self.applied = *applied.config;
+        self.pending = pending;
+        self.diagnostics_live = self.applied.diagnostics.log_messages;
+        self.notice = Some(Notice::new(
+            if conflicts.is_empty() {
+                "another console applied a new configuration".to_string()
+            } else {
+                format!(
+                    "another console applied; {} pending edit{} conflict{}",
+                    conflicts.len(),
+                    if conflicts.len() == 1 { "" } else { "s" },
+                    if conflicts.len() == 1 { "s" } else { "" },
+                )
+            },
+            !conflicts.is_empty(),
+        ));
+        self.conflicts = conflicts;
+    }
+
+    /// The file as re-read after hand edits becomes the base of the pending edits; the hand
+    /// edits show as pending changes until applied.
+    fn on_file_reloaded(&mut self, result: Result<Config, String>) {
+        match result {
+            Ok(file) => {
+                let (pending, conflicts) =
+                    super::rebase::rebase(&self.applied, &file, &self.pending);
+                self.pending = pending;
+                self.conflicts = conflicts;
+                self.notice = Some(Notice::new(
+                    format!(
+                        "reloaded {}: hand edits are pending changes now",
+                        self.config_path.display()
+                    ),
+                    false,
+                ));
+            }
+            Err(reason) => {
+                self.notice = Some(Notice::new(format!("cannot reload: {reason}"), true));
+            }
+        }
+    }
+
+    /// Settings of the applied configuration that are stored but not in effect yet (their
+    /// feature has not landed): each field set away from its default, by label.
+    pub fn stored_not_active(&self) -> Vec<&'static str> {
+        let defaults = Config::default();
+        let mut labels = Vec::new();
+        for node in Node::ALL {
+            for field in node.fields() {
+                if field.stored_not_active()
+                    && field.get(&self.applied) != field.get(&defaults)
+                    && !labels.contains(&field.label())
+                {
+                    labels.push(field.label());
+                }
+            }
+        }
+        labels
+    }
+
+    /// Whether the broker runs but listens nowhere: no client can connect.
+    pub fn running_without_listeners(&self) -> bool {
+        let latest = &self.dashboard.latest;
+        self.dashboard.has_data && latest.running && latest.listeners.is_empty()
+    }
+
+    /// Whether a pending edit of `path` conflicts with a configuration applied elsewhere.
+    pub fn is_conflicting(&self, path: &str) -> bool {
+        self.conflicts.iter().any(|c| c == path)
     }
 
     /// A refusal that names a field (`broker.tcp.port: ...`) selects that field, so that the
@@ -529,10 +1005,7 @@ impl App {
             return None;
         }
         self.pending = self.applied.clone();
-        self.notice = Some(Notice {
-            text: "pending changes discarded".to_string(),
-            is_error: false,
-        });
+        self.notice = Some(Notice::new("pending changes discarded".to_string(), false));
         let applied_diagnostics = self.applied.diagnostics.log_messages;
         if self.diagnostics_live != applied_diagnostics {
             self.diagnostics_live = applied_diagnostics;

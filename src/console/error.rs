@@ -26,6 +26,8 @@ pub enum ConsoleError {
     ThemeParse { path: PathBuf, message: String },
     #[error("terminal error: {0}")]
     Terminal(#[source] std::io::Error),
+    #[error(transparent)]
+    Admin(#[from] crate::admin::AdminError),
     #[error("cannot install the signal handlers: {0}")]
     Signals(#[source] std::io::Error),
 }

@@ -45,6 +45,7 @@ pub enum Field {
     WsBind,
     WsPort,
     WsPath,
+    WsOrigins,
     TlsEnabled,
     RequireClientCertificate,
     AuthorizedOnly,
@@ -81,6 +82,7 @@ pub const SERVER_SETTINGS: &[Field] = &[
     Field::WsBind,
     Field::WsPort,
     Field::WsPath,
+    Field::WsOrigins,
     Field::TlsEnabled,
     Field::RequireClientCertificate,
     Field::AuthorizedOnly,
@@ -119,6 +121,7 @@ impl Field {
             Field::WsBind => "WebSockets bind address",
             Field::WsPort => "WebSockets port",
             Field::WsPath => "WebSockets URL path",
+            Field::WsOrigins => "WebSockets allowed origins",
             Field::TlsEnabled => "Use encryption (TLS)",
             Field::RequireClientCertificate => "Require client certificate",
             Field::AuthorizedOnly => "Authorized client certs only",
@@ -157,6 +160,7 @@ impl Field {
             Field::WsBind => "broker.websockets.bind",
             Field::WsPort => "broker.websockets.port",
             Field::WsPath => "broker.websockets.path",
+            Field::WsOrigins => "broker.websockets.allowed_origins",
             Field::TlsEnabled => "broker.tls.enabled",
             Field::RequireClientCertificate => "broker.tls.require_client_certificate",
             Field::AuthorizedOnly => "broker.tls.authorized_only",
@@ -204,25 +208,7 @@ impl Field {
     /// Settings that are saved but whose feature is not in effect yet (the broker reports
     /// them as "stored, not active yet" on apply).
     pub fn stored_not_active(self) -> bool {
-        matches!(
-            self,
-            Field::WsEnabled
-                | Field::WsBind
-                | Field::WsPort
-                | Field::WsPath
-                | Field::TlsEnabled
-                | Field::RequireClientCertificate
-                | Field::AuthorizedOnly
-                | Field::TrustAnyMatchingAuthorized
-                | Field::RequireCredentials
-                | Field::PersistenceEnabled
-                | Field::StorageMode
-                | Field::DataDir
-                | Field::CaCertificate
-                | Field::CaPrivateKey
-                | Field::ServerCertificate
-                | Field::ServerPrivateKey
-        )
+        matches!(self, Field::PersistenceEnabled | Field::StorageMode)
     }
 
     pub fn get(self, config: &Config) -> FieldValue {
@@ -246,6 +232,7 @@ impl Field {
             Field::WsBind => text(&b.websockets.bind),
             Field::WsPort => text(&b.websockets.port),
             Field::WsPath => text(&b.websockets.path),
+            Field::WsOrigins => text(&b.websockets.allowed_origins.join(", ")),
             Field::TlsEnabled => FieldValue::Bool(b.tls.enabled),
             Field::RequireClientCertificate => FieldValue::Bool(b.tls.require_client_certificate),
             Field::AuthorizedOnly => FieldValue::Bool(b.tls.authorized_only),
@@ -325,6 +312,7 @@ impl Field {
             Field::WsBind => b.websockets.bind = validate::bind_address(input)?,
             Field::WsPort => b.websockets.port = validate::port(input)?,
             Field::WsPath => b.websockets.path = validate::ws_path(input)?,
+            Field::WsOrigins => b.websockets.allowed_origins = validate::origins(input)?,
             Field::SysInterval => b.sys_interval_secs = validate::number(input, 0, u32::MAX)?,
             Field::DataDir => config.persistence.data_dir = validate::required_path(input)?,
             Field::MaxConnections => l.max_connections = validate::number(input, 1, 1_000_000)?,
@@ -384,6 +372,7 @@ mod tests {
                     let value = match field {
                         Field::TcpBind | Field::WsBind => "127.0.0.1",
                         Field::WsPath => "/other",
+                        Field::WsOrigins => "https://a.example, http://localhost:8000",
                         Field::DataDir | Field::CaCertificate | Field::CaPrivateKey => "x.pem",
                         Field::ServerCertificate | Field::ServerPrivateKey => "x.pem",
                         Field::LogFile => "x.log",
@@ -415,6 +404,11 @@ mod tests {
         let mut config = Config::default();
         assert!(Field::TcpPort.set_text(&mut config, "70000").is_err());
         assert!(Field::WsPath.set_text(&mut config, "mqtt").is_err());
+        assert!(
+            Field::WsOrigins
+                .set_text(&mut config, "https://ok.example, example.com")
+                .is_err()
+        );
         assert!(
             Field::TcpBind
                 .set_text(&mut config, "not an address")

@@ -46,18 +46,21 @@ impl std::fmt::Display for FileState {
     }
 }
 
-/// The state of every certificate and key file the config names.
+/// The state of the CA and server certificate files: those the config names, else those of
+/// the data directory.
 pub fn inspect_all(config: &Config) -> BTreeMap<PathBuf, FileState> {
-    let c = &config.certificates;
+    let paths = crate::pki::PkiPaths::new(&config.certificates, &config.persistence.data_dir);
     [
-        &c.ca_certificate,
-        &c.ca_private_key,
-        &c.server_certificate,
-        &c.server_private_key,
+        paths.ca_certificate,
+        paths.ca_private_key,
+        paths.server_certificate,
+        paths.server_private_key,
     ]
     .into_iter()
-    .flatten()
-    .map(|path| (path.clone(), inspect(path)))
+    .map(|path| {
+        let state = inspect(&path);
+        (path, state)
+    })
     .collect()
 }
 
@@ -106,12 +109,16 @@ mod tests {
     }
 
     #[test]
-    fn only_configured_paths_are_inspected() {
+    fn configured_paths_win_over_the_data_directory() {
         let mut config = Config::default();
-        assert!(inspect_all(&config).is_empty());
+        config.persistence.data_dir = PathBuf::from("/nonexistent/data");
         config.certificates.ca_certificate = Some(PathBuf::from("/nonexistent/ca.pem"));
         let states = inspect_all(&config);
-        assert_eq!(states.len(), 1);
-        assert_eq!(states.values().next(), Some(&FileState::Missing));
+        assert_eq!(states.len(), 4);
+        assert_eq!(
+            states.get(Path::new("/nonexistent/ca.pem")),
+            Some(&FileState::Missing)
+        );
+        assert!(states.contains_key(Path::new("/nonexistent/data/certificates/server.key")));
     }
 }

@@ -28,6 +28,36 @@ pub enum Command {
     Pause,
     Filter,
     ClearLog,
+    NewCertificate,
+    ImportCertificate,
+    ExportCertificate,
+    ShowCertificate,
+    RevokeCertificate,
+    RemoveCertificate,
+    AddUser,
+    ChangePassword,
+    RemoveUser,
+    EditRules,
+    /// Disconnect every client the filter shows.
+    DisconnectMatching,
+    /// Sort the clients by the next column.
+    SortNext,
+    /// Reverse the clients' order.
+    SortReverse,
+    /// Open or close the selected client's details.
+    Details,
+    /// Back from a form or list to the tree.
+    Back,
+    /// Open a view by its number (1 is the first node of the tree).
+    Jump(usize),
+    /// Open the `:` command line.
+    CommandLine,
+    /// Complete the word typed on the command line.
+    Complete,
+    /// Reload the config file after hand edits, keeping pending edits.
+    Reload,
+    /// Save over the config file's hand edits.
+    Overwrite,
 }
 
 /// Where a binding is offered. The app says which scopes are active right now.
@@ -39,10 +69,15 @@ pub enum Scope {
     List,
     Clients,
     CertificateList,
+    /// The Certificate Authority and Server Certificate nodes.
+    Certificate,
+    Users,
     DiagnosticsLog,
     Editing,
     Confirm,
     Dismiss,
+    /// The question asked when the config file was edited by hand.
+    FileChanged,
     Help,
 }
 
@@ -55,10 +90,13 @@ impl Scope {
             Scope::List => "Lists",
             Scope::Clients => "Clients",
             Scope::CertificateList => "Client certificates",
+            Scope::Certificate => "Certificate authority and server certificate",
+            Scope::Users => "Users",
             Scope::DiagnosticsLog => "Diagnostics log",
             Scope::Editing => "Editing a text field or filter",
             Scope::Confirm => "Questions",
             Scope::Dismiss => "Reports and messages",
+            Scope::FileChanged => "Config file edited by hand",
             Scope::Help => "This help",
         }
     }
@@ -151,6 +189,33 @@ pub const BINDINGS: &[Binding] = &[
         true,
     ),
     bind(
+        S::FileChanged,
+        &[(K::Char('r'), NONE)],
+        "r",
+        "reload the file, keep pending edits",
+        C::Reload,
+        true,
+    )
+    .bar_as("reload"),
+    bind(
+        S::FileChanged,
+        &[(K::Char('o'), NONE)],
+        "o",
+        "overwrite the file with this apply",
+        C::Overwrite,
+        true,
+    )
+    .bar_as("overwrite"),
+    bind(
+        S::FileChanged,
+        &[(K::Esc, NONE), (K::Char('n'), NONE)],
+        "Esc",
+        "cancel the apply",
+        C::Cancel,
+        true,
+    )
+    .bar_as("cancel"),
+    bind(
         S::Help,
         &[
             (K::Esc, NONE),
@@ -193,6 +258,30 @@ pub const BINDINGS: &[Binding] = &[
         "open",
         C::Right,
         true,
+    ),
+    bind(
+        S::Form,
+        &[(K::Esc, NONE)],
+        "Esc",
+        "back to the tree",
+        C::Back,
+        false,
+    ),
+    bind(
+        S::List,
+        &[(K::Esc, NONE)],
+        "Esc",
+        "back to the tree",
+        C::Back,
+        false,
+    ),
+    bind(
+        S::Editing,
+        &[(K::Tab, NONE)],
+        "Tab",
+        "complete a file path, or a command on the : line",
+        C::Complete,
+        false,
     ),
     bind(S::Form, UP, "↑↓/jk", "previous field", C::Up, true).bar_as("move"),
     bind(S::Form, DOWN, "↓/j", "next field", C::Down, false),
@@ -245,6 +334,49 @@ pub const BINDINGS: &[Binding] = &[
     )
     .bar_as("disconnect"),
     bind(
+        S::Clients,
+        &[(K::Char('X'), SHIFT), (K::Char('X'), NONE)],
+        "X",
+        "disconnect every client the filter shows",
+        C::DisconnectMatching,
+        false,
+    ),
+    bind(
+        S::Clients,
+        &[(K::Char('/'), NONE)],
+        "/",
+        "filter by client id, address or user",
+        C::Filter,
+        true,
+    )
+    .bar_as("filter"),
+    bind(
+        S::Clients,
+        &[(K::Char('s'), NONE)],
+        "s",
+        "sort by the next column",
+        C::SortNext,
+        true,
+    )
+    .bar_as("sort"),
+    bind(
+        S::Clients,
+        &[(K::Char('S'), SHIFT), (K::Char('S'), NONE)],
+        "S",
+        "reverse the order",
+        C::SortReverse,
+        false,
+    ),
+    bind(
+        S::Clients,
+        &[(K::Enter, NONE)],
+        "Enter",
+        "details of the selected client",
+        C::Details,
+        true,
+    )
+    .bar_as("details"),
+    bind(
         S::CertificateList,
         &[(K::Char(' '), NONE)],
         "Space",
@@ -252,6 +384,42 @@ pub const BINDINGS: &[Binding] = &[
         C::Toggle,
         true,
     ),
+    bind(
+        S::Users,
+        &[(K::Char('n'), NONE)],
+        "n",
+        "add a user",
+        C::AddUser,
+        true,
+    )
+    .bar_as("add"),
+    bind(
+        S::Users,
+        &[(K::Char('p'), NONE)],
+        "p",
+        "change the password",
+        C::ChangePassword,
+        true,
+    )
+    .bar_as("password"),
+    bind(
+        S::Users,
+        &[(K::Char('e'), NONE), (K::Enter, NONE)],
+        "e",
+        "edit the topic permissions",
+        C::EditRules,
+        true,
+    )
+    .bar_as("permissions"),
+    bind(
+        S::Users,
+        &[(K::Char('d'), NONE), (K::Delete, NONE)],
+        "d",
+        "remove the user",
+        C::RemoveUser,
+        true,
+    )
+    .bar_as("remove"),
     bind(
         S::DiagnosticsLog,
         &[(K::Char('p'), NONE)],
@@ -295,6 +463,86 @@ pub const BINDINGS: &[Binding] = &[
     // Always there.
     bind(
         S::Global,
+        &[(K::Char(':'), NONE), (K::Char(':'), SHIFT)],
+        ":",
+        "command line (:clients, :status, :diag, :apply, :theme light, :quit)",
+        C::CommandLine,
+        false,
+    ),
+    bind(
+        S::Global,
+        &[(K::Char('1'), NONE)],
+        "1-9",
+        "open view 1-9 of the tree",
+        C::Jump(0),
+        false,
+    ),
+    bind(
+        S::Global,
+        &[(K::Char('2'), NONE)],
+        "2",
+        "open view 2",
+        C::Jump(1),
+        false,
+    ),
+    bind(
+        S::Global,
+        &[(K::Char('3'), NONE)],
+        "3",
+        "open view 3",
+        C::Jump(2),
+        false,
+    ),
+    bind(
+        S::Global,
+        &[(K::Char('4'), NONE)],
+        "4",
+        "open view 4",
+        C::Jump(3),
+        false,
+    ),
+    bind(
+        S::Global,
+        &[(K::Char('5'), NONE)],
+        "5",
+        "open view 5",
+        C::Jump(4),
+        false,
+    ),
+    bind(
+        S::Global,
+        &[(K::Char('6'), NONE)],
+        "6",
+        "open view 6",
+        C::Jump(5),
+        false,
+    ),
+    bind(
+        S::Global,
+        &[(K::Char('7'), NONE)],
+        "7",
+        "open view 7",
+        C::Jump(6),
+        false,
+    ),
+    bind(
+        S::Global,
+        &[(K::Char('8'), NONE)],
+        "8",
+        "open view 8",
+        C::Jump(7),
+        false,
+    ),
+    bind(
+        S::Global,
+        &[(K::Char('9'), NONE)],
+        "9",
+        "open view 9",
+        C::Jump(8),
+        false,
+    ),
+    bind(
+        S::Global,
         &[(K::Tab, NONE)],
         "Tab",
         "switch between tree and pane",
@@ -310,6 +558,78 @@ pub const BINDINGS: &[Binding] = &[
         C::PrevPane,
         false,
     ),
+    bind(
+        S::Certificate,
+        &[(K::Char('n'), NONE)],
+        "n",
+        "create new (asks first)",
+        C::NewCertificate,
+        true,
+    )
+    .bar_as("new"),
+    bind(
+        S::Certificate,
+        &[(K::Char('i'), NONE)],
+        "i",
+        "import from a PEM file",
+        C::ImportCertificate,
+        true,
+    )
+    .bar_as("import"),
+    bind(
+        S::Certificate,
+        &[(K::Char('e'), NONE)],
+        "e",
+        "export the certificate (never the key)",
+        C::ExportCertificate,
+        true,
+    )
+    .bar_as("export"),
+    bind(
+        S::Certificate,
+        &[(K::Char('s'), NONE)],
+        "s",
+        "show subject, validity and thumbprints",
+        C::ShowCertificate,
+        true,
+    )
+    .bar_as("show"),
+    bind(
+        S::CertificateList,
+        &[(K::Char('n'), NONE)],
+        "n",
+        "issue a certificate from the CA into a directory",
+        C::NewCertificate,
+        true,
+    )
+    .bar_as("issue"),
+    bind(
+        S::CertificateList,
+        &[(K::Char('i'), NONE)],
+        "i",
+        "add a certificate from a PEM file",
+        C::ImportCertificate,
+        true,
+    )
+    .bar_as("add"),
+    bind(
+        S::CertificateList,
+        &[(K::Char('R'), SHIFT), (K::Char('R'), NONE)],
+        "R",
+        "revoke the selected certificate (asks first)",
+        C::RevokeCertificate,
+        true,
+    )
+    .bar_as("revoke"),
+    bind(
+        S::CertificateList,
+        &[(K::Char('d'), NONE), (K::Delete, NONE)],
+        "d/Del",
+        "remove the selected certificate (asks first)",
+        C::RemoveCertificate,
+        true,
+    )
+    .bar_as("remove"),
     bind(
         S::Global,
         &[(K::Char('a'), NONE)],

@@ -9,6 +9,10 @@
 
 pub mod action;
 pub mod app;
+pub mod cert_actions;
+pub mod client_list;
+pub mod command_line;
+pub mod contrast;
 pub mod dashboard;
 pub mod diag_log;
 mod diff;
@@ -18,12 +22,14 @@ pub mod files;
 pub mod keymap;
 mod logging;
 pub mod node;
+pub mod rebase;
 mod runtime;
 pub mod theme;
 pub mod ui;
+pub mod users;
 pub mod validate;
 
 pub use action::{Action, Effect};
 pub use app::App;
 pub use error::ConsoleError;
-pub use runtime::{ConsoleOptions, run};
+pub use runtime::{ConsoleOptions, run, start};

@@ -5,7 +5,7 @@
 //! signals that end the process (SIGTERM, SIGHUP).
 
 use std::io::stdout;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -16,10 +16,12 @@ use ratatui::crossterm::event::{
 };
 use ratatui::crossterm::execute;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
+use std::sync::Arc;
+
+use crate::admin::{self, Admin, AdminClient, AdminService, DiagItem};
 use crate::broker::BrokerHandle;
 use crate::config::Config;
 
@@ -34,24 +36,78 @@ pub struct ConsoleOptions {
     pub config_path: PathBuf,
     /// `--theme`: overrides the config's `console.theme`.
     pub theme: Option<String>,
+    /// `roost console --attach PATH`: this admin socket, and never a broker of our own.
+    pub attach: Option<PathBuf>,
 }
 
-/// Runs the console on the config file against `broker` until the operator quits or a
-/// SIGTERM/SIGHUP arrives, and restores the terminal either way.
-///
-/// The console applies the file's configuration to `broker` at start. It does not own the
-/// broker: whoever started it shuts it down after this returns (the console may one day attach
-/// to a broker it did not start).
-pub async fn run(options: ConsoleOptions, broker: &BrokerHandle) -> Result<(), ConsoleError> {
-    let path = options.config_path;
+/// `roost`: attaches to the broker running on the config file when there is one (or to the
+/// socket named by `--attach`), else starts one in this process, serves its admin socket so
+/// that other consoles can attach, and stops it when the console ends.
+pub async fn start(options: ConsoleOptions) -> Result<(), ConsoleError> {
+    if let Some(socket) = &options.attach {
+        let client = AdminClient::connect(socket).await?;
+        let config_path = client.welcome().config_path.clone();
+        return run(
+            options.with_config(config_path),
+            &Admin::Attached(client),
+            None,
+        )
+        .await;
+    }
+    if let Some(client) = admin::attach_to_running(&options.config_path).await? {
+        return run(options, &Admin::Attached(client), None).await;
+    }
+    let path = options.config_path.clone();
     let config = Config::load_or_create(&path)?;
+    let text = std::fs::read_to_string(&path).ok();
+    let broker = BrokerHandle::spawn();
+    let service = AdminService::new(
+        broker.clone(),
+        path,
+        config,
+        text,
+        Arc::new(|_: &mut Config| {}),
+    );
+    let start_error = service
+        .apply_initial()
+        .await
+        .err()
+        .map(|err| err.to_string());
+    let server = admin::open_socket(&service);
+    let admin = Admin::InProcess(service);
+    let result = run(options, &admin, start_error).await;
+    drop(server);
+    admin.shutdown_if_owned().await;
+    result
+}
+
+impl ConsoleOptions {
+    fn with_config(mut self, config_path: PathBuf) -> ConsoleOptions {
+        self.config_path = config_path;
+        self
+    }
+}
+
+/// Runs the console against `admin` until the operator quits or a SIGTERM/SIGHUP arrives,
+/// and restores the terminal either way. `start_error`: why the broker refused the file's
+/// configuration at start. Stopping an owned broker is the caller's job.
+pub async fn run(
+    options: ConsoleOptions,
+    admin: &Admin,
+    start_error: Option<String>,
+) -> Result<(), ConsoleError> {
+    let path = options.config_path;
+    let applied = admin.applied();
+    let config = *applied.config;
     logging::init(&logging::log_path(&path))?;
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let theme = Theme::resolve(options.theme.as_deref(), &config.console.theme, no_color)?;
-    info!(config = %path.display(), "console starting");
+    info!(config = %path.display(), origin = %admin.origin(), "console starting");
 
-    let mut app = App::new(config.clone(), path.clone(), theme);
-    if let Err(err) = broker.apply(config).await {
+    let mut app = App::new(config, path.clone(), theme);
+    app.origin = admin.origin();
+    app.applied_generation = applied.generation;
+    if let Some(err) = start_error {
         warn!(error = %err, "the configuration was refused at start");
         app.popup = Some(Popup::Message(format!(
             "The broker did not start with {}:\n{err}\nFix the setting and press a to apply.",
@@ -73,7 +129,7 @@ pub async fn run(options: ConsoleOptions, broker: &BrokerHandle) -> Result<(), C
         let _ = execute!(stdout(), DisableMouseCapture);
         restore_screen(info);
     }));
-    let result = event_loop(&mut terminal, &mut app, broker).await;
+    let result = event_loop(&mut terminal, &mut app, admin).await;
     let _ = execute!(stdout(), DisableMouseCapture);
     ratatui::restore();
     info!("console stopped");
@@ -83,12 +139,15 @@ pub async fn run(options: ConsoleOptions, broker: &BrokerHandle) -> Result<(), C
 async fn event_loop(
     terminal: &mut DefaultTerminal,
     app: &mut App,
-    broker: &BrokerHandle,
+    admin: &Admin,
 ) -> Result<(), ConsoleError> {
     let (action_tx, mut action_rx) = mpsc::unbounded_channel::<Action>();
     let mut events = EventStream::new();
-    let mut diagnostics = broker.subscribe_diagnostics();
+    let mut diagnostics = admin.diagnostics().await?;
     let mut diagnostics_open = true;
+    let mut applied = admin.watch_applied();
+    applied.mark_unchanged();
+    let mut stats_poll: Option<tokio::task::JoinHandle<()>> = None;
     let mut poll = tokio::time::interval(Duration::from_secs(1));
     let mut render = tokio::time::interval(Duration::from_millis(50));
     let mut sigterm = signal(SignalKind::terminate()).map_err(ConsoleError::Signals)?;
@@ -103,7 +162,7 @@ async fn event_loop(
                 Some(Ok(Event::Mouse(mouse))) if mouse.kind == MouseEventKind::Down(MouseButton::Left) => {
                     let size = terminal.size().map_err(ConsoleError::Terminal)?;
                     let area = ratatui::layout::Rect::new(0, 0, size.width, size.height);
-                    match ui::tree_row_at(area, mouse.column, mouse.row) {
+                    match ui::tree_row_at(area, mouse.column, mouse.row, app) {
                         Some(row) => Action::SelectNode(row),
                         None => continue,
                     }
@@ -118,12 +177,25 @@ async fn event_loop(
             },
             Some(action) = action_rx.recv() => action,
             _ = poll.tick() => {
-                let finished = clients_poll.as_ref().is_none_or(|task| task.is_finished());
-                if finished {
-                    let broker = broker.clone();
+                // One request of each kind at a time: a slow broker is not asked again
+                // before it answered.
+                if clients_poll.as_ref().is_none_or(|task| task.is_finished()) {
+                    let admin = admin.clone();
                     let tx = action_tx.clone();
                     clients_poll = Some(tokio::spawn(async move {
-                        let _ = tx.send(Action::Clients(broker.clients().await));
+                        if let Ok(clients) = admin.clients().await {
+                            let _ = tx.send(Action::Clients(clients));
+                        }
+                    }));
+                }
+                if stats_poll.as_ref().is_none_or(|task| task.is_finished()) {
+                    let admin = admin.clone();
+                    let tx = action_tx.clone();
+                    stats_poll = Some(tokio::spawn(async move {
+                        let _ = tx.send(match admin.stats().await {
+                            Ok(stats) => Action::Stats(stats),
+                            Err(err) => Action::BrokerGone(err.to_string()),
+                        });
                     }));
                 }
                 let config = app.pending.clone();
@@ -131,17 +203,30 @@ async fn event_loop(
                 tokio::task::spawn_blocking(move || {
                     let _ = tx.send(Action::Files(files::inspect_all(&config)));
                 });
-                Action::Stats(broker.stats())
+                continue;
             }
             received = diagnostics.recv(), if diagnostics_open => match received {
-                Ok(event) => Action::Diag(event),
-                Err(RecvError::Lagged(lost)) => Action::DiagLagged(lost),
-                Err(RecvError::Closed) => {
+                Some(DiagItem::Event(event)) => Action::Diag(event),
+                Some(DiagItem::Lost(lost)) => Action::DiagLagged(lost),
+                None => {
                     diagnostics_open = false;
                     continue;
                 }
             },
+            changed = applied.changed() => match changed {
+                Ok(()) => Action::AppliedElsewhere(applied.borrow_and_update().clone()),
+                Err(_) => {
+                    // The connection closed: the watch will not change again.
+                    applied = tokio::sync::watch::channel(admin.applied()).1;
+                    continue;
+                }
+            },
             _ = render.tick() => {
+                if app.notice.is_some() {
+                    let before = app.notice.clone();
+                    app.update(Action::Tick(std::time::Instant::now()));
+                    needs_draw |= app.notice != before;
+                }
                 if needs_draw {
                     draw(terminal, app)?;
                     needs_draw = false;
@@ -156,7 +241,7 @@ async fn event_loop(
             if effect == Effect::Quit {
                 return Ok(());
             }
-            execute(effect, broker, app.config_path.clone(), &action_tx);
+            execute(effect, admin, &app.pending, &action_tx);
         }
         if app.should_quit {
             return Ok(());
@@ -179,53 +264,81 @@ fn draw(terminal: &mut DefaultTerminal, app: &App) -> Result<(), ConsoleError> {
 }
 
 /// Runs an effect in the background; its outcome comes back as an action.
+/// `pending` is the configuration being edited, which certificate actions work on.
 fn execute(
     effect: Effect,
-    broker: &BrokerHandle,
-    config_path: PathBuf,
+    admin: &Admin,
+    pending: &Config,
     actions: &mpsc::UnboundedSender<Action>,
 ) {
-    let broker = broker.clone();
+    let admin = admin.clone();
     let actions = actions.clone();
     match effect {
-        Effect::Apply(config) => {
+        Effect::Apply {
+            config,
+            overwrite_hand_edits,
+        } => {
             tokio::spawn(async move {
-                match broker.apply((*config).clone()).await {
-                    Ok(report) => {
-                        info!(changes = report.changes.len(), "configuration applied");
-                        let saved = save(*config, config_path).await;
-                        let _ = actions.send(Action::ApplyFinished(Ok(report)));
-                        let _ = actions.send(Action::Saved(saved));
-                    }
-                    Err(err) => {
-                        warn!(error = %err, "apply refused");
-                        let _ = actions.send(Action::ApplyFinished(Err(err.to_string())));
-                    }
+                let result = admin.apply(*config, overwrite_hand_edits).await;
+                match &result {
+                    Ok(outcome) => info!(
+                        changes = outcome.report.changes.len(),
+                        "configuration applied"
+                    ),
+                    Err(err) => warn!(error = %err, "apply refused"),
                 }
+                let _ = actions.send(Action::ApplyFinished(result));
+            });
+        }
+        Effect::ReloadFile => {
+            tokio::spawn(async move {
+                let _ = actions.send(Action::FileReloaded(admin.reload_file().await));
             });
         }
         Effect::Disconnect(client_id) => {
             tokio::spawn(async move {
-                let found = broker.disconnect_client(&client_id).await;
+                let found = admin.disconnect(&client_id).await.unwrap_or(false);
                 info!(client_id, found, "disconnect requested from the console");
                 let _ = actions.send(Action::Disconnected { client_id, found });
-                let _ = actions.send(Action::Clients(broker.clients().await));
+                if let Ok(clients) = admin.clients().await {
+                    let _ = actions.send(Action::Clients(clients));
+                }
+            });
+        }
+        Effect::DisconnectMany(client_ids) => {
+            tokio::spawn(async move {
+                let asked = client_ids.len();
+                let mut found = 0;
+                for client_id in client_ids {
+                    if admin.disconnect(&client_id).await.unwrap_or(false) {
+                        found += 1;
+                    }
+                }
+                info!(
+                    asked,
+                    found, "disconnect of the filtered clients requested from the console"
+                );
+                let _ = actions.send(Action::DisconnectedMany { asked, found });
+                if let Ok(clients) = admin.clients().await {
+                    let _ = actions.send(Action::Clients(clients));
+                }
             });
         }
         Effect::SetDiagnostics(enabled) => {
             info!(enabled, "diagnostics switched from the console");
-            broker.set_diagnostics(enabled);
+            tokio::spawn(async move {
+                if let Err(err) = admin.set_diagnostics(enabled).await {
+                    warn!(error = %err, "cannot switch diagnostics");
+                }
+            });
+        }
+        Effect::Certificate(command) => {
+            let pending = pending.clone();
+            tokio::task::spawn_blocking(move || {
+                info!(?command, "certificate action from the console");
+                let _ = actions.send(super::cert_actions::perform(&command, &pending));
+            });
         }
         Effect::Quit => {}
-    }
-}
-
-/// Writes the applied config atomically, off the async threads.
-async fn save(config: Config, path: PathBuf) -> Result<(), String> {
-    let result = tokio::task::spawn_blocking(move || config.save(Path::new(&path))).await;
-    match result {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(err)) => Err(err.to_string()),
-        Err(err) => Err(err.to_string()),
     }
 }

@@ -310,7 +310,7 @@ mod tests {
 
     #[test]
     fn unknown_colour_names_the_field() {
-        let text = BUILT_IN[0].1.replace("\"lightred\"", "\"notacolour\"");
+        let text = BUILT_IN[0].1.replace("\"#ff8787\"", "\"notacolour\"");
         let err = Theme::from_ron(&text).unwrap_err();
         assert!(err.contains("danger_fg"), "{err}");
     }

@@ -22,6 +22,16 @@ pub fn ws_path(input: &str) -> Result<String, String> {
     config::validate_ws_path(input.trim()).map(|()| input.trim().to_string())
 }
 
+/// Allowed WebSocket origins, comma-separated; empty allows any.
+pub fn origins(input: &str) -> Result<Vec<String>, String> {
+    input
+        .split(',')
+        .map(str::trim)
+        .filter(|origin| !origin.is_empty())
+        .map(|origin| config::validate_origin(origin).map(|()| origin.to_string()))
+        .collect()
+}
+
 /// A whole number within `min..=max`.
 pub fn number<T>(input: &str, min: T, max: T) -> Result<T, String>
 where

@@ -12,7 +12,8 @@ use super::properties::Properties;
 use super::reason::ReasonCode;
 
 /// The protocol level a client asked for in CONNECT.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+// Serialisable for the admin socket's client listings and diagnostics events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum ProtocolVersion {
     /// MQTT 3.1, protocol name "MQIsdp", level 3.
     V3_1,
@@ -47,7 +48,19 @@ impl std::fmt::Display for ProtocolVersion {
 }
 
 /// Quality of service of a message or a subscription.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub enum QoS {
     #[default]
     AtMostOnce = 0,
@@ -67,7 +80,7 @@ impl QoS {
 }
 
 /// The packet type, as carried in the high nibble of the fixed header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum PacketType {
     Connect = 1,
     ConnAck = 2,

@@ -4,7 +4,13 @@ const SHARE_PREFIX: &str = "$share/";
 
 /// A topic name that a PUBLISH may carry: not empty, no wildcards (MQTT-3.3.2-2, MQTT-4.7.3-1).
 pub fn is_valid_topic_name(topic: &str) -> bool {
-    !topic.is_empty() && !topic.contains(['+', '#'])
+    !topic.is_empty() && !has_wildcard(topic)
+}
+
+/// Whether `topic` contains `+` or `#`. A byte scan: both are ASCII, and a `str` search for
+/// a set of chars decodes every character.
+pub fn has_wildcard(topic: &str) -> bool {
+    topic.bytes().any(|byte| byte == b'+' || byte == b'#')
 }
 
 /// A topic filter a SUBSCRIBE may carry: not empty, `#` alone and last, `+` alone in its level
@@ -20,8 +26,26 @@ pub fn is_valid_topic_filter(filter: &str) -> bool {
 
 /// [`is_valid_topic_name`], and at most `max_levels` levels (`limits.max_topic_levels`).
 /// A name over the limit is treated as malformed: 0x90 Topic Name Invalid in v5.
+/// Checked in one pass over the bytes: every PUBLISH pays for it.
 pub fn is_valid_topic_name_within(topic: &str, max_levels: u32) -> bool {
-    is_valid_topic_name(topic) && within_levels(topic, max_levels)
+    if topic.is_empty() || max_levels == 0 {
+        return false;
+    }
+    // The levels are separated by `/` (MQTT 5.0 §4.7.1.1): one more level than separators.
+    let mut separators = 0u32;
+    for &byte in topic.as_bytes() {
+        match byte {
+            b'+' | b'#' => return false,
+            b'/' => {
+                separators += 1;
+                if separators >= max_levels {
+                    return false;
+                }
+            }
+            _ => {}
+        }
+    }
+    true
 }
 
 /// [`is_valid_topic_filter`], and at most `max_levels` levels (`limits.max_topic_levels`)
@@ -159,6 +183,17 @@ mod tests {
         // Still checks validity first.
         assert!(!is_valid_topic_filter_within("a/b#", 200));
         assert!(!is_valid_topic_name_within("a/+", 200));
+    }
+
+    proptest::proptest! {
+        /// The one-pass check agrees with its definition: a valid name within the levels.
+        #[test]
+        fn one_pass_name_check_agrees(topic in "[a/+#$ ]{0,12}", max_levels in 0u32..6) {
+            proptest::prop_assert_eq!(
+                is_valid_topic_name_within(&topic, max_levels),
+                is_valid_topic_name(&topic) && within_levels(&topic, max_levels)
+            );
+        }
     }
 
     #[test]

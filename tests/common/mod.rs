@@ -17,6 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 pub mod child;
+pub mod tls;
 
 /// How long a packet the test expects may take to arrive: generous, a loaded machine can be
 /// slow; only a failing test waits this long.

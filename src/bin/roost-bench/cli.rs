@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 
 use super::BenchError;
+use super::bad_logins::{BadLoginOptions, run_bad_logins};
 use super::compare::{CompareOptions, compare};
 use super::retained::{RetainedOptions, run_retained};
 use super::run::{RunOptions, Scenario, run};
@@ -21,6 +22,37 @@ pub enum BenchCommand {
     /// Store many retained messages, subscribe wildcard filters matching them, and measure
     /// other clients' QoS 1 round trips meanwhile.
     Retained(RetainedArgs),
+    /// Send CONNECTs with a wrong password at a steady rate, and measure other clients' QoS
+    /// 1 round trips meanwhile.
+    BadLogins(BadLoginArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BadLoginArgs {
+    /// Broker host name or address.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Broker TCP port.
+    #[arg(long, default_value_t = 1883)]
+    port: u16,
+    /// Bad CONNECTs per second.
+    #[arg(long, default_value_t = 100.0)]
+    rate: f64,
+    /// Seconds of bad CONNECTs.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Seconds of round trips alone before.
+    #[arg(long, default_value_t = 2.0)]
+    warm_up: f64,
+    /// Clients doing QoS 1 round trips (anonymously) meanwhile.
+    #[arg(long, default_value_t = 4)]
+    pingers: usize,
+    /// A username the broker knows, so that every attempt costs a real password check.
+    #[arg(long, default_value = "bench")]
+    username: String,
+    /// MQTT version: 3.1.1 or 5.
+    #[arg(long, default_value = "5", value_parser = parse_version)]
+    mqtt_version: ProtocolVersion,
 }
 
 #[derive(Debug, Args)]
@@ -102,6 +134,9 @@ pub struct RunArgs {
     /// that every QoS 1/2 message goes through the broker's store.
     #[arg(long)]
     persistent: bool,
+    /// Connect over a WebSocket on this URL path (such as /mqtt) instead of plain TCP.
+    #[arg(long, value_name = "PATH")]
+    websocket: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -131,6 +166,9 @@ pub struct CompareArgs {
     /// The Mosquitto executable.
     #[arg(long, default_value = "mosquitto")]
     mosquitto: PathBuf,
+    /// Also run the flat-out scenarios over WebSockets, beside TCP.
+    #[arg(long)]
+    websockets: bool,
     /// Also write the Markdown table to this file.
     #[arg(long)]
     output: Option<PathBuf>,
@@ -160,6 +198,19 @@ pub async fn run_command(command: BenchCommand) -> Result<(), BenchError> {
             BenchCommand::Run(args) => run_one(args).await,
             BenchCommand::Compare(args) => run_compare(args).await,
             BenchCommand::Retained(args) => run_retained_command(args).await,
+            BenchCommand::BadLogins(args) => {
+                let options = BadLoginOptions {
+                    address: resolve(&args.host, args.port).await?,
+                    rate: args.rate,
+                    duration: seconds(args.duration, "--duration")?,
+                    warm_up: seconds(args.warm_up, "--warm-up")?,
+                    pingers: args.pingers,
+                    username: args.username,
+                    version: args.mqtt_version,
+                };
+                print!("{}", run_bad_logins(&options).await?);
+                Ok(())
+            }
         }
     };
     tokio::select! {
@@ -235,6 +286,7 @@ async fn run_one(args: RunArgs) -> Result<(), BenchError> {
         inflight: args.inflight,
         broker_pid: args.broker_pid,
         persistent: args.persistent,
+        websocket: args.websocket,
     };
     let report = run(&options).await?;
     print!("{report}");
@@ -275,6 +327,7 @@ async fn run_compare(args: CompareArgs) -> Result<(), BenchError> {
         roost,
         baseline: args.baseline,
         mosquitto: args.mosquitto,
+        websockets: args.websockets,
     };
     let report = compare(&options).await?;
     let markdown = report.markdown();

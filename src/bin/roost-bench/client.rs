@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use super::BenchError;
 use super::stamp::Stamp;
@@ -30,9 +30,19 @@ const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// (a broker that stops reading must not hang the benchmark).
 pub const WRITE_STALL: Duration = Duration::from_secs(10);
 
-/// Writes all of `bytes`, or explains why it could not.
-pub async fn write_or_give_up(writer: &mut OwnedWriteHalf, bytes: &[u8]) -> Result<(), String> {
-    match tokio::time::timeout(WRITE_STALL, writer.write_all(bytes)).await {
+/// The read half of a connection: a TCP socket's, or a WebSocket's bytes.
+pub type Reader = Box<dyn AsyncRead + Send + Unpin>;
+/// The write half of a connection.
+pub type Writer = Box<dyn AsyncWrite + Send + Unpin>;
+
+/// Writes all of `bytes`, or explains why it could not. Flushed, as a WebSocket sends its
+/// frames only then (a TCP socket writes through).
+pub async fn write_or_give_up(writer: &mut Writer, bytes: &[u8]) -> Result<(), String> {
+    let written = async {
+        writer.write_all(bytes).await?;
+        writer.flush().await
+    };
+    match tokio::time::timeout(WRITE_STALL, written).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(format!("write failed: {e}")),
         Err(_) => Err(format!(
@@ -43,12 +53,11 @@ pub async fn write_or_give_up(writer: &mut OwnedWriteHalf, bytes: &[u8]) -> Resu
 }
 
 /// A connected client, between CONNACK and the start of the run.
-#[derive(Debug)]
 pub struct Connection {
     pub client_id: String,
     pub version: ProtocolVersion,
-    pub reader: OwnedReadHalf,
-    pub writer: OwnedWriteHalf,
+    pub reader: Reader,
+    pub writer: Writer,
     /// Bytes read past the last packet handled during setup.
     pub read_buf: BytesMut,
     /// How many QoS 1/2 PUBLISHes the broker accepts unacknowledged (v5 Receive Maximum;
@@ -56,20 +65,32 @@ pub struct Connection {
     pub broker_receive_maximum: u16,
 }
 
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("client_id", &self.client_id)
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Connection {
-    /// Opens a TCP connection and completes CONNECT / CONNACK with a clean session.
+    /// Opens a TCP connection (or a WebSocket on `websocket`, a URL path, over it) and
+    /// completes CONNECT / CONNACK with a clean session.
     pub async fn open(
         address: SocketAddr,
+        websocket: Option<&str>,
         version: ProtocolVersion,
         client_id: String,
     ) -> Result<Connection, BenchError> {
-        Connection::open_session(address, version, client_id, false).await
+        Connection::open_session(address, websocket, version, client_id, false).await
     }
 
     /// [`Connection::open`], with a persistent session when `persistent` (3.1.1 Clean
     /// Session 0, v5 Clean Start 0 with a Session Expiry Interval of an hour).
     pub async fn open_session(
         address: SocketAddr,
+        websocket: Option<&str>,
         version: ProtocolVersion,
         client_id: String,
         persistent: bool,
@@ -81,7 +102,17 @@ impl Connection {
         stream
             .set_nodelay(true)
             .map_err(|source| BenchError::io("TCP_NODELAY", source))?;
-        let (reader, writer) = stream.into_split();
+        let (reader, writer): (Reader, Writer) = match websocket {
+            None => {
+                let (reader, writer) = stream.into_split();
+                (Box::new(reader), Box::new(writer))
+            }
+            Some(path) => {
+                let (reader, writer) =
+                    tokio::io::split(open_websocket(address, path, stream).await?);
+                (Box::new(reader), Box::new(writer))
+            }
+        };
         let mut connection = Connection {
             client_id,
             version,
@@ -157,6 +188,10 @@ impl Connection {
         self.writer
             .write_all(&out)
             .await
+            .map_err(|source| BenchError::io("write", source))?;
+        self.writer
+            .flush()
+            .await
             .map_err(|source| BenchError::io("write", source))
     }
 
@@ -184,6 +219,31 @@ impl Connection {
             .await
             .map_err(|_| BenchError::Timeout("a reply from the broker during setup"))?
     }
+}
+
+/// The WebSocket upgrade on `path`, offering the `mqtt` subprotocol (MQTT-6.0.0-3), and the
+/// socket as a byte stream.
+async fn open_websocket(
+    address: SocketAddr,
+    path: &str,
+    stream: TcpStream,
+) -> Result<roost::broker::WsBytes<TcpStream>, BenchError> {
+    let refused = |why: String| BenchError::Refused {
+        client_id: String::new(),
+        what: "the WebSocket upgrade",
+        reason: why,
+    };
+    let mut request = format!("ws://{address}{path}")
+        .into_client_request()
+        .map_err(|e| refused(e.to_string()))?;
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        tokio_tungstenite::tungstenite::http::HeaderValue::from_static("mqtt"),
+    );
+    let (socket, _response) = tokio_tungstenite::client_async(request, stream)
+        .await
+        .map_err(|e| refused(e.to_string()))?;
+    Ok(roost::broker::WsBytes::new(socket))
 }
 
 /// A PUBLISH encoded once by the codec; each message copies it and patches only the bytes

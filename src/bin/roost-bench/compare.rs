@@ -30,6 +30,9 @@ pub struct CompareOptions {
     /// An earlier roost executable, run as a third broker.
     pub baseline: Option<PathBuf>,
     pub mosquitto: PathBuf,
+    /// Also run the flat-out scenarios over WebSockets (roost's listener and Mosquitto's
+    /// `protocol websockets` one), beside TCP.
+    pub websockets: bool,
 }
 
 impl CompareOptions {
@@ -116,6 +119,8 @@ pub struct ComparedScenario {
     pub qos: QoS,
     /// Published messages per second over all publishers; `None` is flat out.
     pub rate: Option<f64>,
+    /// Over WebSockets (path [`WS_PATH`]) rather than plain TCP.
+    pub websocket: bool,
 }
 
 impl ComparedScenario {
@@ -136,7 +141,8 @@ impl ComparedScenario {
             }
             None => "flat out".to_string(),
         };
-        format!("QoS {} {shape}, {load}", self.qos as u8)
+        let over = if self.websocket { " over ws" } else { "" };
+        format!("QoS {} {shape}, {load}{over}", self.qos as u8)
     }
 
     fn deliveries_per_publish(&self) -> f64 {
@@ -164,6 +170,7 @@ pub fn standard_scenarios(load: f64) -> Vec<ComparedScenario> {
                 subscribers,
                 qos,
                 rate: None,
+                websocket: false,
             };
             if limited {
                 compared.rate = Some(load / compared.deliveries_per_publish());
@@ -173,6 +180,27 @@ pub fn standard_scenarios(load: f64) -> Vec<ComparedScenario> {
     }
     scenarios
 }
+
+/// The scenarios of a comparison: the standard ones, then, with `websockets`, the flat-out ones
+/// again over WebSockets.
+pub fn compared_scenarios(load: f64, websockets: bool) -> Vec<ComparedScenario> {
+    let mut scenarios = standard_scenarios(load);
+    if websockets {
+        let over_ws: Vec<ComparedScenario> = scenarios
+            .iter()
+            .filter(|s| s.rate.is_none())
+            .map(|s| ComparedScenario {
+                websocket: true,
+                ..s.clone()
+            })
+            .collect();
+        scenarios.extend(over_ws);
+    }
+    scenarios
+}
+
+/// The URL path of every broker's WebSocket listener in a comparison.
+pub const WS_PATH: &str = "/mqtt";
 
 /// The result of one run in a comparison (or why it failed).
 #[derive(Debug)]
@@ -199,6 +227,8 @@ struct BrokerProcess {
     broker: BrokerUnderTest,
     child: Child,
     address: SocketAddr,
+    /// The WebSocket listener, when the comparison runs over WebSockets too.
+    ws_address: Option<SocketAddr>,
     directory: ScratchDir,
 }
 
@@ -211,9 +241,10 @@ impl Drop for BrokerProcess {
 }
 
 impl BrokerProcess {
-    fn start(broker: &BrokerUnderTest) -> Result<BrokerProcess, BenchError> {
+    fn start(broker: &BrokerUnderTest, websockets: bool) -> Result<BrokerProcess, BenchError> {
         let directory = ScratchDir::new(&broker.label)?;
         let address = free_local_address()?;
+        let ws_address = websockets.then(free_local_address).transpose()?;
         let log = std::fs::File::create(directory.path.join("broker.log")).map_err(|source| {
             BenchError::Io {
                 context: "cannot create the broker log",
@@ -237,15 +268,22 @@ impl BrokerProcess {
                     .arg("--tcp")
                     .arg(address.to_string())
                     .env("RUST_LOG", "warn");
+                if let Some(ws) = ws_address {
+                    command
+                        .arg("--ws")
+                        .arg(ws.to_string())
+                        .arg("--ws-path")
+                        .arg(WS_PATH);
+                }
                 command
             }
             BrokerKind::Mosquitto => {
                 let config_path = directory.path.join("mosquitto.conf");
-                std::fs::write(&config_path, mosquitto_config(address, running_as_root()))
-                    .map_err(|source| BenchError::Io {
-                        context: "cannot write the Mosquitto config",
-                        source,
-                    })?;
+                let config = mosquitto_config(address, ws_address, running_as_root());
+                std::fs::write(&config_path, config).map_err(|source| BenchError::Io {
+                    context: "cannot write the Mosquitto config",
+                    source,
+                })?;
                 let mut command = Command::new(&broker.program);
                 command.arg("-c").arg(&config_path);
                 command
@@ -263,6 +301,7 @@ impl BrokerProcess {
             broker: broker.clone(),
             child,
             address,
+            ws_address,
             directory,
         };
         process.wait_until_ready()?;
@@ -273,7 +312,10 @@ impl BrokerProcess {
         let started = Instant::now();
         loop {
             self.check_alive()?;
-            if TcpStream::connect_timeout(&self.address, Duration::from_millis(200)).is_ok() {
+            let ready = |address: &SocketAddr| {
+                TcpStream::connect_timeout(address, Duration::from_millis(200)).is_ok()
+            };
+            if ready(&self.address) && self.ws_address.as_ref().is_none_or(ready) {
                 return Ok(());
             }
             if started.elapsed() > READY_TIMEOUT {
@@ -325,7 +367,7 @@ pub fn roost_config(address: SocketAddr) -> String {
 /// The Mosquitto configuration for a comparison: one local listener, nothing on disk, the
 /// same inflight and queue limits roost gets, and Nagle's algorithm off as roost has it
 /// (with it on, delayed ACKs add tens of milliseconds to every QoS 0 delivery).
-pub fn mosquitto_config(address: SocketAddr, as_root: bool) -> String {
+pub fn mosquitto_config(address: SocketAddr, ws: Option<SocketAddr>, as_root: bool) -> String {
     let mut config = format!(
         "listener {} {}\n\
          allow_anonymous true\n\
@@ -339,6 +381,14 @@ pub fn mosquitto_config(address: SocketAddr, as_root: bool) -> String {
         address.port(),
         address.ip()
     );
+    if let Some(ws) = ws {
+        // Mosquitto's WebSocket listener serves any path, WS_PATH included.
+        config.push_str(&format!(
+            "listener {} {}\nprotocol websockets\n",
+            ws.port(),
+            ws.ip()
+        ));
+    }
     if as_root {
         // Run as root, Mosquitto would otherwise switch to the `mosquitto` user.
         config.push_str("user root\n");
@@ -397,13 +447,13 @@ impl Drop for ScratchDir {
 /// Starts the brokers, runs every scenario against each, and stops them again (also when
 /// this future is dropped, for example on Ctrl-C).
 pub async fn compare(options: &CompareOptions) -> Result<CompareReport, BenchError> {
-    let scenarios = standard_scenarios(options.load);
+    let scenarios = compared_scenarios(options.load, options.websockets);
     let brokers = options.brokers();
     // Collecting stops at the first broker that does not start; dropping the ones started
     // before it kills them.
     let mut processes = brokers
         .iter()
-        .map(BrokerProcess::start)
+        .map(|broker| BrokerProcess::start(broker, options.websockets))
         .collect::<Result<Vec<_>, _>>()?;
     let mut runs = Vec::new();
     for round in 0..options.rounds {
@@ -457,8 +507,13 @@ fn run_options(
     compared: &ComparedScenario,
     process: &BrokerProcess,
 ) -> RunOptions {
+    let (address, websocket) = match (compared.websocket, process.ws_address) {
+        (true, Some(ws)) => (ws, Some(WS_PATH.to_string())),
+        _ => (process.address, None),
+    };
     RunOptions {
-        address: process.address,
+        address,
+        websocket,
         scenario: compared.scenario,
         publishers: compared.publishers,
         subscribers: compared.subscribers,
@@ -635,6 +690,19 @@ impl CompareReport {
                     &summaries[other],
                 );
             }
+            // Over WebSockets, roost also against itself over TCP on the same scenario.
+            let tcp_twin = self.scenarios.iter().position(|s| {
+                compared.websocket
+                    && !s.websocket
+                    && ComparedScenario {
+                        websocket: true,
+                        ..s.clone()
+                    } == *compared
+            });
+            if let Some(twin) = tcp_twin {
+                let label = format!("{} ws/tcp", self.brokers[0].label);
+                write_ratio_row(&mut out, &label, &summaries[0], &self.summary(twin, 0));
+            }
         }
         out
     }
@@ -698,6 +766,37 @@ mod tests {
     const ROOST: usize = 0;
 
     #[test]
+    fn websockets_add_the_flat_out_scenarios_again_over_ws() {
+        let scenarios = compared_scenarios(20_000.0, true);
+        assert_eq!(scenarios.len(), 9);
+        assert!(scenarios[..6].iter().all(|s| !s.websocket));
+        assert!(
+            scenarios[6..]
+                .iter()
+                .all(|s| s.websocket && s.rate.is_none())
+        );
+        assert_eq!(scenarios[8].label(), "QoS 1 8 pairs, flat out over ws");
+        assert_eq!(
+            compared_scenarios(20_000.0, false),
+            standard_scenarios(20_000.0)
+        );
+    }
+
+    #[test]
+    fn mosquitto_gets_a_websocket_listener_when_asked() {
+        let config = mosquitto_config(
+            "127.0.0.1:18830".parse().unwrap(),
+            Some("127.0.0.1:19001".parse().unwrap()),
+            false,
+        );
+        assert!(config.contains("listener 18830 127.0.0.1\n"), "{config}");
+        assert!(
+            config.contains("listener 19001 127.0.0.1\nprotocol websockets\n"),
+            "{config}"
+        );
+    }
+
+    #[test]
     fn the_standard_scenarios_match_the_issue() {
         let scenarios = standard_scenarios(20_000.0);
         assert_eq!(scenarios.len(), 6);
@@ -716,14 +815,16 @@ mod tests {
 
     #[test]
     fn mosquitto_gets_the_same_limits_and_a_local_listener() {
-        let config = mosquitto_config("127.0.0.1:18830".parse().unwrap(), true);
+        let config = mosquitto_config("127.0.0.1:18830".parse().unwrap(), None, true);
         assert!(config.contains("listener 18830 127.0.0.1\n"));
         assert!(config.contains("persistence false\n"));
         assert!(config.contains("allow_anonymous true\n"));
         assert!(config.contains(&format!("max_queued_messages {MAX_QUEUED}\n")));
         assert!(config.contains("user root\n"));
         assert!(config.contains("set_tcp_nodelay true\n"));
-        assert!(!mosquitto_config("127.0.0.1:1".parse().unwrap(), false).contains("user root"));
+        assert!(
+            !mosquitto_config("127.0.0.1:1".parse().unwrap(), None, false).contains("user root")
+        );
     }
 
     /// A run that delivered `throughput` messages in one second with the given latencies
@@ -772,6 +873,7 @@ mod tests {
             roost: PathBuf::from("/build/roost"),
             baseline: None,
             mosquitto: PathBuf::from("mosquitto"),
+            websockets: false,
         }
     }
 

@@ -10,6 +10,7 @@
 //! `roost-bench run` drives one scenario against any broker; `roost-bench compare` starts
 //! `roost serve` and Mosquitto and runs the standard scenarios against both.
 
+mod bad_logins;
 mod cli;
 mod client;
 mod compare;

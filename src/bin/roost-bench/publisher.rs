@@ -6,11 +6,10 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::Notify;
 
 use super::client::{
-    Connection, MAX_INCOMING_PACKET, PING_EVERY, PublishTemplate, write_or_give_up,
+    Connection, MAX_INCOMING_PACKET, PING_EVERY, PublishTemplate, Reader, write_or_give_up,
 };
 use super::schedule::{Schedule, StopRule, StoppedGuard};
 use super::stamp::Stamp;
@@ -273,7 +272,7 @@ fn next_free_id(in_use: &[bool], after: u16) -> u16 {
 
 /// Reads what the broker sends a publisher: acknowledgements, PINGRESP, perhaps DISCONNECT.
 async fn read_acknowledgements(
-    mut reader: OwnedReadHalf,
+    mut reader: Reader,
     mut buf: BytesMut,
     version: ProtocolVersion,
     shared: Arc<Shared>,

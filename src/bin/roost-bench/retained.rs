@@ -140,7 +140,7 @@ pub async fn run_retained(options: &RetainedOptions) -> Result<RetainedReport, B
             .filter(|&i| filter_matches(&filter, &topic(i)))
             .count();
         let connection =
-            Connection::open(options.address, options.version, format!("rsub-{s}")).await?;
+            Connection::open(options.address, None, options.version, format!("rsub-{s}")).await?;
         subscribers.push((connection, filter, expected));
     }
     let recording = Arc::new(AtomicBool::new(false));
@@ -202,7 +202,7 @@ pub async fn run_retained(options: &RetainedOptions) -> Result<RetainedReport, B
 /// round trip after the last QoS 0 one, or the last PUBACK).
 async fn store(options: &RetainedOptions) -> Result<(), BenchError> {
     let mut connection =
-        Connection::open(options.address, options.version, "rstore".into()).await?;
+        Connection::open(options.address, None, options.version, "rstore".into()).await?;
     let payload = Bytes::from(vec![b'x'; options.payload]);
     let window = STORE_WINDOW.min(usize::from(connection.broker_receive_maximum).max(1));
     let mut out = BytesMut::new();
@@ -274,7 +274,7 @@ async fn next_packet(connection: &mut Connection) -> Result<Packet, BenchError> 
 }
 
 /// One QoS 1 PUBLISH and its PUBACK; returns how long it took.
-async fn round_trip(
+pub(super) async fn round_trip(
     connection: &mut Connection,
     topic: &str,
     packet_id: u16,
@@ -327,7 +327,8 @@ fn pingers_thread(
         let mut tasks = Vec::new();
         for p in 0..options.pingers {
             let connection =
-                Connection::open(options.address, options.version, format!("rping-{p}")).await?;
+                Connection::open(options.address, None, options.version, format!("rping-{p}"))
+                    .await?;
             tasks.push(tokio::spawn(ping(
                 connection,
                 p,

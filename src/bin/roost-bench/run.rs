@@ -84,6 +84,8 @@ pub struct RunOptions {
     pub broker_pid: Option<u32>,
     /// Subscribers keep persistent sessions, so that messages go through the store.
     pub persistent: bool,
+    /// Connect over a WebSocket on this URL path instead of plain TCP.
+    pub websocket: Option<String>,
 }
 
 impl RunOptions {
@@ -293,6 +295,7 @@ pub async fn run(options: &RunOptions) -> Result<RunReport, BenchError> {
         let client_id = format!("roost-bench-{run_id:08x}-sub-{index}");
         let mut connection = Connection::open_session(
             options.address,
+            options.websocket.as_deref(),
             options.version,
             client_id,
             options.persistent,
@@ -306,7 +309,13 @@ pub async fn run(options: &RunOptions) -> Result<RunReport, BenchError> {
         let client_id = format!("roost-bench-{run_id:08x}-pub-{index}");
         let template =
             PublishTemplate::new(&topic(index), options.qos, options.payload, options.version)?;
-        let connection = Connection::open(options.address, options.version, client_id).await?;
+        let connection = Connection::open(
+            options.address,
+            options.websocket.as_deref(),
+            options.version,
+            client_id,
+        )
+        .await?;
         publisher_connections.push((connection, template));
     }
 
@@ -504,6 +513,7 @@ mod tests {
             inflight: 100,
             broker_pid: None,
             persistent: false,
+            websocket: None,
         }
     }
 

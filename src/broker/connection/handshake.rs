@@ -28,7 +28,12 @@ pub const REFUSAL_READ_LIMIT: usize = 512;
 
 /// Authentication, decided before a session is touched. The connection limit was checked
 /// when the socket was accepted (see [`refuse_busy`]).
-pub(super) fn admit(connect: &Connect, config: &Config) -> Result<(), ReasonCode> {
+pub(super) async fn admit(
+    connect: &Connect,
+    config: &Config,
+    address: std::net::IpAddr,
+    shared: &BrokerState,
+) -> Result<(), ReasonCode> {
     // A will topic the broker would refuse in a PUBLISH: 0x90 Topic Name Invalid, "the Will
     // Topic Name is not malformed, but is not accepted by this Server" (MQTT 5.0 §3.2.2.2).
     if let Some(will) = &connect.will
@@ -36,7 +41,7 @@ pub(super) fn admit(connect: &Connect, config: &Config) -> Result<(), ReasonCode
     {
         return Err(ReasonCode::TopicNameInvalid);
     }
-    auth::authenticate(connect, config)
+    auth::authenticate(connect, config, address, &shared.auth, &shared.metrics).await
 }
 
 /// Answers a socket accepted over `limits.max_connections`: reads at most

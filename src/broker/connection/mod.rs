@@ -41,11 +41,11 @@ use self::reader::Reader;
 use self::writer::Writer;
 use super::api::{Direction, ListenerKind};
 use super::router::{ConnectRequest, RouterMsg};
-use super::session::ConnectionInfo;
+use super::session::{ClientCounters, ConnectionInfo};
 use super::state::BrokerState;
 use crate::mqtt::{Packet, ProtocolVersion, ReasonCode};
 
-pub use self::transport::{ByteStream, Input, Streamed};
+pub use self::transport::{ByteStream, Identified, Input, Streamed, StreamedInput};
 
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 8 * 1024;
@@ -115,6 +115,8 @@ async fn start<S: ByteStream>(
     let open_guard = OpenConnection(shared.clone());
     let config = shared.config();
     let limits = &config.limits;
+    // Who the client proved to be in the TLS handshake, if it presented a certificate.
+    let identity = stream.peer_identity();
     let (mut reader, mut writer) = stream.into_halves();
     // Taken when input arrives; see `reader`.
     let mut buffer = BytesMut::new();
@@ -154,8 +156,16 @@ async fn start<S: ByteStream>(
         }
     };
     let version = connect.protocol;
+    let mut connect = connect;
+    if config.broker.tls.certificate_common_name_as_username
+        && let Some(name) = identity.as_ref().and_then(|i| i.common_name.clone())
+    {
+        // The certificate's common name is the username: whatever the CONNECT says, the
+        // checks below and the topic permissions see the name the certificate proves.
+        connect.username = Some(name);
+    }
 
-    if let Err(reason) = admit(&connect, &config) {
+    if let Err(reason) = admit(&connect, &config, address.ip(), &shared).await {
         refuse(&mut writer, version, reason, limits.max_packet_size).await;
         discard_input(&mut reader, open_guard).await;
         return None;
@@ -181,6 +191,24 @@ async fn start<S: ByteStream>(
     };
     let client_id: Arc<str> = Arc::from(client_id);
     tracing::Span::current().record("client_id", &*client_id);
+    // A will goes out as a PUBLISH of its client: its topic must be writable by it.
+    if let Some(will) = &connect.will
+        && let Some(acl) = config
+            .acl
+            .for_client(connect.username.as_deref(), &client_id)
+        && !acl.may_write(&will.topic)
+    {
+        tracing::warn!(%address, client_id = %client_id, topic = %will.topic, "CONNECT refused: the will topic is not writable");
+        refuse(
+            &mut writer,
+            version,
+            ReasonCode::NotAuthorized,
+            limits.max_packet_size,
+        )
+        .await;
+        discard_input(&mut reader, open_guard).await;
+        return None;
+    }
     let negotiated = Negotiated::new(&connect, limits, assigned.then(|| client_id.clone()));
     // The server sends CONNACK first (MQTT-3.2.0-1) and nothing larger than the client's
     // Maximum Packet Size (MQTT-3.1.2-24). A client whose limit is below even the CONNACK
@@ -210,6 +238,7 @@ async fn start<S: ByteStream>(
     if shared.diagnostics.is_on() {
         shared.diagnostics.record(
             &client_id,
+            listener,
             Direction::In,
             &Packet::Connect(Box::new(connect.clone())),
             connect_size,
@@ -222,7 +251,9 @@ async fn start<S: ByteStream>(
     let (writer_ended, closed) = oneshot::channel::<()>();
     // Started once the session is attached (what the router sends meanwhile waits in the
     // link), so that it knows the session from the start.
+    let counters = std::sync::Arc::new(ClientCounters::default());
     let mut writing = Writer {
+        counters: counters.clone(),
         out: writer,
         outbox,
         version,
@@ -232,6 +263,7 @@ async fn start<S: ByteStream>(
         unacknowledged_qos1: unacknowledged_qos1.clone(),
         shared: shared.clone(),
         client_id: client_id.clone(),
+        transport: listener,
         router: router.clone(),
         connection_id,
         session: None,
@@ -251,8 +283,10 @@ async fn start<S: ByteStream>(
             address,
             listener,
             username: connect.username.clone(),
+            certificate: identity.map(|identity| identity.thumbprint),
             keep_alive_secs: negotiated.keep_alive,
             connected_since: SystemTime::now(),
+            counters: counters.clone(),
         },
         connack: negotiated.connack.clone(),
         reply,
@@ -277,6 +311,7 @@ async fn start<S: ByteStream>(
     tracing::debug!(%address, client_id = %client_id, %version, "client connected");
 
     let reader = Reader {
+        counters,
         reader,
         buffer,
         version,
@@ -288,6 +323,7 @@ async fn start<S: ByteStream>(
         unreleased_qos2: HashSet::new(),
         shared: shared.clone(),
         client_id: client_id.clone(),
+        transport: listener,
         router: router.clone(),
         session,
         connection_id,

@@ -2,6 +2,7 @@
 //! PINGREQ, enforces keep alive, our Receive Maximum and inbound topic aliases, and hands
 //! everything else to the router in batches.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -13,9 +14,10 @@ use tokio::sync::{mpsc, oneshot};
 use super::aliases::InboundAliases;
 use super::link::{ConnectionLink, Outbound};
 use super::{Ending, Input, READ_CHUNK};
-use crate::broker::api::Direction;
+use crate::broker::api::{Direction, ListenerKind};
 use crate::broker::metrics::Metrics;
 use crate::broker::router::RouterMsg;
+use crate::broker::session::ClientCounters;
 use crate::broker::state::BrokerState;
 use crate::broker::subscriptions::SessionKey;
 use crate::config::Limits;
@@ -25,6 +27,8 @@ use crate::mqtt::{Disconnect, Packet, ProtocolVersion, Publish, QoS, ReasonCode,
 const THROTTLE_LIMIT: Duration = Duration::from_millis(500);
 
 pub(super) struct Reader<R> {
+    /// This connection's message counts, shown in the console's client list.
+    pub(super) counters: std::sync::Arc<ClientCounters>,
     pub(super) reader: R,
     pub(super) buffer: BytesMut,
     pub(super) version: ProtocolVersion,
@@ -42,6 +46,8 @@ pub(super) struct Reader<R> {
     pub(super) unreleased_qos2: HashSet<u16>,
     pub(super) shared: Arc<BrokerState>,
     pub(super) client_id: Arc<str>,
+    /// For the diagnostics log.
+    pub(super) transport: ListenerKind,
     pub(super) router: mpsc::Sender<RouterMsg>,
     pub(super) session: SessionKey,
     pub(super) connection_id: u64,
@@ -182,10 +188,7 @@ impl<R: Input> Reader<R> {
                 }
                 ready = self.reader.ready() => {
                     let read = match ready {
-                        Ok(()) => {
-                            self.buffer.reserve(READ_CHUNK);
-                            self.reader.try_read_into(&mut self.buffer)
-                        }
+                        Ok(()) => read_available(&self.reader, &mut self.buffer),
                         Err(error) => Err(error),
                     };
                     match read {
@@ -247,9 +250,13 @@ impl<R: Input> Reader<R> {
 
     fn handle(&mut self, packet: Packet, size: usize) -> Step {
         if self.shared.diagnostics.is_on() {
-            self.shared
-                .diagnostics
-                .record(&self.client_id, Direction::In, &packet, size);
+            self.shared.diagnostics.record(
+                &self.client_id,
+                self.transport,
+                Direction::In,
+                &packet,
+                size,
+            );
         }
         match packet {
             Packet::PingReq => {
@@ -262,6 +269,7 @@ impl<R: Input> Reader<R> {
                         return protocol_error(ReasonCode::ReceiveMaximumExceeded);
                     }
                     Metrics::add(&self.shared.metrics.messages_received, 1);
+                    ClientCounters::add(&self.counters.received);
                     self.forward(Packet::Publish(publish))
                 }
                 Err(reason) => protocol_error(reason),
@@ -362,4 +370,26 @@ async fn sleep_until(at: Option<Instant>) {
         Some(at) => tokio::time::sleep_until(at.into()).await,
         None => std::future::pending().await,
     }
+}
+
+thread_local! {
+    /// Where a read into an empty buffer lands first (see [`read_available`]).
+    static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_CHUNK].into_boxed_slice());
+}
+
+/// Reads what is ready into `buffer`. A read into an empty buffer goes through this thread's
+/// scratch space, and only what arrived is kept: one allocation of the input's own size
+/// rather than a whole read chunk for a packet of a few dozen bytes, which would also stay
+/// allocated for as long as a queued payload decoded from it lives.
+fn read_available<R: Input>(input: &R, buffer: &mut BytesMut) -> std::io::Result<usize> {
+    if !buffer.is_empty() {
+        // The rest of a packet: read straight into the buffer that holds its beginning.
+        buffer.reserve(READ_CHUNK);
+        return input.try_read_into(buffer);
+    }
+    SCRATCH.with_borrow_mut(|scratch| {
+        let read = input.try_read(scratch)?;
+        *buffer = BytesMut::from(&scratch[..read]);
+        Ok(read)
+    })
 }

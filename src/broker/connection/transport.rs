@@ -8,7 +8,7 @@ use std::future::Future;
 use std::io;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, Interest, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::Mutex;
@@ -24,6 +24,31 @@ pub trait ByteStream: Send + 'static {
     /// Splits the stream. Dropping the output half ends the output direction (TCP: FIN);
     /// the stream closes when both are dropped.
     fn into_halves(self) -> (Self::Input, Self::Output);
+
+    /// The client certificate the peer presented, for transports that carry one (TLS).
+    fn peer_identity(&self) -> Option<crate::broker::tls::PeerIdentity> {
+        None
+    }
+}
+
+/// A byte stream with the identity a lower layer proved: a WebSocket over TLS (`wss://`)
+/// carries the TLS client certificate up to the MQTT connection.
+pub struct Identified<B> {
+    pub stream: B,
+    pub identity: Option<crate::broker::tls::PeerIdentity>,
+}
+
+impl<B: ByteStream> ByteStream for Identified<B> {
+    type Input = B::Input;
+    type Output = B::Output;
+
+    fn into_halves(self) -> (Self::Input, Self::Output) {
+        self.stream.into_halves()
+    }
+
+    fn peer_identity(&self) -> Option<crate::broker::tls::PeerIdentity> {
+        self.identity.clone()
+    }
 }
 
 /// The read half of a [`ByteStream`].
@@ -34,6 +59,9 @@ pub trait Input: Send + Sync + 'static {
     /// Appends what is ready to `buffer` without waiting: `Ok(0)` at the end of the stream,
     /// `WouldBlock` when nothing is ready.
     fn try_read_into(&self, buffer: &mut BytesMut) -> io::Result<usize>;
+
+    /// As [`Input::try_read_into`], into a slice.
+    fn try_read(&self, buffer: &mut [u8]) -> io::Result<usize>;
 }
 
 impl ByteStream for TcpStream {
@@ -47,11 +75,46 @@ impl ByteStream for TcpStream {
 
 impl Input for OwnedReadHalf {
     fn ready(&self) -> impl Future<Output = io::Result<()>> + Send {
-        self.readable()
+        // Polled readiness keeps one waker in the socket's registration; `readable()` would
+        // queue a waiter on a list and take it off again at every read. Only the
+        // connection's task ever waits on its read half.
+        std::future::poll_fn(|context| self.as_ref().poll_read_ready(context))
     }
 
     fn try_read_into(&self, buffer: &mut BytesMut) -> io::Result<usize> {
-        self.try_read_buf(buffer)
+        let offered = buffer.capacity() - buffer.len();
+        read_marking_drained(self, offered, || self.try_read_buf(buffer))
+    }
+
+    fn try_read(&self, buffer: &mut [u8]) -> io::Result<usize> {
+        let offered = buffer.len();
+        read_marking_drained(self, offered, || OwnedReadHalf::try_read(self, buffer))
+    }
+}
+
+/// Runs `read`, and when it returns less than the `offered` space, marks the socket as drained,
+/// so that the next [`Input::ready`] waits for epoll instead of reporting the old readiness
+/// and costing a read that fails with `WouldBlock`: one system call saved per read. A short
+/// read of a TCP socket means its receive queue was emptied; tokio's `AsyncRead` relies on the
+/// same, but its `try_read` keeps the readiness until a read would block. Data that arrives
+/// after the read raises a new readiness event, which the clearing does not hide.
+fn read_marking_drained(
+    half: &OwnedReadHalf,
+    offered: usize,
+    read: impl FnOnce() -> io::Result<usize>,
+) -> io::Result<usize> {
+    let mut got = 0;
+    let result = half.as_ref().try_io(Interest::READABLE, || {
+        got = read()?;
+        match got > 0 && got < offered {
+            // `try_io` clears the readiness it saw when its closure says `WouldBlock`.
+            true => Err(io::ErrorKind::WouldBlock.into()),
+            false => Ok(got),
+        }
+    });
+    match result {
+        Err(error) if error.kind() == io::ErrorKind::WouldBlock && got > 0 => Ok(got),
+        other => other,
     }
 }
 
@@ -133,6 +196,30 @@ impl<R: AsyncRead + Unpin + Send + 'static> Input for StreamedInput<R> {
             *buffer = std::mem::take(&mut state.input);
         } else {
             buffer.extend_from_slice(&state.input);
+            // Nothing is kept while the connection is idle.
+            state.input = BytesMut::new();
+        }
+        Ok(read)
+    }
+
+    fn try_read(&self, buffer: &mut [u8]) -> io::Result<usize> {
+        let Ok(mut state) = self.state.try_lock() else {
+            return Err(io::ErrorKind::WouldBlock.into());
+        };
+        if state.input.is_empty() {
+            if let Some(error) = state.error.take() {
+                state.ended = true;
+                return Err(error);
+            }
+            return match state.ended {
+                true => Ok(0),
+                false => Err(io::ErrorKind::WouldBlock.into()),
+            };
+        }
+        let read = state.input.len().min(buffer.len());
+        buffer[..read].copy_from_slice(&state.input[..read]);
+        let _ = state.input.split_to(read);
+        if state.input.is_empty() {
             // Nothing is kept while the connection is idle.
             state.input = BytesMut::new();
         }

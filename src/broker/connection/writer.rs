@@ -12,10 +12,11 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::aliases::OutboundAliases;
 use super::link::{Outbound, Outbox};
-use crate::broker::api::Direction;
+use crate::broker::api::{Direction, ListenerKind};
 use crate::broker::message::Delivery;
 use crate::broker::metrics::Metrics;
 use crate::broker::router::RouterMsg;
+use crate::broker::session::ClientCounters;
 use crate::broker::state::BrokerState;
 use crate::broker::subscriptions::SessionKey;
 use crate::mqtt::{
@@ -31,6 +32,8 @@ const BATCH_START: usize = 4 * 1024;
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub(super) struct Writer<W> {
+    /// This connection's message counts, shown in the console's client list.
+    pub(super) counters: std::sync::Arc<ClientCounters>,
     pub(super) out: W,
     pub(super) outbox: Outbox,
     pub(super) version: ProtocolVersion,
@@ -43,6 +46,8 @@ pub(super) struct Writer<W> {
     pub(super) unacknowledged_qos1: Arc<AtomicUsize>,
     pub(super) shared: Arc<BrokerState>,
     pub(super) client_id: Arc<str>,
+    /// For the diagnostics log.
+    pub(super) transport: ListenerKind,
     pub(super) router: mpsc::Sender<RouterMsg>,
     pub(super) connection_id: u64,
     /// The session attached to this connection (`None` only when attaching failed).
@@ -125,7 +130,13 @@ impl<W: AsyncWrite + Unpin + Send> Writer<W> {
         if batch.is_empty() {
             return Ok(());
         }
-        let result = tokio::time::timeout(WRITE_TIMEOUT, self.out.write_all(batch)).await;
+        // Flushed too: a TCP socket writes through, but a framing or encrypting stream
+        // (WebSockets, TLS) may hold the bytes until told to send them.
+        let written = async {
+            self.out.write_all(batch).await?;
+            self.out.flush().await
+        };
+        let result = tokio::time::timeout(WRITE_TIMEOUT, written).await;
         Metrics::add(&self.shared.metrics.bytes_sent, batch.len() as u64);
         batch.clear();
         match result {
@@ -149,6 +160,7 @@ impl<W: AsyncWrite + Unpin + Send> Writer<W> {
                 if self.shared.diagnostics.is_on() {
                     self.shared.diagnostics.record(
                         &self.client_id,
+                        self.transport,
                         Direction::Out,
                         &packet,
                         batch.len() - before,
@@ -190,12 +202,14 @@ impl<W: AsyncWrite + Unpin + Send> Writer<W> {
             Ok(()) => {
                 self.aliases.confirm(&publish.topic, alias);
                 Metrics::add(&self.shared.metrics.messages_sent, 1);
+                ClientCounters::add(&self.counters.sent);
                 if self.shared.diagnostics.is_on() {
                     let mut shown = publish.clone();
                     shown.qos = delivery.qos;
                     shown.packet_id = delivery.packet_id;
                     self.shared.diagnostics.record(
                         &self.client_id,
+                        self.transport,
                         Direction::Out,
                         &Packet::Publish(shown),
                         batch.len() - before,
@@ -206,6 +220,7 @@ impl<W: AsyncWrite + Unpin + Send> Writer<W> {
                 batch.truncate(before);
                 // Too large for the client: discarded as if sent (MQTT-3.1.2-25).
                 Metrics::add(&self.shared.metrics.messages_dropped, 1);
+                ClientCounters::add(&self.counters.dropped);
                 if let (Some(packet_id), Some(session)) = (delivery.packet_id, self.session)
                     && delivery.qos != QoS::AtMostOnce
                 {

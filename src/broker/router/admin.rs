@@ -8,6 +8,7 @@ use super::Router;
 use crate::broker::api::ClientInfo;
 use crate::broker::message::Message;
 use crate::broker::metrics::Metrics;
+use crate::broker::session::ClientCounters;
 use crate::broker::sys;
 use crate::mqtt::{Properties, Publish, QoS, ReasonCode};
 
@@ -30,6 +31,9 @@ impl Router {
                     inflight: session.inflight.len(),
                     queued: session.queue.len(),
                     connected_since: connected.info.connected_since,
+                    messages_in: ClientCounters::get(&connected.info.counters.received),
+                    messages_out: ClientCounters::get(&connected.info.counters.sent),
+                    dropped: ClientCounters::get(&connected.info.counters.dropped),
                 })
             })
             .collect();
@@ -49,6 +53,29 @@ impl Router {
             }
             _ => false,
         }
+    }
+
+    /// Closes the connections made with a revoked client certificate; how many.
+    pub(super) async fn disconnect_certificates(&mut self, thumbprints: &[Arc<str>]) -> usize {
+        let keys: Vec<_> = self
+            .sessions
+            .iter()
+            .filter(|(_, session)| {
+                session
+                    .connection
+                    .as_ref()
+                    .and_then(|connected| connected.info.certificate.as_ref())
+                    .is_some_and(|used| thumbprints.contains(used))
+            })
+            .map(|(key, _)| *key)
+            .collect();
+        for &key in &keys {
+            // 0x87 Not authorized: the credential it connected with is no longer accepted.
+            // Not the client's own DISCONNECT, so its will is published (MQTT-3.1.2-8).
+            self.close_connection(key, Some(ReasonCode::NotAuthorized), true)
+                .await;
+        }
+        keys.len()
     }
 
     /// The session, subscription and retained-message counts the metrics show.

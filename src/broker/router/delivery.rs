@@ -14,7 +14,7 @@ use super::{Router, store_failed, store_failure_reason};
 use crate::broker::connection::link::{Ack, AckKind, Outbound};
 use crate::broker::message::{Delivery, Message};
 use crate::broker::metrics::Metrics;
-use crate::broker::session::{Inflight, Queued, Session};
+use crate::broker::session::{ClientCounters, Inflight, Queued, Session};
 use crate::broker::subscriptions::SessionKey;
 use crate::mqtt::{PubResponse, Publish, QoS, ReasonCode};
 use crate::store::{QueuedRecord, Stage, StoreError, StoreOp};
@@ -25,6 +25,9 @@ pub(super) type RoutedCopy = (SessionKey, Queued);
 impl Router {
     /// A PUBLISH from a client: forwarded to the subscribers, then acknowledged.
     pub(super) async fn client_publish(&mut self, key: SessionKey, publish: Publish) {
+        if !self.publish_allowed(key, &publish) {
+            return;
+        }
         let Some(session) = self.sessions.get_mut(&key) else {
             return;
         };
@@ -238,6 +241,11 @@ impl Router {
                 .iter()
                 .filter_map(|m| m.subscription.identifier)
                 .collect();
+            // Delivery never crosses a read rule; checked only when rules exist.
+            if self.permissions_active && !self.may_receive(first.session, message.topic()) {
+                index = end;
+                continue;
+            }
             copies.push((
                 first.session,
                 Queued {
@@ -310,6 +318,9 @@ impl Router {
             }
             if session.is_queue_full(max_queued) || (immediate && !session.can_send_now()) {
                 Metrics::add(&self.shared.metrics.messages_dropped, 1);
+                if let Some(connected) = &session.connection {
+                    ClientCounters::add(&connected.info.counters.dropped);
+                }
                 continue;
             }
             queued.sequence = session.next_sequence();
@@ -344,6 +355,9 @@ impl Router {
                 if let Some(link) = session.link() {
                     if !link.try_send_qos0(delivery(&queued, None, false)) {
                         Metrics::add(&self.shared.metrics.messages_dropped, 1);
+                        if let Some(connected) = &session.connection {
+                            ClientCounters::add(&connected.info.counters.dropped);
+                        }
                     } else if self.congested.is_none() && link.backlog.is_congested() {
                         self.congested = Some(link.backlog.clone());
                     }

@@ -2,12 +2,13 @@
 //! closing a connection from the broker's side, session end and expiry, and the timer set
 //! that drives delayed wills and session expiry.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{ConnectRequest, Router};
 use crate::broker::connection::link::Outbound;
 use crate::broker::metrics::Metrics;
-use crate::broker::session::{Connected, Session};
+use crate::broker::session::{Connected, Session, SessionAccess};
 use crate::broker::subscriptions::SessionKey;
 use crate::mqtt::{Packet, ReasonCode};
 use crate::store::{SessionRecord, StoreOp, wall_clock};
@@ -67,12 +68,27 @@ impl Router {
         session.will = request.will.map(Box::new);
         session.window = request.window.max(1);
         session.defer_sends = self.persist.waits_for_sync && session.is_persistent();
+        let username: Option<Arc<str>> = request.info.username.as_deref().map(Arc::from);
+        match (&mut session.access, username) {
+            (Some(access), username) => access.username = username,
+            (None, None) => {}
+            (None, username) => {
+                session.access = Some(Box::new(SessionAccess {
+                    username,
+                    ..SessionAccess::default()
+                }))
+            }
+        }
         session.connection = Some(Connected {
             link: request.link,
-            info: request.info,
+            info: Box::new(request.info),
         });
         let mut connack = request.connack;
         connack.session_present = session_present;
+        self.attach_permissions(key);
+        let Some(session) = self.sessions.get_mut(&key) else {
+            return;
+        };
         session.send_packet(Packet::ConnAck(connack));
         let _ = request.reply.send(key);
         if session.is_persistent() {

@@ -8,6 +8,7 @@
 //! - [`wills`]: holding a will for its delay and publishing it;
 //! - [`delivery`]: routing a PUBLISH, delivering, the inflight window and acknowledgements;
 //! - [`subscribe`]: SUBSCRIBE and UNSUBSCRIBE;
+//! - [`permissions`]: topic permissions on PUBLISH, SUBSCRIBE, delivery and wills;
 //! - [`retained`]: the retained messages, and those a new subscription gets, in chunks
 //!   across router turns;
 //! - [`retained_sweep`]: purging expired retained messages from the one-second tick;
@@ -19,6 +20,7 @@
 mod admin;
 mod delivery;
 mod lifecycle;
+mod permissions;
 mod persist;
 mod retained;
 mod retained_sweep;
@@ -107,6 +109,12 @@ pub enum RouterMsg {
         client_id: String,
         reply: oneshot::Sender<bool>,
     },
+    /// Closes the connections made with one of these client certificates (SHA-256
+    /// thumbprints): they were revoked. Replies with how many were closed.
+    DisconnectCertificates {
+        thumbprints: Vec<Arc<str>>,
+        reply: oneshot::Sender<usize>,
+    },
     /// Closes every connection with this v5 reason (shutdown, service disabled).
     DisconnectAll {
         reason: ReasonCode,
@@ -124,6 +132,10 @@ pub struct Router {
     persist: Persistence,
     limits: Limits,
     sys_interval: Option<Duration>,
+    /// The topic permissions of the applied configuration.
+    permissions: Arc<crate::auth::acl::TopicPermissions>,
+    /// Some rule exists: deliveries may need a read check.
+    permissions_active: bool,
     /// Boxed: the map's spare buckets then cost a pointer each, not a whole session.
     sessions: HashMap<SessionKey, Box<Session>>,
     by_client_id: HashMap<Arc<str>, SessionKey>,
@@ -153,6 +165,8 @@ impl Router {
             persist: Persistence::new(store),
             limits: Limits::default(),
             sys_interval: None,
+            permissions: Arc::default(),
+            permissions_active: false,
             sessions: HashMap::new(),
             by_client_id: HashMap::new(),
             next_session_key: 1,
@@ -365,6 +379,7 @@ impl Router {
                     0 => None,
                     secs => Some(Duration::from_secs(u64::from(secs))),
                 };
+                self.set_permissions(&config.acl);
             }
             RouterMsg::Clients(reply) => {
                 let _ = reply.send(self.clients());
@@ -372,6 +387,10 @@ impl Router {
             RouterMsg::DisconnectClient { client_id, reply } => {
                 let found = self.disconnect_client(&client_id).await;
                 let _ = reply.send(found);
+            }
+            RouterMsg::DisconnectCertificates { thumbprints, reply } => {
+                let closed = self.disconnect_certificates(&thumbprints).await;
+                let _ = reply.send(closed);
             }
             RouterMsg::DisconnectAll {
                 reason,

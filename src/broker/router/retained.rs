@@ -283,6 +283,10 @@ impl Router {
             }
             ready |= self.pending_retained.by_session.contains_key(&key);
             for message in chunk.drain(..) {
+                // Retained messages obey the read rules as live ones do.
+                if !self.may_receive(key, message.topic()) {
+                    continue;
+                }
                 let queued = Queued {
                     sequence: 0,
                     qos: message.publish.qos.min(subscription.options.qos),

@@ -3,8 +3,10 @@
 //! in chunks by [`super::retained`]).
 
 use super::lifecycle::session_record;
+use super::permissions;
 use super::persist::Persistence;
 use super::{Router, store_failed};
+use crate::auth::acl::SubscriptionVerdict;
 use crate::broker::metrics::Metrics;
 use crate::broker::session::Session;
 use crate::broker::subscriptions::{FilterRef, SessionKey, Subscription, SubscriptionTree};
@@ -45,6 +47,19 @@ impl Router {
             let parsed = FilterRef::parse(&request.filter);
             if !topic::is_valid_topic_filter_within(&request.filter, self.limits.max_topic_levels) {
                 reasons.push(ReasonCode::TopicFilterInvalid);
+                continue;
+            }
+            // A filter matching no topic the client may read is refused: 0x87 Not
+            // authorized (MQTT 5.0 §3.9.3); 3.1.1 encodes it as 0x80 Failure (§3.9.3).
+            if permissions::verdict(session.acl(), &request.filter) == SubscriptionVerdict::Refused
+            {
+                Metrics::add(&self.shared.metrics.subscriptions_denied, 1);
+                tracing::info!(
+                    client_id = %session.client_id,
+                    filter = %request.filter,
+                    "SUBSCRIBE refused: no topic it matches is readable by this client"
+                );
+                reasons.push(ReasonCode::NotAuthorized);
                 continue;
             }
             let subscription = Subscription {
@@ -93,6 +108,7 @@ impl Router {
         if !saved {
             retained.clear();
         }
+        permissions::refresh_delivery_check(session);
         session.send_packet(Packet::SubAck(SubAck {
             packet_id: subscribe.packet_id,
             properties: Properties::default(),
@@ -161,6 +177,7 @@ impl Router {
                 self.pending_retained.cancel(key, &change.filter);
             }
         }
+        permissions::refresh_delivery_check(session);
         session.send_packet(Packet::UnsubAck(UnsubAck {
             packet_id: unsubscribe.packet_id,
             properties: Properties::default(),

@@ -38,8 +38,10 @@ fn connection_info() -> ConnectionInfo {
         address: SocketAddr::from((Ipv4Addr::LOCALHOST, 1883)),
         listener: ListenerKind::Tcp,
         username: None,
+        certificate: None,
         keep_alive_secs: 60,
         connected_since: SystemTime::now(),
+        counters: Default::default(),
     }
 }
 
@@ -80,7 +82,7 @@ pub(super) fn connected_session(protocol: ProtocolVersion, window: usize) -> (Se
     session.window = window;
     session.connection = Some(Connected {
         link,
-        info: connection_info(),
+        info: Box::new(connection_info()),
     });
     (session, receiver)
 }

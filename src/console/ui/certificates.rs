@@ -6,7 +6,7 @@
 //! │   CA private key (PEM)         (none)          │
 //! │ Status: configured, can issue certificates     │  summary
 //! │   ca.pem: 1 certificate (1302 bytes)           │  what is on disk
-//! │ TLS settings are stored, not active yet.       │
+//! │ n new · i import · e export · s show           │  actions
 //! └────────────────────────────────────────────────┘
 //! ┌ Client Certificates ──────────────────────────┐
 //! │ Thumbprint        Subject          Status      │  table
@@ -22,12 +22,15 @@ use crate::config::ClientCertificateStatus;
 use crate::console::app::{App, Focus};
 use crate::console::files::FileState;
 use crate::console::node::Node;
+use crate::pki::PkiPaths;
 
 use super::form;
 use super::widgets::{pane_block, truncate};
 
-const NOT_ACTIVE: &str = "TLS and certificates are stored in the configuration, not active yet: \
-                          the broker reports them as such on Apply.";
+const CERTIFICATE_KEYS: &str = "n new · i import · e export · s show. The broker uses the files \
+                                from the next Apply.";
+const CLIENT_KEYS: &str = "n issue · i add · Space Authorized/Revoked · R revoke · d remove; \
+                           in effect at Apply.";
 
 pub fn draw_certificate(frame: &mut Frame, area: Rect, app: &App) {
     let block = pane_block(app, app.node.pane_title());
@@ -37,24 +40,36 @@ pub fn draw_certificate(frame: &mut Frame, area: Rect, app: &App) {
         Layout::vertical([Constraint::Length(5), Constraint::Min(0)]).areas(inner);
     form::draw_fields(frame, form_area, app, app.node);
     let theme = &app.theme;
-    let certs = &app.pending.certificates;
+    let paths = PkiPaths::new(&app.pending.certificates, &app.pending.persistence.data_dir);
     let (cert, key) = match app.node {
-        Node::CertificateAuthority => (&certs.ca_certificate, &certs.ca_private_key),
-        _ => (&certs.server_certificate, &certs.server_private_key),
+        Node::CertificateAuthority => (&paths.ca_certificate, &paths.ca_private_key),
+        _ => (&paths.server_certificate, &paths.server_private_key),
     };
-    let status = match (cert, key, app.node) {
-        (None, _, _) => "not configured".to_string(),
-        (Some(_), Some(_), Node::CertificateAuthority) => {
-            "configured, with private key (can issue client certificates)".to_string()
+    let present = |path: &std::path::Path, key: bool| match app.files.get(path) {
+        Some(FileState::Pem {
+            certificates,
+            private_key,
+            ..
+        }) => match key {
+            true => *private_key,
+            false => *certificates > 0,
+        },
+        _ => false,
+    };
+    let status = match (present(cert, false), present(key, true), app.node) {
+        (false, _, Node::CertificateAuthority) => "none yet (n creates one)".to_string(),
+        (false, _, _) => "none yet (made at the first TLS start, or n)".to_string(),
+        (true, true, Node::CertificateAuthority) => {
+            "present, with private key (can issue client certificates)".to_string()
         }
-        (Some(_), None, Node::CertificateAuthority) => {
-            "configured, without private key (cannot issue certificates)".to_string()
+        (true, false, Node::CertificateAuthority) => {
+            "present, without private key (cannot issue certificates)".to_string()
         }
-        (Some(_), Some(_), _) => "configured, with private key".to_string(),
-        (Some(_), None, _) => "configured, private key missing (TLS needs it)".to_string(),
+        (true, true, _) => "present, with private key".to_string(),
+        (true, false, _) => "present, private key missing (TLS needs it)".to_string(),
     };
     let mut lines = vec![Line::from(format!("Status: {status}")).style(theme.value())];
-    for path in [cert, key].into_iter().flatten() {
+    for path in [cert, key] {
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -70,7 +85,7 @@ pub fn draw_certificate(frame: &mut Frame, area: Rect, app: &App) {
         ]));
     }
     lines.push(Line::from(""));
-    lines.push(Line::styled(NOT_ACTIVE, theme.warning()));
+    lines.push(Line::styled(CERTIFICATE_KEYS, theme.dim()));
     frame.render_widget(
         Paragraph::new(lines).wrap(Wrap { trim: true }),
         summary_area,
@@ -128,7 +143,7 @@ pub fn draw_client_certificates(frame: &mut Frame, area: Rect, app: &App) {
     );
     let note = vec![
         Line::styled("Revoked takes precedence over Authorized.", theme.dim()),
-        Line::styled(NOT_ACTIVE, theme.warning()),
+        Line::styled(CLIENT_KEYS, theme.dim()),
     ];
     frame.render_widget(Paragraph::new(note).wrap(Wrap { trim: true }), note_area);
 }
@@ -145,13 +160,8 @@ pub fn draw_users(frame: &mut Frame, area: Rect, app: &App) {
         .users
         .iter()
         .map(|user| {
-            // Only the scheme of the PHC string is shown: `$argon2id$v=19$...` → argon2id.
-            let scheme = user
-                .password_hash
-                .split('$')
-                .nth(1)
-                .unwrap_or("unknown")
-                .to_string();
+            // Only the kind of hash is shown: `$argon2id$v=19$...` → argon2id.
+            let scheme = crate::auth::password::scheme(&user.password_hash).to_string();
             Row::new(vec![user.username.clone(), scheme])
         })
         .collect();
@@ -162,10 +172,10 @@ pub fn draw_users(frame: &mut Frame, area: Rect, app: &App) {
         rows,
         ["Username", "Password hash"],
         [Constraint::Min(16), Constraint::Length(14)],
-        "No users configured (users in the config file).",
+        "No users configured: n adds one.",
     );
     let required = if app.pending.broker.require_credentials {
-        "Client credentials are required (stored, not active yet)."
+        "Client credentials are required: a client without a listed username and its password is refused."
     } else {
         "Client credentials are not required (Broker → Require client credentials)."
     };

@@ -1,12 +1,13 @@
-//! The connected clients.
+//! The connected clients: a filtered, sorted table drawn a screenful at a time (10,000
+//! clients cost no more per frame than 20), and a detail pane for the selected one.
 //!
 //! ```text
-//! ┌ Connected Clients (3) ─────────────────────────────────┐
-//! │ Client ID      Address          Proto  Subs Infl Queue │  table
-//! │ sensor-1       127.0.0.1:50432  5.0       2    0     0 │
-//! │ ─────────────────────────────────────────────────────── │
-//! │ keep alive 60 s · since 12:00:01 · user none · TCP      │  details of the selected one
-//! └────────────────────────────────────────────────────────┘
+//! ┌ Clients 3 of 10000 · filter "sensor" · sort Queue ↓ ───────────┐
+//! │ Client ID      Address          Queue Infl User   Proto Subs   │  table
+//! │ sensor-1       127.0.0.1:50432      0    0 none   5.0      2   │
+//! │ ─────────────────────────────────────────────────────────────── │
+//! │ sensor-1 · 127.0.0.1:50432 over TCP · keep alive 60 s · …       │  details
+//! └────────────────────────────────────────────────────────────────┘
 //! ```
 
 use ratatui::Frame;
@@ -14,96 +15,197 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::Line;
 use ratatui::widgets::{Paragraph, Row, Table, TableState, Wrap};
 
-use crate::console::app::{App, Focus};
+use crate::broker::ClientInfo;
+use crate::console::app::{App, EditTarget, Focus};
+use crate::console::client_list::ClientColumn;
 use crate::console::node::Node;
 
 use super::widgets::{pane_block, time_of_day};
 
+/// Columns in the order shown; the first ones stay on narrow terminals.
+const KEY_COLUMNS: [ClientColumn; 6] = [
+    ClientColumn::ClientId,
+    ClientColumn::Address,
+    ClientColumn::Queued,
+    ClientColumn::Inflight,
+    ClientColumn::Dropped,
+    ClientColumn::Rate,
+];
+const MORE_COLUMNS: [ClientColumn; 7] = [
+    ClientColumn::MessagesIn,
+    ClientColumn::MessagesOut,
+    ClientColumn::User,
+    ClientColumn::Transport,
+    ClientColumn::Protocol,
+    ClientColumn::Subscriptions,
+    ClientColumn::Since,
+];
+/// The width from which every column fits.
+const WIDE: u16 = 110;
+
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let theme = &app.theme;
-    let title = format!("Connected Clients ({})", app.clients.len());
+    let list = &app.clients;
+    let mut title = if list.filter.is_empty() {
+        format!("Connected Clients ({})", list.all.len())
+    } else {
+        format!("Clients {} of {}", list.len(), list.all.len())
+    };
+    let editing_filter = app
+        .editing
+        .as_ref()
+        .is_some_and(|e| e.target == EditTarget::ClientFilter);
+    if !list.filter.is_empty() || editing_filter {
+        title.push_str(&format!(" · filter {:?}", list.filter));
+    }
+    if list.sort != ClientColumn::ClientId || list.descending {
+        title.push_str(&format!(
+            " · sort {} {}",
+            list.sort.title(),
+            if list.descending { "↓" } else { "↑" }
+        ));
+    }
     let block = pane_block(app, &title);
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    if app.clients.is_empty() {
+    if list.all.is_empty() {
         frame.render_widget(
             Paragraph::new(Line::styled("No clients connected.", theme.dim())),
             inner,
         );
         return;
     }
+    let details_height = if list.detail { 9 } else { 3 };
     let [table_area, details_area] =
-        Layout::vertical([Constraint::Min(2), Constraint::Length(3)]).areas(inner);
-    // Narrow terminals drop the columns that the details line repeats.
-    let wide = table_area.width >= 64;
-    let header: Vec<&str> = if wide {
-        vec![
-            "Client ID",
-            "Address",
-            "Proto",
-            "Subs",
-            "Infl",
-            "Queue",
-            "Since",
-        ]
-    } else {
-        vec!["Client ID", "Address", "Proto", "Subs"]
-    };
-    let header = Row::new(header).style(theme.block_title(false));
-    let rows = app.clients.iter().map(|client| {
-        let mut cells = vec![
-            client.client_id.to_string(),
-            client.address.to_string(),
-            client.protocol.to_string(),
-            format!("{:>4}", client.subscriptions),
-        ];
-        if wide {
-            cells.extend([
-                format!("{:>4}", client.inflight),
-                format!("{:>5}", client.queued),
-                time_of_day(client.connected_since, false),
-            ]);
-        }
-        Row::new(cells)
-    });
-    let mut widths = vec![
-        Constraint::Min(10),
-        Constraint::Length(21),
-        Constraint::Length(5),
-        Constraint::Length(4),
-    ];
+        Layout::vertical([Constraint::Min(2), Constraint::Length(details_height)]).areas(inner);
+    let wide = table_area.width >= WIDE;
+    let mut columns: Vec<ClientColumn> = KEY_COLUMNS.to_vec();
     if wide {
-        widths.extend([
-            Constraint::Length(4),
-            Constraint::Length(5),
-            Constraint::Length(8),
-        ]);
+        columns.extend(MORE_COLUMNS);
     }
+    let header = Row::new(columns.iter().map(|column| {
+        if *column == list.sort {
+            format!(
+                "{}{}",
+                column.title(),
+                if list.descending { "↓" } else { "↑" }
+            )
+        } else {
+            column.title().to_string()
+        }
+    }))
+    .style(theme.block_title(false));
+
+    // Only the rows on screen are built.
+    let visible = usize::from(table_area.height.saturating_sub(1)).max(1);
+    let selected = app.cursor_of(Node::Clients);
+    let first = selected.saturating_sub(visible - 1);
+    let rows = (first..list.len().min(first + visible)).filter_map(|row| {
+        let client = list.row(row)?;
+        let rate = list.rate(row);
+        Some(Row::new(
+            columns.iter().map(|column| cell(client, rate, *column)),
+        ))
+    });
+    let widths: Vec<Constraint> = columns.iter().map(|c| width(*c)).collect();
     let focused = app.focus == Focus::Pane && app.popup.is_none();
     let table = Table::new(rows, widths)
         .header(header)
         .row_highlight_style(theme.selection(focused))
         .style(theme.value());
-    let mut state = TableState::default().with_selected(Some(app.cursor_of(Node::Clients)));
+    let mut state = TableState::default().with_selected(Some(selected - first));
     frame.render_stateful_widget(table, table_area, &mut state);
 
-    if let Some(client) = app.clients.get(app.cursor_of(Node::Clients)) {
-        let details = format!(
-            "{} · {} over {} · keep alive {} s · user {} · connected since {} UTC · \
-             {} subscriptions, {} inflight, {} queued",
-            client.client_id,
-            client.address,
-            client.listener,
-            client.keep_alive_secs,
-            client.username.as_deref().unwrap_or("none"),
-            time_of_day(client.connected_since, false),
-            client.subscriptions,
-            client.inflight,
-            client.queued,
-        );
+    if let Some(client) = app.selected_client() {
+        let rate = list.rate(selected);
+        let lines = if list.detail {
+            detail_lines(client, rate)
+        } else {
+            vec![Line::from(format!(
+                "{} · {} over {} · keep alive {} s · user {} · since {} UTC · {} subscriptions, \
+                 {} inflight, {} queued · in {} out {} dropped {} · {rate:.1} msg/s · Enter: details",
+                client.client_id,
+                client.address,
+                client.listener,
+                client.keep_alive_secs,
+                client.username.as_deref().unwrap_or("none"),
+                time_of_day(client.connected_since, false),
+                client.subscriptions,
+                client.inflight,
+                client.queued,
+                client.messages_in,
+                client.messages_out,
+                client.dropped,
+            ))]
+        };
         frame.render_widget(
-            Paragraph::new(Line::styled(details, theme.dim())).wrap(Wrap { trim: true }),
+            Paragraph::new(lines)
+                .style(theme.dim())
+                .wrap(Wrap { trim: true }),
             details_area,
         );
+    }
+}
+
+fn detail_lines(client: &ClientInfo, rate: f64) -> Vec<Line<'static>> {
+    vec![
+        Line::from(format!("Client ID      {}", client.client_id)),
+        Line::from(format!(
+            "Connection     {} over {}, MQTT {}",
+            client.address, client.listener, client.protocol
+        )),
+        Line::from(format!(
+            "User           {}",
+            client.username.as_deref().unwrap_or("none")
+        )),
+        Line::from(format!(
+            "Keep alive     {} s · connected since {} UTC",
+            client.keep_alive_secs,
+            time_of_day(client.connected_since, false)
+        )),
+        Line::from(format!(
+            "Queues         {} subscriptions · {} inflight · {} queued",
+            client.subscriptions, client.inflight, client.queued
+        )),
+        Line::from(format!(
+            "Messages       {} in · {} out · {} dropped · {rate:.1} msg/s now",
+            client.messages_in, client.messages_out, client.dropped
+        )),
+        Line::from("Enter: close details · x: disconnect"),
+    ]
+}
+
+fn cell(client: &ClientInfo, rate: f64, column: ClientColumn) -> String {
+    match column {
+        ClientColumn::MessagesIn => format!("{:>8}", client.messages_in),
+        ClientColumn::MessagesOut => format!("{:>8}", client.messages_out),
+        ClientColumn::Dropped => format!("{:>5}", client.dropped),
+        ClientColumn::Rate => format!("{rate:>6.1}"),
+        ClientColumn::ClientId => client.client_id.to_string(),
+        ClientColumn::Address => client.address.to_string(),
+        ClientColumn::User => client.username.clone().unwrap_or_default(),
+        ClientColumn::Transport => client.listener.transport().to_string(),
+        ClientColumn::Protocol => client.protocol.to_string(),
+        ClientColumn::Subscriptions => format!("{:>4}", client.subscriptions),
+        ClientColumn::Inflight => format!("{:>5}", client.inflight),
+        ClientColumn::Queued => format!("{:>6}", client.queued),
+        ClientColumn::Since => time_of_day(client.connected_since, false),
+    }
+}
+
+fn width(column: ClientColumn) -> Constraint {
+    match column {
+        ClientColumn::MessagesIn | ClientColumn::MessagesOut => Constraint::Length(9),
+        ClientColumn::Dropped => Constraint::Length(6),
+        ClientColumn::Rate => Constraint::Length(7),
+        ClientColumn::ClientId => Constraint::Min(10),
+        ClientColumn::Address => Constraint::Length(21),
+        ClientColumn::Transport => Constraint::Length(3),
+        ClientColumn::User => Constraint::Length(10),
+        ClientColumn::Protocol => Constraint::Length(6),
+        ClientColumn::Subscriptions => Constraint::Length(5),
+        ClientColumn::Inflight => Constraint::Length(6),
+        ClientColumn::Queued => Constraint::Length(7),
+        ClientColumn::Since => Constraint::Length(8),
     }
 }

@@ -109,9 +109,10 @@ fn draw_log(frame: &mut Frame, area: Rect, app: &App) {
     let w = Widths::for_width(area.width);
     let header = Line::styled(
         format!(
-            "{:<tw$} {:<cw$} {:<dw$} {:<yw$} {:<pw$} {:<3} {:>6}  {}",
+            "{:<tw$} {:<cw$} {}{:<dw$} {:<yw$} {:<pw$} {:<3} {:>6}  {}",
             "Time",
             "Client",
+            if w.via { "Via " } else { "" },
             if w.dir < 3 { "⇄" } else { "Dir" },
             "Type",
             "Topic",
@@ -158,6 +159,11 @@ fn log_line(app: &App, event: &DiagEvent, w: &Widths) -> Line<'static> {
         .as_ref()
         .map(|bytes| preview(bytes))
         .unwrap_or_default();
+    let via = if w.via {
+        format!("{:<3} ", event.transport.transport())
+    } else {
+        String::new()
+    };
     Line::from(vec![
         Span::styled(
             format!("{:<tw$} ", time_of_day(event.time, w.millis), tw = w.time),
@@ -171,6 +177,7 @@ fn log_line(app: &App, event: &DiagEvent, w: &Widths) -> Line<'static> {
             ),
             theme.value(),
         ),
+        Span::styled(via, theme.dim()),
         Span::styled(
             format!("{arrow:<dw$} ", dw = w.dir),
             Style::new().fg(colour),
@@ -216,6 +223,8 @@ struct Widths {
     millis: bool,
     time: usize,
     client: usize,
+    /// The transport column (tcp, ws, ...), on wide terminals only.
+    via: bool,
     dir: usize,
     kind: usize,
     topic: usize,
@@ -228,6 +237,7 @@ impl Widths {
                 millis: true,
                 time: 12,
                 client: 0,
+                via: true,
                 dir: 3,
                 kind: 11,
                 topic: 0,
@@ -237,13 +247,15 @@ impl Widths {
                 millis: false,
                 time: 8,
                 client: 0,
+                via: false,
                 dir: 1,
                 kind: 7,
                 topic: 0,
             }
         };
-        // Time, direction and type; QoS (3) and size (6); the separators.
-        let fixed = widths.time + widths.dir + widths.kind + 3 + 6 + 8;
+        // Time, transport, direction and type; QoS (3) and size (6); the separators.
+        let via = if widths.via { 4 } else { 0 };
+        let fixed = widths.time + via + widths.dir + widths.kind + 3 + 6 + 8;
         let left = usize::from(width).saturating_sub(fixed);
         // Client id, topic and payload preview share what is left.
         widths.client = (left / 3).clamp(10, 23);

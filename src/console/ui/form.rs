@@ -58,7 +58,11 @@ fn field_line(app: &App, field: Field, selected: bool, width: u16) -> Line<'stat
     let theme = &app.theme;
     let dirty = app.is_dirty(field);
     let focused = app.focus == Focus::Pane && app.popup.is_none();
-    let marker = if dirty {
+    let conflicting = dirty && app.is_conflicting(field.path());
+    let marker = if conflicting {
+        // Another console applied a different value since this edit was made.
+        Span::styled("! ", theme.danger())
+    } else if dirty {
         Span::styled("* ", theme.dirty())
     } else {
         Span::raw("  ")
@@ -115,6 +119,12 @@ fn footer(app: &App, field: Field) -> Vec<Line<'static>> {
         first.push(Span::styled(
             format!("  applied: {}", field.get(&app.applied).as_text()),
             theme.dirty(),
+        ));
+    }
+    if app.is_dirty(field) && app.is_conflicting(field.path()) {
+        first.push(Span::styled(
+            "  conflicts with another console's apply",
+            theme.danger(),
         ));
     }
     let mut lines = vec![Line::from(first)];

@@ -32,12 +32,15 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let figures_width = LABEL_WIDTH as u16 + 12;
     // Beside the figures when there is room, else on one line below them.
     let wide = inner.width >= figures_width + 24;
-    let [top, summary, charts] = Layout::vertical([
+    let warnings = warning_lines(app);
+    let [top, summary, notes, charts] = Layout::vertical([
         Constraint::Length(13),
         Constraint::Length(if wide { 0 } else { 1 }),
+        Constraint::Length(warnings.len() as u16),
         Constraint::Min(0),
     ])
     .areas(inner);
+    frame.render_widget(Paragraph::new(warnings), notes);
     let [figures, side] =
         Layout::horizontal([Constraint::Length(figures_width), Constraint::Min(0)]).areas(top);
     draw_figures(frame, figures, app);
@@ -47,6 +50,26 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         draw_summary_line(frame, summary, app);
     }
     draw_charts(frame, charts, app);
+}
+
+/// What the operator must not miss: a broker nobody can reach, settings that do nothing yet.
+fn warning_lines(app: &App) -> Vec<Line<'static>> {
+    let theme = &app.theme;
+    let mut lines = Vec::new();
+    if app.running_without_listeners() {
+        lines.push(Line::styled(
+            "⚠ Running with no listeners: no client can connect.",
+            theme.warning(),
+        ));
+    }
+    let stored = app.stored_not_active();
+    if !stored.is_empty() {
+        lines.push(Line::styled(
+            format!("⚠ Stored, not active yet: {}", stored.join(", ")),
+            theme.warning(),
+        ));
+    }
+    lines
 }
 
 /// Rates and listeners on one line, for narrow terminals.
@@ -66,7 +89,26 @@ fn draw_summary_line(frame: &mut Frame, area: Rect, app: &App) {
         Span::styled(" · ", theme.dim()),
     ];
     if s.listeners.is_empty() {
-        spans.push(Span::styled("no listeners", theme.dim()));
+        let style = if s.running {
+            theme.warning()
+        } else {
+            theme.dim()
+        };
+        spans.push(Span::styled("no listeners", style));
+    }
+    if let Some(expires) = s.server_certificate_expires {
+        let expires = time::OffsetDateTime::from(expires);
+        if expires - time::OffsetDateTime::now_utc()
+            < time::Duration::days(crate::pki::server::EXPIRY_WARNING_DAYS)
+        {
+            spans.push(Span::styled(
+                format!(
+                    "server certificate expires {} · ",
+                    crate::pki::info::format_time(expires)
+                ),
+                theme.warning(),
+            ));
+        }
     }
     for (index, listener) in s.listeners.iter().enumerate() {
         if index > 0 {
@@ -85,7 +127,10 @@ fn draw_figures(frame: &mut Frame, area: Rect, app: &App) {
     let theme = &app.theme;
     let s = &app.dashboard.latest;
     let value = |text: String| Span::styled(text, theme.value());
-    let running = if s.running {
+    let running = if app.running_without_listeners() {
+        // Explained by the warning below the figures.
+        Span::styled("Yes ⚠", theme.warning())
+    } else if s.running {
         Span::styled("Yes", theme.ok())
     } else {
         Span::styled("No", theme.danger())
@@ -93,7 +138,13 @@ fn draw_figures(frame: &mut Frame, area: Rect, app: &App) {
     let lines = vec![
         label_value(theme, "Running", LABEL_WIDTH, running),
         label_value(theme, "Uptime", LABEL_WIDTH, value(duration(s.uptime))),
-        label_value(theme, "Clients", LABEL_WIDTH, value(s.clients.to_string())),
+        label_value(
+            theme,
+            "Clients",
+            LABEL_WIDTH,
+            // Of which over WebSockets: "3 · 1 ws".
+            value(format!("{} · {} ws", s.clients, s.websocket_connections)),
+        ),
         label_value(
             theme,
             "Sessions",
@@ -152,7 +203,12 @@ fn draw_figures(frame: &mut Frame, area: Rect, app: &App) {
             theme,
             "Connections refused",
             LABEL_WIDTH,
-            value(s.connections_refused.to_string()),
+            // Bad credentials are counted beside the connection limit's refusals, shown
+            // once there are any so that the line stays short.
+            value(match s.auth_failures {
+                0 => s.connections_refused.to_string(),
+                bad => format!("{} +{bad} bad login", s.connections_refused),
+            }),
         ),
     ];
     frame.render_widget(Paragraph::new(lines), area);
@@ -180,7 +236,12 @@ fn draw_listeners_and_rates(frame: &mut Frame, area: Rect, app: &App) {
         Line::styled("Listeners", theme.block_title(false)),
     ];
     if s.listeners.is_empty() {
-        lines.push(Line::styled("none", theme.dim()));
+        let style = if s.running {
+            theme.warning()
+        } else {
+            theme.dim()
+        };
+        lines.push(Line::styled("none", style));
     }
     for listener in &s.listeners {
         lines.push(Line::from(vec![
@@ -188,7 +249,38 @@ fn draw_listeners_and_rates(frame: &mut Frame, area: Rect, app: &App) {
             Span::styled(listener.address.to_string(), theme.value()),
         ]));
     }
+    lines.extend(tls_lines(app));
     frame.render_widget(Paragraph::new(lines), area);
+}
+
+/// While TLS is on: certificate refusals, and the server certificate's expiry, as a warning
+/// when it is less than 30 days away.
+fn tls_lines(app: &App) -> Vec<Line<'static>> {
+    let theme = &app.theme;
+    let s = &app.dashboard.latest;
+    let Some(expires) = s.server_certificate_expires else {
+        return Vec::new();
+    };
+    let expires = time::OffsetDateTime::from(expires);
+    let now = time::OffsetDateTime::now_utc();
+    let soon = expires - now < time::Duration::days(crate::pki::server::EXPIRY_WARNING_DAYS);
+    let date = crate::pki::info::format_time(expires);
+    let expiry = match soon {
+        true => Span::styled(format!("expires {date}!"), theme.warning()),
+        false => Span::styled(format!("until {date}"), theme.value()),
+    };
+    vec![
+        Line::from(""),
+        Line::from(vec![Span::styled("Server cert ", theme.label()), expiry]),
+        Line::from(vec![
+            Span::styled("Certificates refused ", theme.label()),
+            Span::styled(s.certificates_refused.to_string(), theme.value()),
+        ]),
+        Line::from(vec![
+            Span::styled("TLS handshakes failed ", theme.label()),
+            Span::styled(s.tls_handshakes_failed.to_string(), theme.value()),
+        ]),
+    ]
 }
 
 fn draw_charts(frame: &mut Frame, area: Rect, app: &App) {

@@ -23,7 +23,7 @@ pub(super) fn decode_publish(
     }
     let topic = r.arc_str()?;
     // MQTT-3.3.2-2: the topic name of a PUBLISH must not contain wildcard characters.
-    if topic.contains(['+', '#']) {
+    if crate::mqtt::topic::has_wildcard(&topic) {
         return Err(DecodeError::TopicNameInvalid("wildcard in PUBLISH topic"));
     }
     let packet_id = match qos {
