@@ -215,14 +215,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Some(Command::User { command, .. }) => {
             let path = cli.config.unwrap_or_else(|| PathBuf::from("roost.ron"));
-            let outcome = cli::users::run(&command, &path, &mut std::io::stdin().lock())?;
+            let (outcome, saved) = cli::users::run(&command, &path, &mut std::io::stdin().lock())?;
             print_outcome(&outcome.to_string());
+            if let Some(saved) = saved {
+                eprintln!("{saved}");
+            }
             Ok(())
         }
         Some(Command::Acl { command, .. }) => {
             let path = cli.config.unwrap_or_else(|| PathBuf::from("roost.ron"));
-            let outcome = cli::acl::run(&command, &path)?;
+            let (outcome, saved) = cli::acl::run(&command, &path)?;
             print_outcome(&outcome.to_string());
+            eprintln!("{saved}");
             Ok(())
         }
         None | Some(Command::Console { .. }) => {

@@ -345,3 +345,61 @@ async fn configuration_commands_go_through_the_running_broker() {
     .unwrap();
     assert_eq!(Config::load(&config).unwrap().limits.max_topic_aliases, 6);
 }
+
+/// `roost user add` while a broker runs on the same file goes through its admin socket: the
+/// running broker applies the new user at once (require credentials on, the user connects
+/// without a restart) and saves the file, so the two never disagree.
+#[tokio::test]
+async fn roost_user_add_goes_through_the_running_broker() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_file(dir.path());
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text = text.replace("require_credentials: false", "require_credentials: true");
+    std::fs::write(&config, text).unwrap();
+    let broker = serve(&config);
+    // The socket answers once the broker has applied the file.
+    let _admin = attach(&config).await;
+
+    let mut add = std::process::Command::new(env!("CARGO_BIN_EXE_roost"))
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "user",
+            "add",
+            "sensor",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    add.stdin.take().unwrap().write_all(b"s3cret\n").unwrap();
+    let output = tokio::task::spawn_blocking(move || add.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("applied by the running broker"),
+        "the command went to the file instead: {stderr}"
+    );
+    let saved = Config::load(&config).unwrap();
+    assert_eq!(saved.users.len(), 1);
+
+    // The running broker knows the user now.
+    let mut options = MqttOptions::new("sensor-1", "127.0.0.1", broker.addr.port());
+    options.set_credentials("sensor", "s3cret");
+    let (_client, mut eventloop) = AsyncClient::new(options, 10);
+    let connack = tokio::time::timeout(TIMEOUT, async {
+        loop {
+            match eventloop.poll().await {
+                Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(ack))) => return Ok(ack),
+                Ok(_) => {}
+                Err(error) => return Err(error),
+            }
+        }
+    })
+    .await
+    .expect("CONNACK in time");
+    assert!(connack.is_ok(), "the new user is refused: {connack:?}");
+}

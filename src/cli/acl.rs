@@ -30,6 +30,9 @@ pub enum AclError {
     },
     #[error(transparent)]
     Config(#[from] ConfigFileError),
+    /// The import could not be applied or saved (the message says where and why).
+    #[error("{0}")]
+    Edit(String),
 }
 
 /// What an import did.
@@ -75,15 +78,18 @@ pub fn import_acl(config: &mut Config, permissions: TopicPermissions) -> AclImpo
     imported
 }
 
-/// The command line: loads (or creates) `config_path`, imports, saves.
-pub fn run(command: &AclCommand, config_path: &Path) -> Result<AclImported, AclError> {
+/// The command line: imports the rules into the configuration of `config_path` (created when
+/// missing) through [`super::edit_config`], so that a broker running on that file applies them.
+/// Returns what was imported and where the change went.
+pub fn run(command: &AclCommand, config_path: &Path) -> Result<(AclImported, String), AclError> {
     match command {
         AclCommand::Import { file } => {
             let permissions = read_acl_file(file)?;
-            let mut config = Config::load_or_create(config_path)?;
-            let imported = import_acl(&mut config, permissions);
-            config.save(config_path)?;
-            Ok(imported)
+            // A broker running on the file applies the rules at once (see `edit_config`).
+            super::edit_config(config_path, move |config| {
+                Ok::<_, std::convert::Infallible>(import_acl(config, permissions))
+            })
+            .map_err(AclError::Edit)
         }
     }
 }

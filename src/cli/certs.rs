@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 
 use crate::config::Config;
 use crate::pki::commands::{self, CertCommand};
-use anyhow::Context;
 use clap::{Args, Subcommand};
 
 /// Where the certificate files live.
@@ -179,25 +178,44 @@ pub fn run(
     location: DataDir,
 ) -> anyhow::Result<()> {
     let path = config_path.unwrap_or(Path::new("roost.ron"));
-    let mut config = if path.exists() {
-        Config::load(path)?
-    } else {
-        Config::default()
-    };
-    let data_dir = location
-        .data_dir
-        .unwrap_or_else(|| config.persistence.data_dir.clone());
-    let outcome = commands::run(
-        &command,
-        &mut config,
-        &data_dir,
-        time::OffsetDateTime::now_utc(),
-    )?;
-    if outcome.config_changed {
-        config
-            .save(path)
-            .with_context(|| format!("the action was done but {} was not saved", path.display()))?;
+    let now = time::OffsetDateTime::now_utc();
+    if !changes_config(&command) {
+        let config = if path.exists() {
+            Config::load(path)?
+        } else {
+            Config::default()
+        };
+        let data_dir = location
+            .data_dir
+            .unwrap_or_else(|| config.persistence.data_dir.clone());
+        let mut config = config;
+        let outcome = commands::run(&command, &mut config, &data_dir, now)?;
+        println!("{}", outcome.report);
+        return Ok(());
     }
-    println!("{}", outcome.report);
+    // A broker running on the file applies the change at once (see `edit_config`): a new
+    // server certificate for new connections, a revoked client disconnected.
+    let (report, saved) = super::edit_config(path, move |config| {
+        let data_dir = location
+            .data_dir
+            .unwrap_or_else(|| config.persistence.data_dir.clone());
+        commands::run(&command, config, &data_dir, now).map(|outcome| outcome.report)
+    })
+    .map_err(anyhow::Error::msg)?;
+    println!("{report}");
+    eprintln!("{saved}");
     Ok(())
+}
+
+/// Whether `command` may change the configuration (it names files or lists certificates):
+/// only those go through the running broker and are saved.
+fn changes_config(command: &CertCommand) -> bool {
+    !matches!(
+        command,
+        CertCommand::CaShow
+            | CertCommand::CaExport { .. }
+            | CertCommand::ServerShow
+            | CertCommand::ServerExport { .. }
+            | CertCommand::ClientList
+    )
 }

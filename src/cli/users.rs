@@ -57,6 +57,9 @@ pub enum UserError {
     Mismatch,
     #[error(transparent)]
     Config(#[from] ConfigFileError),
+    /// The edit could not be applied or saved (the message says where and why).
+    #[error("{0}")]
+    Edit(String),
 }
 
 /// What a command did, printed by the command line.
@@ -190,45 +193,79 @@ pub fn import_mosquitto(
     Ok(UserOutcome::Imported { added, replaced })
 }
 
-/// The command line: loads `config_path` (created with the defaults when a command adds
-/// something to a file that does not exist), runs the command, saves when it changed
-/// something. `input` supplies the password when it is not a terminal.
+/// The command line: runs the command on the configuration of `config_path` (created with the
+/// defaults when a command adds something to a file that does not exist) through
+/// [`super::edit_config`], so that a broker running on that file applies it. `input` supplies
+/// the password when it is not a terminal. Returns the report and where the change went.
 pub fn run(
     command: &UserCommand,
     config_path: &Path,
     input: &mut dyn BufRead,
-) -> Result<UserOutcome, UserError> {
+) -> Result<(UserOutcome, Option<String>), UserError> {
     if let UserCommand::List = command {
-        return Ok(list_users(&Config::load(config_path)?));
+        return Ok((list_users(&Config::load(config_path)?), None));
     }
-    let mut config = Config::load_or_create(config_path)?;
-    let outcome = match command {
+    // What the command needs from outside is read first, so that the configuration is
+    // edited in one step (by the running broker, when there is one).
+    let known = Config::load_or_create(config_path)?;
+    let password = match command {
+        UserCommand::Add { name } => {
+            if known.users.iter().any(|u| &u.username == name) {
+                return Err(UserError::Exists(name.clone()));
+            }
+            Some(read_password(input)?)
+        }
+        UserCommand::Passwd { name } => {
+            if !known.users.iter().any(|u| &u.username == name) {
+                return Err(UserError::NotFound(name.clone()));
+            }
+            Some(read_password(input)?)
+        }
+        _ => None,
+    };
+    let imported = match command {
+        UserCommand::ImportMosquitto { file } => Some(std::fs::read_to_string(file).map_err(
+            |source| UserError::Read {
+                path: file.clone(),
+                source,
+            },
+        )?),
+        _ => None,
+    };
+    let command = command.clone();
+    let (outcome, saved) = super::edit_config(config_path, move |config| {
+        apply(config, &command, password.as_deref(), imported.as_deref())
+    })
+    .map_err(UserError::Edit)?;
+    Ok((outcome, Some(saved)))
+}
+
+/// The change `command` makes to `config`, with its password or imported file text.
+fn apply(
+    config: &mut Config,
+    command: &UserCommand,
+    password: Option<&str>,
+    imported: Option<&str>,
+) -> Result<UserOutcome, UserError> {
+    match command {
         UserCommand::Add { name } => {
             if config.users.iter().any(|u| &u.username == name) {
                 return Err(UserError::Exists(name.clone()));
             }
-            let password = read_password(input)?;
-            add_user(&mut config, name, &password)?
+            add_user(config, name, password.unwrap_or_default())
         }
         UserCommand::Passwd { name } => {
             if !config.users.iter().any(|u| &u.username == name) {
                 return Err(UserError::NotFound(name.clone()));
             }
-            let password = read_password(input)?;
-            change_password(&mut config, name, &password)?
+            change_password(config, name, password.unwrap_or_default())
         }
-        UserCommand::Remove { name } => remove_user(&mut config, name)?,
+        UserCommand::Remove { name } => remove_user(config, name),
         UserCommand::ImportMosquitto { file } => {
-            let text = std::fs::read_to_string(file).map_err(|source| UserError::Read {
-                path: file.clone(),
-                source,
-            })?;
-            import_mosquitto(&mut config, file, &text)?
+            import_mosquitto(config, file, imported.unwrap_or_default())
         }
-        UserCommand::List => list_users(&config),
-    };
-    config.save(config_path)?;
-    Ok(outcome)
+        UserCommand::List => Ok(list_users(config)),
+    }
 }
 
 /// The password: asked twice without echo on a terminal, else the first line of `input`.

@@ -100,10 +100,19 @@ impl Config {
 }
 
 fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), ConfigFileError> {
-    let write_error = |source| ConfigFileError::Write {
+    // 0666 before the umask, as a file the operator creates.
+    replace_file(path, contents, 0o666).map_err(|source| ConfigFileError::Write {
         path: path.to_path_buf(),
         source,
-    };
+    })
+}
+
+/// Replaces `path` with `contents` so that a reader sees the old file or the new one, never
+/// half of it: a temporary file beside it, created with `mode` (before the umask), synced,
+/// renamed over it, and the directory synced. The config file and the key and certificate
+/// files are all written this way.
+pub fn replace_file(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => PathBuf::from("."),
@@ -111,10 +120,16 @@ fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), ConfigFileError>
     let file_name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "roost.ron".to_string());
+        .unwrap_or_default();
     let temp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
     let result = (|| {
-        let mut file = fs::File::create(&temp)?;
+        // A stale temporary file from a crashed run may have another mode: start afresh.
+        let _ = fs::remove_file(&temp);
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&temp)?;
         file.write_all(contents)?;
         file.sync_all()?;
         fs::rename(&temp, path)?;
@@ -127,7 +142,7 @@ fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), ConfigFileError>
     if result.is_err() {
         let _ = fs::remove_file(&temp);
     }
-    result.map_err(write_error)
+    result
 }
 
 /// Writes `contents` atomically (temporary file beside `path`, fsync, rename).

@@ -10,7 +10,7 @@ mod validate;
 
 pub use diff::{FieldChange, diff};
 pub use error::ConfigError;
-pub use file::{ConfigFileError, write_file_atomically};
+pub use file::{ConfigFileError, replace_file, write_file_atomically};
 pub use layout::{has_foreign_comments, render as render_commented};
 pub use model::*;
 pub use template::default_config_text;

@@ -4,8 +4,7 @@
 //! (never written first and restricted afterwards).
 
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use rustls_pki_types::pem::{self, PemObject};
@@ -104,31 +103,7 @@ pub fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> Result<(), P
         .mode(0o700)
         .create(&dir)
         .map_err(write_error)?;
-    let file_name = path
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        // A stale temporary file from a crashed run may have another mode: start afresh.
-        let _ = fs::remove_file(&temp);
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&temp)?;
-        file.write_all(contents)?;
-        file.sync_all()?;
-        fs::rename(&temp, path)?;
-        if let Ok(dir) = fs::File::open(&dir) {
-            let _ = dir.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&temp);
-    }
-    result.map_err(write_error)
+    crate::config::replace_file(path, contents, mode).map_err(write_error)
 }
 
 /// Writes a private key file (mode 0600).
