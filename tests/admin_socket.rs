@@ -214,7 +214,8 @@ fn a_peer_of_another_protocol_version_is_refused_with_a_clear_message() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_refuses_a_server_of_another_version() {
-    // A fake broker that answers every Hello with a Welcome of version 2.
+    // A fake broker of the previous version (1, before client details): it answers every
+    // Hello with a Welcome of version 1.
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("fake.sock");
     let listener = tokio::net::UnixListener::bind(&socket).unwrap();
@@ -225,7 +226,7 @@ async fn a_client_refuses_a_server_of_another_version() {
         let mut lines = tokio::io::BufReader::new(read).lines();
         let _hello = lines.next_line().await;
         let welcome =
-            "{\"Welcome\":{\"protocol\":2,\"pid\":1,\"version\":\"9\",\"config_path\":\"x\"}}\n";
+            "{\"Welcome\":{\"protocol\":1,\"pid\":1,\"version\":\"9\",\"config_path\":\"x\"}}\n";
         let _ = write.write_all(welcome.as_bytes()).await;
         let _ = lines.next_line().await;
     });

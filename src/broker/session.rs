@@ -28,6 +28,12 @@ pub struct ConnectionInfo {
     pub certificate: Option<Arc<str>>,
     pub keep_alive_secs: u16,
     pub connected_since: SystemTime,
+    pub clean_start: bool,
+    /// The client's CONNECT properties as it sent them (MQTT 5.0 §3.1.2.11), for the
+    /// console's detail pane: Receive Maximum, Maximum Packet Size, Topic Alias Maximum.
+    pub receive_maximum: Option<u16>,
+    pub maximum_packet_size: Option<u32>,
+    pub topic_alias_maximum: Option<u16>,
     /// Messages in and out of this connection, counted by its reader and writer.
     pub counters: Arc<ClientCounters>,
 }

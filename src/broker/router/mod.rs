@@ -38,7 +38,7 @@ use tokio::sync::{mpsc, oneshot};
 use self::lifecycle::TimerKind;
 use self::retained::{PendingRetained, RETAINED_RETRY, RetainedMessages, RetainedTurn};
 use self::retained_sweep::SweepSchedule;
-use super::api::ClientInfo;
+use super::api::{ClientDetail, ClientInfo};
 use super::connection::link::{Backlog, ConnectionLink};
 use super::metrics::{Metrics, RateMeter};
 use super::session::{ConnectionInfo, Queued, Session};
@@ -101,6 +101,11 @@ pub enum RouterMsg {
     },
     Configure(Arc<crate::config::Config>),
     Clients(oneshot::Sender<Vec<ClientInfo>>),
+    /// One session's details, connected or not (the console's detail pane).
+    ClientDetail {
+        client_id: String,
+        reply: oneshot::Sender<Option<ClientDetail>>,
+    },
     DisconnectClient {
         client_id: String,
         reply: oneshot::Sender<bool>,
@@ -317,6 +322,9 @@ impl Router {
             }
             RouterMsg::Clients(reply) => {
                 let _ = reply.send(self.clients());
+            }
+            RouterMsg::ClientDetail { client_id, reply } => {
+                let _ = reply.send(self.client_detail(&client_id, Instant::now()));
             }
             RouterMsg::DisconnectClient { client_id, reply } => {
                 let found = self.disconnect_client(&client_id).await;
