@@ -853,6 +853,19 @@ fn enter_opens_the_selected_clients_details_and_they_follow_the_selection() {
     );
 }
 
+#[test]
+fn a_detail_pane_opened_on_an_empty_list_shows_the_first_client_that_arrives() {
+    let mut app = app();
+    open_clients(&mut app);
+    assert_eq!(press(&mut app, KeyCode::Enter), None, "nobody to ask about");
+    assert!(app.clients.detail);
+    assert_eq!(
+        app.update(Action::Clients(vec![client("late")])),
+        Some(Effect::ClientDetail("late".to_string()))
+    );
+    assert_eq!(app.update(Action::Clients(vec![client("late")])), None);
+}
+
 // ----- keys: Esc, numbers, the command line, Space ---------------------------------------
 
 #[test]

@@ -332,6 +332,10 @@ impl App {
             }
             Action::Clients(clients) => {
                 self.set_clients(clients);
+                // A pane opened on an empty list shows the first client that arrives.
+                if self.clients.detail_of.is_none() {
+                    return self.detail_follows_selection();
+                }
                 None
             }
             Action::ClientDetail { client_id, detail } => {

@@ -223,6 +223,7 @@ async fn event_loop(
                 // The open detail pane's client, alone: details are never fetched for the
                 // whole list.
                 if app.clients.detail
+                    && app.node == super::node::Node::Clients
                     && let Some(client_id) = app.clients.detail_of.clone()
                     && detail_poll.as_ref().is_none_or(|task| task.is_finished())
                 {
