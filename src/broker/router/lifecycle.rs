@@ -67,7 +67,7 @@ impl Router {
         session.expiry_secs = request.expiry_secs;
         session.will = request.will.map(Box::new);
         session.window = request.window.max(1);
-        let username: Option<Arc<str>> = request.info.username.as_deref().map(Arc::from);
+        let username: Option<Arc<str>> = request.info.username.clone();
         match (&mut session.access, username) {
             (Some(access), username) => access.username = username,
             (None, None) => {}
