@@ -26,6 +26,12 @@ struct Cli {
     #[arg(long, value_name = "NAME")]
     theme: Option<String>,
 
+    /// The console's data directory: attach to the broker running on it (whatever its config
+    /// file), else run one in this process with it (not saved to the file). For `serve`, give
+    /// `--data-dir` after the subcommand.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -95,7 +101,7 @@ enum Command {
         data_dir: Option<PathBuf>,
     },
     /// The console (the default command). It attaches to the broker running on the config
-    /// file when there is one, else runs a broker in this process.
+    /// file or the data directory when there is one, else runs a broker in this process.
     Console {
         /// Attach to the broker behind this admin socket (never start one).
         #[arg(long, value_name = "SOCKET")]
@@ -153,6 +159,12 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    if cli.data_dir.is_some() && !matches!(cli.command, None | Some(Command::Console { .. })) {
+        anyhow::bail!(
+            "--data-dir before a subcommand is the console's; give it after the subcommand \
+             (for example `roost serve --data-dir DIR`)"
+        );
+    }
     match cli.command {
         Some(Command::Config {
             command: ConfigCommand::Init,
@@ -238,6 +250,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 config_path: cli.config.unwrap_or_else(|| PathBuf::from("roost.ron")),
                 theme: cli.theme,
                 attach,
+                data_dir: cli.data_dir,
             };
             runtime()?.block_on(roost::console::start(options))?;
             Ok(())

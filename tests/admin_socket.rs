@@ -214,7 +214,8 @@ fn a_peer_of_another_protocol_version_is_refused_with_a_clear_message() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_refuses_a_server_of_another_version() {
-    // A fake broker that answers every Hello with a Welcome of version 2.
+    // A fake broker of the previous version (1, before client details): it answers every
+    // Hello with a Welcome of version 1.
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("fake.sock");
     let listener = tokio::net::UnixListener::bind(&socket).unwrap();
@@ -225,7 +226,7 @@ async fn a_client_refuses_a_server_of_another_version() {
         let mut lines = tokio::io::BufReader::new(read).lines();
         let _hello = lines.next_line().await;
         let welcome =
-            "{\"Welcome\":{\"protocol\":2,\"pid\":1,\"version\":\"9\",\"config_path\":\"x\"}}\n";
+            "{\"Welcome\":{\"protocol\":1,\"pid\":1,\"version\":\"9\",\"config_path\":\"x\"}}\n";
         let _ = write.write_all(welcome.as_bytes()).await;
         let _ = lines.next_line().await;
     });
@@ -402,4 +403,105 @@ async fn roost_user_add_goes_through_the_running_broker() {
     .await
     .expect("CONNACK in time");
     assert!(connack.is_ok(), "the new user is refused: {connack:?}");
+}
+
+// ----- attaching by data directory ---------------------------------------------------------
+
+/// `roost serve --config A --data-dir D` names its admin socket in D (mode 0600), so that a
+/// console started on another config file with `--data-dir D` finds it; the socket itself
+/// still lives where A's path says. The marker goes when the broker stops, and a stale one
+/// (its socket gone) is ignored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_console_finds_the_broker_by_its_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_file(dir.path());
+    let other_config = dir.path().join("other.ron");
+    let data_dir = dir.path().join("data");
+    std::fs::create_dir(&data_dir).unwrap();
+    let broker = ChildBroker::start_with_args(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+    ]);
+    let _attached = attach(&config).await;
+    let marker = roost::admin::marker::marker_path(&data_dir);
+    // Written beside the socket's opening, off the broker's runtime thread.
+    common::eventually("the marker", || async { marker.exists() }).await;
+    let mode = std::fs::metadata(&marker).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    assert_eq!(
+        roost::admin::marker::read_marker(&data_dir),
+        Some(socket_path_for(&config).unwrap()),
+        "the socket path still follows from the config file"
+    );
+    assert!(
+        admin::attach_to_running(&other_config)
+            .await
+            .unwrap()
+            .is_none(),
+        "another config file has no broker of its own"
+    );
+    let client = admin::attach_by_data_dir(&data_dir)
+        .await
+        .unwrap()
+        .expect("found by the data directory");
+    assert_eq!(client.welcome().pid, broker.pid());
+    assert_eq!(
+        client.welcome().config_path,
+        std::fs::canonicalize(&config).unwrap(),
+        "the console saves through the broker's own config file"
+    );
+    drop(client);
+
+    let status = broker.terminate();
+    assert!(status.success(), "{status}");
+    assert!(!marker.exists(), "removed when the broker stops");
+
+    // A broker that was killed leaves its marker: nothing answers on the socket it names.
+    let dead = dir.path().join("dead.sock");
+    drop(std::os::unix::net::UnixListener::bind(&dead).unwrap());
+    std::fs::write(&marker, format!("{}\n", dead.display())).unwrap();
+    std::fs::set_permissions(&marker, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(
+        admin::attach_by_data_dir(&data_dir)
+            .await
+            .unwrap()
+            .is_none(),
+        "a stale marker is ignored"
+    );
+}
+
+/// The data directory is part of the configuration: an Apply that changes it moves the
+/// marker to the new directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apply_moves_the_marker_with_the_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = dir.path().join("first");
+    let second = dir.path().join("second");
+    std::fs::create_dir(&first).unwrap();
+    std::fs::create_dir(&second).unwrap();
+    let config = dir.path().join("roost.ron");
+    let text = roost::config::default_config_text()
+        .replace("data_dir: \"roost-data\"", &format!("data_dir: {first:?}"));
+    std::fs::write(&config, text).unwrap();
+    let _broker = serve(&config);
+    let admin = attach(&config).await;
+    let marker = roost::admin::marker::marker_path;
+    common::eventually("the marker in the first directory", || async {
+        marker(&first).exists()
+    })
+    .await;
+
+    let mut moved = *admin.applied().config;
+    moved.persistence.data_dir = second.clone();
+    admin.apply(moved, false).await.expect("applied");
+    common::eventually("the marker moved to the second directory", || async {
+        marker(&second).exists() && !marker(&first).exists()
+    })
+    .await;
+    assert!(
+        admin::attach_by_data_dir(&second).await.unwrap().is_some(),
+        "found in its new data directory"
+    );
 }

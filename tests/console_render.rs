@@ -15,8 +15,8 @@ use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use roost::admin::{ApplyOutcome, ApplyRefusal, SaveOutcome};
 use roost::broker::{
-    ApplyChange, ApplyReport, ChangeAction, ClientInfo, DiagEvent, Direction, ListenerInfo,
-    ListenerKind, StatsSnapshot,
+    ApplyChange, ApplyReport, ChangeAction, ClientDetail, ClientInfo, ConnectionDetail, DiagEvent,
+    Direction, ListenerInfo, ListenerKind, StatsSnapshot, SubscriptionDetail, WillDetail,
 };
 use roost::config::{ClientCertificate, ClientCertificateStatus, Config, User};
 use roost::console::app::Popup;
@@ -444,6 +444,86 @@ fn many_clients_at_three_sizes() {
     insta::assert_snapshot!("clients_many_200x50", render(&app, (200, 50)).backend());
     press(&mut app, KeyCode::Enter);
     insta::assert_snapshot!("clients_detail_100x30", render(&app, (100, 30)).backend());
+}
+
+/// The details of sensor-1: a v5 client with a delayed will and three subscriptions (one
+/// shared, one with a Subscription Identifier).
+fn sensor_detail(connected: bool) -> ClientDetail {
+    let sub =
+        |filter: &str, group: Option<&str>, qos: QoS, identifier: Option<u32>| SubscriptionDetail {
+            filter: filter.to_string(),
+            share_group: group.map(str::to_string),
+            qos,
+            no_local: identifier.is_some(),
+            retain_as_published: identifier.is_some(),
+            retain_handling: if group.is_some() { 2 } else { 1 },
+            identifier,
+        };
+    ClientDetail {
+        client_id: "sensor-1".into(),
+        protocol: ProtocolVersion::V5,
+        connection: connected.then(|| ConnectionDetail {
+            address: SocketAddr::from(([192, 168, 1, 20], 50000)),
+            listener: ListenerKind::SecureWebSocket,
+            username: Some("fleet".to_string()),
+            keep_alive_secs: 30,
+            clean_start: false,
+            connected_since: at(0),
+            receive_maximum: Some(20),
+            maximum_packet_size: Some(65_536),
+            topic_alias_maximum: None,
+            messages_in: 0,
+            messages_out: 0,
+            dropped: 0,
+        }),
+        session_expiry_secs: Some(3600),
+        session_expires_in: (!connected).then(|| Duration::from_secs(3540)),
+        inflight: 0,
+        queued: if connected { 0 } else { 12 },
+        window: 20,
+        will: Some(WillDetail {
+            topic: "alarms/sensor-1".into(),
+            qos: QoS::AtLeastOnce,
+            retain: true,
+            payload_bytes: 10,
+            delay_secs: 30,
+            publishes_in: (!connected).then(|| Duration::from_secs(25)),
+        }),
+        subscriptions: vec![
+            sub("jobs/#", Some("workers"), QoS::ExactlyOnce, None),
+            sub("home/+/temp", None, QoS::AtLeastOnce, Some(7)),
+            sub("home/+/humidity", None, QoS::AtMostOnce, None),
+        ],
+        subscription_count: 3,
+    }
+}
+
+/// The detail pane of one client at the smallest size (under the table) and a wide one
+/// (beside it), and once its client has gone (the session and the will counting down).
+#[test]
+fn client_detail_pane() {
+    let mut app = app();
+    app.update(Action::SelectNode(Node::Clients.index()));
+    press(&mut app, KeyCode::Tab);
+    press(&mut app, KeyCode::Char('j'));
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(app.clients.detail_of.as_deref(), Some("sensor-1"));
+    insta::assert_snapshot!("client_detail_loading_80x24", render(&app, SMALL).backend());
+    app.update(Action::ClientDetail {
+        client_id: "sensor-1".to_string(),
+        detail: Some(Box::new(sensor_detail(true))),
+    });
+    let small = render(&app, SMALL).backend().to_string();
+    for expected in ["alarms/sensor-1", "home/+/temp", "workers", "65536 B"] {
+        assert!(small.contains(expected), "{expected}:\n{small}");
+    }
+    insta::assert_snapshot!("client_detail_80x24", render(&app, SMALL).backend());
+    insta::assert_snapshot!("client_detail_200x50", render(&app, (200, 50)).backend());
+    app.update(Action::ClientDetail {
+        client_id: "sensor-1".to_string(),
+        detail: Some(Box::new(sensor_detail(false))),
+    });
+    insta::assert_snapshot!("client_detail_gone_80x24", render(&app, SMALL).backend());
 }
 
 #[test]

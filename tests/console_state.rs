@@ -9,14 +9,15 @@ use std::time::SystemTime;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use roost::admin::{ApplyOutcome, ApplyRefusal, SaveOutcome};
 use roost::broker::{
-    ApplyChange, ApplyReport, ChangeAction, ClientInfo, DiagEvent, Direction, ListenerKind,
+    ApplyChange, ApplyReport, ChangeAction, ClientDetail, ClientInfo, ConnectionDetail, DiagEvent,
+    Direction, ListenerKind, SubscriptionDetail,
 };
 use roost::config::{Config, StorageMode};
 use roost::console::app::{EditTarget, Focus, Popup};
 use roost::console::node::Node;
 use roost::console::theme::Theme;
 use roost::console::{Action, App, Effect};
-use roost::mqtt::{PacketType, ProtocolVersion};
+use roost::mqtt::{PacketType, ProtocolVersion, QoS};
 
 fn app() -> App {
     App::new(
@@ -758,16 +759,111 @@ fn disconnecting_every_matching_client_asks_first() {
     assert!(app.notice.as_ref().unwrap().text.contains("100 of 100"));
 }
 
+fn detail_of(id: &str, connected: bool) -> Box<ClientDetail> {
+    Box::new(ClientDetail {
+        client_id: id.into(),
+        protocol: ProtocolVersion::V5,
+        connection: connected.then(|| ConnectionDetail {
+            address: SocketAddr::from(([127, 0, 0, 1], 50000)),
+            listener: ListenerKind::Tcp,
+            username: None,
+            keep_alive_secs: 60,
+            clean_start: false,
+            connected_since: SystemTime::UNIX_EPOCH,
+            receive_maximum: Some(20),
+            maximum_packet_size: None,
+            topic_alias_maximum: None,
+            messages_in: 0,
+            messages_out: 0,
+            dropped: 0,
+        }),
+        session_expiry_secs: Some(3600),
+        session_expires_in: (!connected).then(|| std::time::Duration::from_secs(3599)),
+        inflight: 0,
+        queued: 0,
+        window: 20,
+        will: None,
+        subscriptions: vec![SubscriptionDetail {
+            filter: "sensors/#".to_string(),
+            share_group: None,
+            qos: QoS::AtLeastOnce,
+            no_local: true,
+            retain_as_published: false,
+            retain_handling: 0,
+            identifier: Some(3),
+        }],
+        subscription_count: 1,
+    })
+}
+
 #[test]
-fn enter_opens_the_selected_clients_details() {
+fn enter_opens_the_selected_clients_details_and_they_follow_the_selection() {
     let mut app = app();
     app.update(Action::Clients(vec![client("a"), client("b")]));
     open_clients(&mut app);
     assert!(!app.clients.detail);
-    press(&mut app, KeyCode::Enter);
+    // Opening asks the broker for this one client's details.
+    assert_eq!(
+        press(&mut app, KeyCode::Enter),
+        Some(Effect::ClientDetail("a".to_string()))
+    );
     assert!(app.clients.detail);
-    press(&mut app, KeyCode::Enter);
+    assert!(app.clients.shown_detail().is_none(), "not answered yet");
+    app.update(Action::ClientDetail {
+        client_id: "a".to_string(),
+        detail: Some(detail_of("a", true)),
+    });
+    let shown = app.clients.shown_detail().expect("shown");
+    let detail = shown.detail.as_ref().expect("a session");
+    assert_eq!(detail.subscriptions[0].identifier, Some(3));
+
+    // Another client selected: the pane follows it and asks for its details; a late
+    // answer about the previous one is not shown for it.
+    assert_eq!(
+        ch(&mut app, 'j'),
+        Some(Effect::ClientDetail("b".to_string()))
+    );
+    assert_eq!(app.clients.detail_of.as_deref(), Some("b"));
+    app.update(Action::ClientDetail {
+        client_id: "a".to_string(),
+        detail: Some(detail_of("a", true)),
+    });
+    assert!(app.clients.shown_detail().is_none());
+    assert_eq!(ch(&mut app, 'j'), None, "still b: nothing to fetch");
+
+    // b disconnects: the list loses it, the pane keeps it and shows its session expiring.
+    app.update(Action::Clients(vec![client("a")]));
+    assert_eq!(app.clients.detail_of.as_deref(), Some("b"));
+    app.update(Action::ClientDetail {
+        client_id: "b".to_string(),
+        detail: Some(detail_of("b", false)),
+    });
+    let shown = app.clients.shown_detail().expect("shown");
+    let detail = shown.detail.as_ref().expect("the session is kept");
+    assert!(detail.connection.is_none());
+    assert!(detail.session_expires_in.is_some());
+
+    // Closing the pane stops following; reopening asks again.
+    assert_eq!(press(&mut app, KeyCode::Enter), None);
     assert!(!app.clients.detail);
+    assert_eq!(app.clients.detail_of, None);
+    assert_eq!(
+        press(&mut app, KeyCode::Enter),
+        Some(Effect::ClientDetail("a".to_string()))
+    );
+}
+
+#[test]
+fn a_detail_pane_opened_on_an_empty_list_shows_the_first_client_that_arrives() {
+    let mut app = app();
+    open_clients(&mut app);
+    assert_eq!(press(&mut app, KeyCode::Enter), None, "nobody to ask about");
+    assert!(app.clients.detail);
+    assert_eq!(
+        app.update(Action::Clients(vec![client("late")])),
+        Some(Effect::ClientDetail("late".to_string()))
+    );
+    assert_eq!(app.update(Action::Clients(vec![client("late")])), None);
 }
 
 // ----- keys: Esc, numbers, the command line, Space ---------------------------------------
@@ -848,4 +944,83 @@ fn an_enabled_broker_opens_on_status() {
     let enabled = App::new(config, PathBuf::from("roost.ron"), Theme::default());
     assert_eq!(enabled.node, Node::Status);
     assert_eq!(app().node, Node::Broker, "a fresh config opens on the form");
+}
+
+// ----- honest saving: a full disk ----------------------------------------------------------
+
+/// What a full disk does to the config writer: part of the file is written, then ENOSPC.
+fn disk_full(file: &mut std::fs::File, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    file.write_all(&contents[..contents.len() / 2])?;
+    Err(std::io::Error::from_raw_os_error(28))
+}
+
+/// The broker in this process, its config file on a disk that is full: the apply goes
+/// through, the file keeps its old contents, and the console says "applied, NOT saved" with
+/// the reason — in the notice, the popup and the title bar — and asks before quitting.
+#[tokio::test]
+async fn a_full_disk_is_reported_as_applied_not_saved_and_the_old_file_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("roost.ron");
+    let old = roost::config::default_config_text().to_string();
+    std::fs::write(&path, &old).unwrap();
+    let config = Config::from_ron(&old).unwrap();
+    let service = roost::admin::AdminService::with_writer(
+        roost::broker::BrokerHandle::spawn(),
+        path.clone(),
+        config.clone(),
+        Some(old.clone()),
+        Arc::new(|_: &mut Config| {}),
+        Arc::new(disk_full),
+    );
+    let mut app = App::new(config, path.clone(), Theme::default());
+    edit_tcp_port(&mut app, "1884");
+    press(&mut app, KeyCode::Enter);
+    let Some(Effect::Apply {
+        config,
+        overwrite_hand_edits,
+    }) = ch(&mut app, 'a')
+    else {
+        panic!("a applies");
+    };
+    let outcome = service.apply(*config, overwrite_hand_edits).await;
+    app.update(Action::ApplyFinished(outcome));
+
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        old,
+        "the old file is intact"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(leftovers, ["roost.ron"], "no temporary file is left");
+    assert_eq!(service.applied().config.broker.tcp.port, 1884, "applied");
+
+    let notice = app.notice.clone().expect("a notice");
+    assert!(notice.is_error);
+    assert!(
+        notice.text.starts_with("applied, NOT saved: ")
+            && notice.text.contains("No space left on device"),
+        "{}",
+        notice.text
+    );
+    let reason = app.unsaved.clone().expect("the unsaved mark stays");
+    assert!(reason.contains("roost.ron"), "{reason}");
+    let screen = {
+        let mut terminal =
+            ratatui::Terminal::new(ratatui::backend::TestBackend::new(120, 36)).unwrap();
+        terminal
+            .draw(|frame| roost::console::ui::draw(frame, &app))
+            .unwrap();
+        terminal.backend().to_string()
+    };
+    assert!(screen.contains("Applied, NOT saved"), "{screen}");
+    assert!(!screen.contains("Saved to"), "{screen}");
+    assert!(screen.contains("NOT saved"), "the title bar keeps the mark");
+
+    press(&mut app, KeyCode::Esc);
+    ch(&mut app, 'q');
+    assert_eq!(app.popup, Some(Popup::ConfirmQuit), "quitting asks first");
 }

@@ -492,3 +492,79 @@ async fn two_attached_consoles_see_each_others_apply() {
         "{screen}"
     );
 }
+
+/// `roost --config OTHER --data-dir D` attaches to the `roost serve` running on D with
+/// another config file, and its detail pane shows a real client's will and subscription.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_console_attaches_by_data_directory_and_shows_a_clients_details() {
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("roost.ron");
+    std::fs::write(&config_path, roost::config::default_config_text()).unwrap();
+    let data_dir = dir.path().join("data");
+    std::fs::create_dir(&data_dir).unwrap();
+    let mut broker = ChildBroker::start_with_args(&[
+        "--config",
+        config_path.to_str().unwrap(),
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+    ]);
+
+    // A client with a will and a subscription (its SUBACK received).
+    let mut options = MqttOptions::new("e2e-detail", "127.0.0.1", broker.addr.port());
+    options.set_keep_alive(Duration::from_secs(30));
+    options.set_last_will(rumqttc::LastWill::new(
+        "e2e/will/detail",
+        "gone",
+        QoS::AtLeastOnce,
+        true,
+    ));
+    let (client, mut eventloop) = AsyncClient::new(options, 10);
+    client
+        .subscribe("e2e/detail/#", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let (subscribed_tx, subscribed) = tokio::sync::oneshot::channel();
+    let mut subscribed_tx = Some(subscribed_tx);
+    let poller = tokio::spawn(async move {
+        while let Ok(event) = eventloop.poll().await {
+            if let rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_)) = event
+                && let Some(tx) = subscribed_tx.take()
+            {
+                let _ = tx.send(());
+            }
+        }
+    });
+    tokio::time::timeout(TIMEOUT, subscribed)
+        .await
+        .expect("SUBACK in time")
+        .unwrap();
+
+    let other = dir.path().join("other.ron");
+    let session = Session::start_with(
+        &other,
+        &format!(
+            "--config {} --data-dir {}",
+            other.display(),
+            data_dir.display()
+        ),
+    );
+    let screen = session.wait_for_text(&format!("attached to pid {}", broker.pid()));
+    assert!(
+        screen.contains("roost.ron"),
+        "the broker's own file: {screen}"
+    );
+    assert!(!other.exists(), "the other config file is not created");
+
+    session.keys(&["9"]);
+    session.wait_for_text("e2e-detail");
+    session.keys(&["Enter"]);
+    let screen = session.wait_for_text("e2e/will/detail");
+    assert!(screen.contains("e2e-detail · connected"), "{screen}");
+    assert!(screen.contains("e2e/detail/#"), "{screen}");
+    assert!(screen.contains("MQTT 3.1.1 over tcp"), "{screen}");
+
+    session.keys(&["q"]);
+    assert_eq!(session.wait_for_exit(), "0");
+    assert!(broker.is_running(), "an attached console leaves the broker");
+    poller.abort();
+}

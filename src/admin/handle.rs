@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, watch};
 use super::client::{AdminClient, AdminError, DiagItem};
 use super::protocol::{AppliedConfig, ApplyOutcome, ApplyRefusal, Request, Response};
 use super::service::AdminService;
-use crate::broker::{ClientInfo, DiagnosticsReceiver, StatsSnapshot};
+use crate::broker::{ClientDetail, ClientInfo, DiagnosticsReceiver, StatsSnapshot};
 use crate::config::Config;
 
 /// Where the broker runs, as the console's title bar says.
@@ -121,6 +121,22 @@ impl Admin {
                 Response::Clients(clients) => Ok(clients),
                 other => Err(unexpected(other)),
             },
+        }
+    }
+
+    /// One client's session in full (connected or not); `None` when there is none.
+    pub async fn client_detail(&self, client_id: &str) -> Result<Option<ClientDetail>, AdminError> {
+        match self {
+            Admin::InProcess(service) => Ok(service.client_detail(client_id).await),
+            Admin::Attached(client) => {
+                let request = Request::ClientDetail {
+                    client_id: client_id.to_string(),
+                };
+                match client.request(request).await? {
+                    Response::ClientDetail(detail) => Ok(detail.map(|d| *d)),
+                    other => Err(unexpected(other)),
+                }
+            }
         }
     }
 

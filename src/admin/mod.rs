@@ -5,14 +5,17 @@
 //! - [`saving`]: writing the config file honestly (read-only files, hand-written comments);
 //! - [`protocol`]: the versioned wire protocol of the admin socket;
 //! - [`server`], [`client`]: the two ends of the socket; [`path`]: where the socket lives;
+//! - [`marker`]: the file in the data directory that names the socket;
 //! - [`handle`]: [`Admin`], the one API the console and configuration commands use.
 //!
 //! `roost serve` and the console that owns its broker both open the socket; `roost` attaches
-//! to it when a broker is already running on the same config file. There is no TCP admin
-//! port: only the user running the broker (or root) can connect.
+//! to it when a broker is already running on the same config file or the same data
+//! directory. There is no TCP admin port: only the user running the broker (or root) can
+//! connect.
 
 pub mod client;
 pub mod handle;
+pub mod marker;
 pub mod path;
 pub mod protocol;
 pub mod saving;
@@ -61,6 +64,27 @@ pub async fn attach_to_running(config: &Path) -> Result<Option<AdminClient>, Adm
     match AdminClient::connect(&socket).await {
         Ok(client) => Ok(Some(client)),
         Err(AdminError::Connect { .. }) => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
+/// Connects to the broker whose data directory is `data_dir`, through the marker it keeps
+/// there; `Ok(None)` when there is no marker or its socket does not answer (stale).
+pub async fn attach_by_data_dir(data_dir: &Path) -> Result<Option<AdminClient>, AdminError> {
+    let dir = data_dir.to_path_buf();
+    let socket = tokio::task::spawn_blocking(move || marker::read_marker(&dir))
+        .await
+        .ok()
+        .flatten();
+    let Some(socket) = socket else {
+        return Ok(None);
+    };
+    match AdminClient::connect(&socket).await {
+        Ok(client) => Ok(Some(client)),
+        Err(AdminError::Connect { .. }) => {
+            tracing::debug!(socket = %socket.display(), "stale admin socket marker ignored");
+            Ok(None)
+        }
         Err(err) => Err(err),
     }
 }

@@ -3,8 +3,8 @@
 //! One JSON document per line (UTF-8, `\n`-terminated, at most [`MAX_LINE`] bytes) in each
 //! direction over the admin Unix socket.
 //!
-//! 1. The client sends `{"Hello":{"protocol":1,"client":"roost console 0.1.0"}}`.
-//! 2. The server answers `{"Welcome":{"protocol":1,"pid":1234,...}}`, or
+//! 1. The client sends `{"Hello":{"protocol":2,"client":"roost console 0.1.0"}}`.
+//! 2. The server answers `{"Welcome":{"protocol":2,"pid":1234,...}}`, or
 //!    `{"Refused":{"reason":"..."}}` and closes when the versions differ. Only the `protocol`
 //!    number of a Hello is read before the versions are compared, so a Hello from any version
 //!    gets a readable refusal.
@@ -15,17 +15,24 @@
 //!    client cannot take are dropped and counted (`DiagnosticsLost`), never waited for.
 //!
 //! Any change to these types that an older peer cannot read needs a new version number.
+//! A request this side cannot read (a newer peer's) is answered with `Response::Error` when
+//! its id can be read, so that the peer is not left waiting.
+//!
+//! Versions:
+//! - 1: apply, stats, the client list, disconnect, diagnostics, hand edits;
+//! - 2: `ClientDetail` (one client's subscriptions, will, session expiry and CONNECT
+//!   properties, for the console's detail pane).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::broker::{ApplyReport, ClientInfo, DiagEvent, StatsSnapshot};
+use crate::broker::{ApplyReport, ClientDetail, ClientInfo, DiagEvent, StatsSnapshot};
 use crate::config::Config;
 
 /// The version spoken by this build. Peers of another version are refused.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The longest line accepted (a config with thousands of users fits easily).
 pub const MAX_LINE: usize = 16 * 1024 * 1024;
@@ -70,6 +77,10 @@ pub enum Request {
     ReloadFile,
     Stats,
     Clients,
+    /// One client's session in full (since version 2); asked for one client at a time.
+    ClientDetail {
+        client_id: String,
+    },
     Disconnect {
         client_id: String,
     },
@@ -87,6 +98,8 @@ pub enum Response {
     ReloadFile(Result<Box<Config>, String>),
     Stats(Box<StatsSnapshot>),
     Clients(Vec<ClientInfo>),
+    /// `None`: no session with that client id.
+    ClientDetail(Option<Box<ClientDetail>>),
     Disconnect {
         found: bool,
     },
@@ -166,6 +179,18 @@ pub(crate) struct HelloVersion {
     pub protocol: u32,
 }
 
+/// Only the id of a request, read from a request this version does not know.
+#[derive(Debug, Deserialize)]
+pub(crate) struct AnyRequest {
+    #[serde(rename = "Request")]
+    pub request: RequestId,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct RequestId {
+    pub id: u64,
+}
+
 /// The refusal sent to a peer of another version.
 pub fn version_mismatch(ours: u32, theirs: u32) -> String {
     format!(
@@ -183,6 +208,14 @@ mod tests {
         let line = r#"{"Hello":{"protocol":7,"client":"x","future_field":[1,2]}}"#;
         let hello: AnyHello = serde_json::from_str(line).unwrap();
         assert_eq!(hello.hello.protocol, 7);
+    }
+
+    #[test]
+    fn the_id_of_an_unknown_request_can_be_read() {
+        let line = r#"{"Request":{"id":9,"request":{"Teleport":{"to":"mars"}}}}"#;
+        assert!(serde_json::from_str::<ClientMsg>(line).is_err());
+        let any: AnyRequest = serde_json::from_str(line).unwrap();
+        assert_eq!(any.request.id, 9);
     }
 
     #[test]

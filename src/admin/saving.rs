@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-use crate::config::{Config, has_foreign_comments, render_commented};
+use crate::config::{
+    Config, WriteContents, has_foreign_comments, render_commented, write_and_sync,
+};
 
 #[derive(Debug, Error)]
 #[error("{0}")]
@@ -52,6 +54,16 @@ pub fn comments_copy_path(path: &Path) -> PathBuf {
 
 /// Writes `config` to `path` in the commented layout. `on_disk` is the file's current text.
 pub fn save(path: &Path, config: &Config, on_disk: Option<&str>) -> Result<Saved, SaveError> {
+    save_with(path, config, on_disk, &write_and_sync)
+}
+
+/// [`save`] with the file's contents written by `write` (see [`WriteContents`]).
+pub fn save_with(
+    path: &Path,
+    config: &Config,
+    on_disk: Option<&str>,
+    write: &WriteContents,
+) -> Result<Saved, SaveError> {
     if let Ok(meta) = fs::metadata(path)
         && meta.permissions().readonly()
     {
@@ -76,7 +88,7 @@ pub fn save(path: &Path, config: &Config, on_disk: Option<&str>) -> Result<Saved
         })?;
         comments_copied_to = Some(copy);
     }
-    crate::config::write_file_atomically(path, text.as_bytes())
+    crate::config::write_file_atomically_with(path, text.as_bytes(), write)
         .map_err(|err| SaveError(describe_write_error(&err)))?;
     Ok(Saved {
         text,

@@ -5,7 +5,7 @@ use std::fs;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
@@ -17,10 +17,11 @@ use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, FramedWrite, LinesCodec};
 use tracing::{debug, info, warn};
 
-use super::path::{current_uid, ensure_private_dir};
+use super::marker::SocketMarker;
+use super::path::{canonical_config_path, current_uid, ensure_private_dir};
 use super::protocol::{
-    AnyHello, ClientMsg, Event, MAX_LINE, PROTOCOL_VERSION, Request, Response, ServerMsg, Welcome,
-    version_mismatch,
+    AnyHello, AnyRequest, ClientMsg, Event, MAX_LINE, PROTOCOL_VERSION, Request, Response,
+    ServerMsg, Welcome, version_mismatch,
 };
 use super::service::AdminService;
 
@@ -39,11 +40,14 @@ pub enum BindError {
     },
 }
 
-/// The listening admin socket; the socket file is removed when this is dropped.
+/// The listening admin socket and its marker in the data directory ([`super::marker`]);
+/// both files are removed when this is dropped.
 #[derive(Debug)]
 pub struct AdminServer {
     path: PathBuf,
     task: tokio::task::JoinHandle<()>,
+    marker: Arc<Mutex<SocketMarker>>,
+    marker_task: tokio::task::JoinHandle<()>,
 }
 
 impl AdminServer {
@@ -66,10 +70,14 @@ impl AdminServer {
         let listener = UnixListener::bind(path).map_err(io_error)?;
         fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(io_error)?;
         info!(socket = %path.display(), "admin socket open");
+        let marker = Arc::new(Mutex::new(SocketMarker::new(path)));
+        let marker_task = tokio::spawn(follow_data_dir(service.clone(), marker.clone()));
         let task = tokio::spawn(accept_loop(listener, service));
         Ok(AdminServer {
             path: path.to_path_buf(),
             task,
+            marker,
+            marker_task,
         })
     }
 
@@ -81,8 +89,30 @@ impl AdminServer {
 impl Drop for AdminServer {
     fn drop(&mut self) {
         self.task.abort();
+        self.marker_task.abort();
+        lock(&self.marker).close();
         let _ = fs::remove_file(&self.path);
     }
+}
+
+/// Keeps the socket's marker in the data directory the broker runs with (an Apply may
+/// change it). File work runs off the runtime thread, which the router may share.
+async fn follow_data_dir(service: Arc<AdminService>, marker: Arc<Mutex<SocketMarker>>) {
+    let mut applied = service.watch_applied();
+    loop {
+        let data_dir = service.running_data_dir();
+        let marker = marker.clone();
+        let _ = tokio::task::spawn_blocking(move || lock(&marker).place(&data_dir)).await;
+        if applied.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 async fn accept_loop(listener: UnixListener, service: Arc<AdminService>) {
@@ -149,7 +179,10 @@ async fn serve_connection(stream: tokio::net::UnixStream, service: Arc<AdminServ
         protocol: PROTOCOL_VERSION,
         pid: std::process::id(),
         version: env!("CARGO_PKG_VERSION").to_string(),
-        config_path: service.config_path().to_path_buf(),
+        // Canonical: a console attached by data directory runs elsewhere, where the path
+        // the broker was given may mean another file.
+        config_path: canonical_config_path(service.config_path())
+            .unwrap_or_else(|_| service.config_path().to_path_buf()),
     });
     if send(&mut sink, &welcome).await.is_err() {
         return;
@@ -164,6 +197,14 @@ async fn serve_connection(stream: tokio::net::UnixStream, service: Arc<AdminServ
             Ok(message) => message,
             Err(err) => {
                 warn!(error = %err, "unreadable admin request");
+                // Answered when its id can be read, so that the peer does not wait forever.
+                if let Ok(any) = serde_json::from_str::<AnyRequest>(&line) {
+                    let response = Response::Error(format!("unreadable request: {err}"));
+                    let id = any.request.id;
+                    let _ = out_tx
+                        .send(Outgoing::Msg(ServerMsg::Response { id, response }))
+                        .await;
+                }
                 continue;
             }
         };
@@ -203,6 +244,9 @@ async fn answer(service: &AdminService, request: Request) -> Response {
         Request::ReloadFile => Response::ReloadFile(service.reload_file().await.map(Box::new)),
         Request::Stats => Response::Stats(Box::new(service.stats())),
         Request::Clients => Response::Clients(service.clients().await),
+        Request::ClientDetail { client_id } => {
+            Response::ClientDetail(service.client_detail(&client_id).await.map(Box::new))
+        }
         Request::Disconnect { client_id } => Response::Disconnect {
             found: service.disconnect(&client_id).await,
         },

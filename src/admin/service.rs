@@ -14,8 +14,10 @@ use tracing::{info, warn};
 
 use super::protocol::{AppliedConfig, ApplyOutcome, ApplyRefusal, SaveOutcome};
 use super::saving;
-use crate::broker::{ApplyError, ApplyReport, BrokerHandle, ClientInfo, StatsSnapshot};
-use crate::config::Config;
+use crate::broker::{
+    ApplyError, ApplyReport, BrokerHandle, ClientDetail, ClientInfo, StatsSnapshot,
+};
+use crate::config::{Config, WriteContents, write_and_sync};
 
 /// Changes a configuration before the broker runs it, such as `--tcp ADDR`.
 pub type Overrides = Arc<dyn Fn(&mut Config) + Send + Sync>;
@@ -26,6 +28,9 @@ pub struct AdminService {
     overrides: Overrides,
     state: Mutex<FileState>,
     applied: watch::Sender<AppliedConfig>,
+    /// How the config file's contents reach the disk: [`write_and_sync`], or in tests a
+    /// writer that fails as a full disk does.
+    write: Arc<WriteContents>,
 }
 
 impl std::fmt::Debug for AdminService {
@@ -54,6 +59,25 @@ impl AdminService {
         file_text: Option<String>,
         overrides: Overrides,
     ) -> Arc<AdminService> {
+        AdminService::with_writer(
+            broker,
+            config_path,
+            config,
+            file_text,
+            overrides,
+            Arc::new(write_and_sync),
+        )
+    }
+
+    /// [`AdminService::new`] writing the config file's contents through `write`.
+    pub fn with_writer(
+        broker: BrokerHandle,
+        config_path: PathBuf,
+        config: Config,
+        file_text: Option<String>,
+        overrides: Overrides,
+        write: Arc<WriteContents>,
+    ) -> Arc<AdminService> {
         let (applied, _) = watch::channel(AppliedConfig {
             config: Box::new(config),
             generation: 0,
@@ -64,6 +88,7 @@ impl AdminService {
             overrides,
             state: Mutex::new(FileState { text: file_text }),
             applied,
+            write,
         })
     }
 
@@ -81,6 +106,14 @@ impl AdminService {
         let mut running = (*self.applied.borrow().config).clone();
         (self.overrides)(&mut running);
         self.broker.apply(running).await
+    }
+
+    /// The data directory the broker runs with: the applied one, or a command-line
+    /// override's.
+    pub fn running_data_dir(&self) -> PathBuf {
+        let mut running = (*self.applied.borrow().config).clone();
+        (self.overrides)(&mut running);
+        running.persistence.data_dir
     }
 
     /// The applied configuration, without command-line overrides.
@@ -125,9 +158,11 @@ impl AdminService {
 
         let path = self.config_path.clone();
         let to_save = config.clone();
-        let saved = blocking(move || saving::save(&path, &to_save, on_disk.as_deref()))
-            .await
-            .unwrap_or_else(|reason| Err(saving::SaveError(reason)));
+        let write = self.write.clone();
+        let saved =
+            blocking(move || saving::save_with(&path, &to_save, on_disk.as_deref(), &*write))
+                .await
+                .unwrap_or_else(|reason| Err(saving::SaveError(reason)));
         let saved = match saved {
             Ok(done) => {
                 info!(path = %self.config_path.display(), "configuration saved");
@@ -175,6 +210,10 @@ impl AdminService {
 
     pub async fn clients(&self) -> Vec<ClientInfo> {
         self.broker.clients().await
+    }
+
+    pub async fn client_detail(&self, client_id: &str) -> Option<ClientDetail> {
+        self.broker.client_detail(client_id).await
     }
 
     pub async fn disconnect(&self, client_id: &str) -> bool {

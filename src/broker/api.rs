@@ -179,6 +179,88 @@ pub struct ClientInfo {
     pub dropped: u64,
 }
 
+/// Everything the broker knows about one client, for the console's detail pane. Built only
+/// when asked for one client (never per refresh of the list), so its cost does not grow with
+/// the number of clients. The session may be disconnected (then `connection` is `None`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientDetail {
+    pub client_id: Arc<str>,
+    pub protocol: ProtocolVersion,
+    /// The attached connection; `None` while the session waits for its client to return.
+    pub connection: Option<ConnectionDetail>,
+    /// Seconds the session outlives its connection (MQTT 5.0 §3.1.2.11.2); `None` never
+    /// expires (a 3.1.1 session with Clean Session 0).
+    pub session_expiry_secs: Option<u32>,
+    /// Disconnected: how long until the session ends.
+    pub session_expires_in: Option<Duration>,
+    pub inflight: usize,
+    pub queued: usize,
+    /// Messages in flight to the client at once (its Receive Maximum capped by ours).
+    pub window: usize,
+    pub will: Option<WillDetail>,
+    /// The subscriptions, sorted by topic filter, at most [`ClientDetail::MAX_SUBSCRIPTIONS`].
+    pub subscriptions: Vec<SubscriptionDetail>,
+    /// How many subscriptions the session has in all.
+    pub subscription_count: usize,
+}
+
+impl ClientDetail {
+    /// A client may hold any number of subscriptions; the pane shows a screenful, and the
+    /// admin socket's answer stays small.
+    pub const MAX_SUBSCRIPTIONS: usize = 1000;
+}
+
+/// The connection of a client as its CONNECT asked and the broker agreed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionDetail {
+    pub address: SocketAddr,
+    pub listener: ListenerKind,
+    pub username: Option<String>,
+    /// The keep alive the broker holds the client to (MQTT-3.1.2-21 may lower it).
+    pub keep_alive_secs: u16,
+    pub clean_start: bool,
+    pub connected_since: SystemTime,
+    /// The client's Receive Maximum (MQTT 5.0 §3.1.2.11.3); `None` when absent (65,535) or
+    /// before 5.0.
+    pub receive_maximum: Option<u16>,
+    /// The client's Maximum Packet Size (§3.1.2.11.4); `None`: no limit beyond the protocol's.
+    pub maximum_packet_size: Option<u32>,
+    /// The client's Topic Alias Maximum (§3.1.2.11.5); `None` when absent (0).
+    pub topic_alias_maximum: Option<u16>,
+    pub messages_in: u64,
+    pub messages_out: u64,
+    pub dropped: u64,
+}
+
+/// A will as the session holds it (MQTT 5.0 §3.1.2.5, §3.1.3.2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WillDetail {
+    pub topic: Arc<str>,
+    pub qos: QoS,
+    pub retain: bool,
+    pub payload_bytes: usize,
+    /// The Will Delay Interval (§3.1.3.2.2); 0 when absent.
+    pub delay_secs: u32,
+    /// Disconnected with the delay running: how long until it is published.
+    pub publishes_in: Option<Duration>,
+}
+
+/// One subscription and its options (MQTT 5.0 §3.8.3.1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscriptionDetail {
+    /// The topic filter, without a `$share/{group}/` prefix.
+    pub filter: String,
+    /// The share group of a shared subscription (§4.8.2).
+    pub share_group: Option<String>,
+    pub qos: QoS,
+    pub no_local: bool,
+    pub retain_as_published: bool,
+    /// Retain Handling: 0 send at subscribe, 1 only if the subscription is new, 2 never.
+    pub retain_handling: u8,
+    /// The Subscription Identifier given with it (§3.8.2.1.2).
+    pub identifier: Option<u32>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Direction {
     /// From the client to the broker.

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use super::api::{ApplyError, ApplyReport, ClientInfo, DiagEvent, StatsSnapshot};
+use super::api::{ApplyError, ApplyReport, ClientDetail, ClientInfo, DiagEvent, StatsSnapshot};
 use super::metrics::Metrics;
 use super::router::{ROUTER_CHANNEL_CAPACITY, Router, RouterMsg};
 use super::state::BrokerState;
@@ -148,6 +148,19 @@ impl BrokerHandle {
             return Vec::new();
         }
         result.await.unwrap_or_default()
+    }
+
+    /// Everything about one client's session (connected or not): its subscriptions with
+    /// their options, its will, its session expiry and what its CONNECT asked for. `None`
+    /// when there is no such session.
+    pub async fn client_detail(&self, client_id: &str) -> Option<ClientDetail> {
+        let (reply, result) = oneshot::channel();
+        let message = RouterMsg::ClientDetail {
+            client_id: client_id.to_string(),
+            reply,
+        };
+        self.router.send(message).await.ok()?;
+        result.await.ok().flatten()
     }
 
     /// Closes one client's connection (v5: DISCONNECT 0x98 Administrative action).

@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 
 use foldhash::{HashSet, HashSetExt};
 use std::net::SocketAddr;
+use std::num::{NonZeroU16, NonZeroU32};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -22,12 +23,22 @@ use super::connection::link::{Ack, ConnectionLink, Outbound};
 pub struct ConnectionInfo {
     pub address: SocketAddr,
     pub listener: ListenerKind,
-    pub username: Option<String>,
+    /// Shared with the session's access record (one allocation per client).
+    pub username: Option<Arc<str>>,
     /// SHA-256 thumbprint of the client certificate it connected with (TLS), so that
     /// revoking the certificate disconnects it.
     pub certificate: Option<Arc<str>>,
     pub keep_alive_secs: u16,
     pub connected_since: SystemTime,
+    pub clean_start: bool,
+    /// The client's CONNECT properties as it sent them (MQTT 5.0 §3.1.2.11), for the
+    /// console's detail pane: Receive Maximum, Maximum Packet Size, Topic Alias Maximum.
+    /// The first two cannot be 0 (MQTT 5.0 §3.1.2.11.3, §3.1.2.11.4: a protocol error),
+    /// which keeps them small: this record exists for every connection (see
+    /// `tests/hostile_memory.rs`).
+    pub receive_maximum: Option<NonZeroU16>,
+    pub maximum_packet_size: Option<NonZeroU32>,
+    pub topic_alias_maximum: Option<u16>,
     /// Messages in and out of this connection, counted by its reader and writer.
     pub counters: Arc<ClientCounters>,
 }
@@ -248,5 +259,13 @@ mod tests {
     fn a_session_stays_small() {
         let size = size_of::<Session>();
         assert!(size <= 384, "Session is {size} bytes");
+    }
+
+    /// Every connection has one, boxed: at 104 bytes its allocation stays in glibc's
+    /// 112-byte class (the detail pane's CONNECT properties fit in what was padding).
+    #[test]
+    fn connection_info_stays_small() {
+        let size = size_of::<ConnectionInfo>();
+        assert!(size <= 104, "ConnectionInfo is {size} bytes");
     }
 }

@@ -100,18 +100,36 @@ impl Config {
 }
 
 fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), ConfigFileError> {
-    // 0666 before the umask, as a file the operator creates.
-    replace_file(path, contents, 0o666).map_err(|source| ConfigFileError::Write {
-        path: path.to_path_buf(),
-        source,
-    })
+    write_file_atomically_with(path, contents, &write_and_sync)
 }
 
 /// Replaces `path` with `contents` so that a reader sees the old file or the new one, never
 /// half of it: a temporary file beside it, created with `mode` (before the umask), synced,
 /// renamed over it, and the directory synced. The config file and the key and certificate
-/// files are all written this way.
+/// files are all written this way. On any failure (a full disk, a read-only directory) the
+/// error is returned, the old file is left as it was and the temporary file is removed.
 pub fn replace_file(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
+    replace_file_with(path, contents, mode, &write_and_sync)
+}
+
+/// How [`replace_file`] puts the contents into the temporary file and makes them durable.
+/// A seam: tests give a writer that fails as a full disk does, which no real file in a
+/// test's directory can be made to do.
+pub type WriteContents = dyn Fn(&mut fs::File, &[u8]) -> std::io::Result<()> + Send + Sync;
+
+/// The real [`WriteContents`]: write everything, then fsync.
+pub fn write_and_sync(file: &mut fs::File, contents: &[u8]) -> std::io::Result<()> {
+    file.write_all(contents)?;
+    file.sync_all()
+}
+
+/// [`replace_file`] with the temporary file written by `write`.
+pub fn replace_file_with(
+    path: &Path,
+    contents: &[u8],
+    mode: u32,
+    write: &WriteContents,
+) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
@@ -130,8 +148,8 @@ pub fn replace_file(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<
             .create_new(true)
             .mode(mode)
             .open(&temp)?;
-        file.write_all(contents)?;
-        file.sync_all()?;
+        write(&mut file, contents)?;
+        drop(file);
         fs::rename(&temp, path)?;
         // Make the rename itself durable.
         if let Ok(dir) = fs::File::open(&dir) {
@@ -150,9 +168,54 @@ pub fn write_file_atomically(path: &Path, contents: &[u8]) -> Result<(), ConfigF
     write_atomically(path, contents)
 }
 
+/// [`write_file_atomically`] through the seam of [`replace_file_with`].
+pub fn write_file_atomically_with(
+    path: &Path,
+    contents: &[u8],
+    write: &WriteContents,
+) -> Result<(), ConfigFileError> {
+    // 0666 before the umask, as a file the operator creates.
+    replace_file_with(path, contents, 0o666, write).map_err(|source| ConfigFileError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a full disk does: part of the data is written, then ENOSPC.
+    fn disk_full(file: &mut fs::File, contents: &[u8]) -> std::io::Result<()> {
+        file.write_all(&contents[..contents.len() / 2])?;
+        Err(std::io::Error::from_raw_os_error(28))
+    }
+
+    #[test]
+    fn a_full_disk_is_reported_and_leaves_the_old_file_intact() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("roost.ron");
+        fs::write(&path, "// the old file\n()\n").unwrap();
+        let err =
+            replace_file_with(&path, b"(broker: (enabled: true))", 0o600, &disk_full).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::StorageFull, "{err}");
+        assert_eq!(fs::read_to_string(&path).unwrap(), "// the old file\n()\n");
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            names,
+            ["roost.ron"],
+            "the half-written temporary file is removed"
+        );
+
+        // Through the config writer, the reason names the file and the cause.
+        let err = write_file_atomically_with(&path, b"()", &disk_full).unwrap_err();
+        let reason = format!("{err}");
+        assert!(reason.contains("roost.ron"), "{reason}");
+        assert!(reason.contains("No space left on device"), "{reason}");
+    }
 
     #[test]
     fn save_then_load_round_trips() {

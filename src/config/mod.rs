@@ -10,7 +10,10 @@ mod validate;
 
 pub use diff::{FieldChange, diff};
 pub use error::ConfigError;
-pub use file::{ConfigFileError, replace_file, write_file_atomically};
+pub use file::{
+    ConfigFileError, WriteContents, replace_file, replace_file_with, write_and_sync,
+    write_file_atomically, write_file_atomically_with,
+};
 pub use layout::{has_foreign_comments, render as render_commented};
 pub use model::*;
 pub use template::default_config_text;

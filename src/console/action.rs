@@ -7,7 +7,7 @@ use std::sync::Arc;
 use ratatui::crossterm::event::KeyEvent;
 
 use crate::admin::{AppliedConfig, ApplyOutcome, ApplyRefusal};
-use crate::broker::{ClientInfo, DiagEvent, StatsSnapshot};
+use crate::broker::{ClientDetail, ClientInfo, DiagEvent, StatsSnapshot};
 use crate::config::Config;
 
 // Actions pass one at a time from the runtime into `App::update` and are not stored: a large
@@ -41,6 +41,12 @@ pub enum Action {
     },
     Stats(StatsSnapshot),
     Clients(Vec<ClientInfo>),
+    /// The broker's answer to `Effect::ClientDetail`: `None` when it has no session for
+    /// the client (any more).
+    ClientDetail {
+        client_id: String,
+        detail: Option<Box<ClientDetail>>,
+    },
     Diag(Arc<DiagEvent>),
     /// The diagnostics channel overflowed and this many events were lost.
     DiagLagged(u64),
@@ -65,6 +71,8 @@ pub enum Effect {
     },
     /// Re-read the config file (`Admin::reload_file`).
     ReloadFile,
+    /// `Admin::client_detail` of this client, for the detail pane.
+    ClientDetail(String),
     /// `Admin::disconnect`.
     Disconnect(String),
     /// `Admin::disconnect` for each of these clients.

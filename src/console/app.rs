@@ -332,6 +332,14 @@ impl App {
             }
             Action::Clients(clients) => {
                 self.set_clients(clients);
+                // A pane opened on an empty list shows the first client that arrives.
+                if self.clients.detail_of.is_none() {
+                    return self.detail_follows_selection();
+                }
+                None
+            }
+            Action::ClientDetail { client_id, detail } => {
+                self.clients.set_detail(&client_id, detail);
                 None
             }
             Action::Disconnected { client_id, found } => {
@@ -478,6 +486,19 @@ impl App {
             .min(self.clients.len().saturating_sub(1));
     }
 
+    /// With the detail pane open in the Clients view, points it at the selected client and
+    /// asks for its details when that is another client.
+    fn detail_follows_selection(&mut self) -> Option<Effect> {
+        if !self.clients.detail || self.node != Node::Clients || self.focus != Focus::Pane {
+            return None;
+        }
+        let selected = self.selected_client().map(|c| c.client_id.clone());
+        if !self.clients.show_detail_of(selected.clone()) {
+            return None;
+        }
+        selected.map(|id| Effect::ClientDetail(id.to_string()))
+    }
+
     /// The client selected in the Clients view.
     pub fn selected_client(&self) -> Option<&ClientInfo> {
         self.clients.row(self.cursor_of(Node::Clients))
@@ -537,10 +558,15 @@ impl App {
             return self.on_editing_command(command);
         }
         match command {
-            Command::Up => self.move_cursor(-1),
-            Command::Down => self.move_cursor(1),
-            Command::Top => self.move_cursor(isize::MIN),
-            Command::Bottom => self.move_cursor(isize::MAX),
+            Command::Up | Command::Down | Command::Top | Command::Bottom => {
+                self.move_cursor(match command {
+                    Command::Up => -1,
+                    Command::Down => 1,
+                    Command::Top => isize::MIN,
+                    _ => isize::MAX,
+                });
+                return self.detail_follows_selection();
+            }
             Command::NextPane | Command::PrevPane => {
                 self.focus = match self.focus {
                     Focus::Tree => Focus::Pane,
@@ -609,7 +635,14 @@ impl App {
                 self.clients.reverse();
                 self.cursor[Node::Clients.index()] = 0;
             }
-            Command::Details => self.clients.detail = !self.clients.detail,
+            Command::Details => {
+                self.clients.detail = !self.clients.detail;
+                if !self.clients.detail {
+                    self.clients.show_detail_of(None);
+                    return None;
+                }
+                return self.detail_follows_selection();
+            }
             Command::Pause => self.log.toggle_pause(),
             Command::Filter if self.node == Node::Clients => {
                 self.editing = Some(Editing {

@@ -3,8 +3,9 @@
 //! refresh, not once per frame.
 
 use std::cmp::Ordering;
+use std::sync::Arc;
 
-use crate::broker::ClientInfo;
+use crate::broker::{ClientDetail, ClientInfo};
 
 /// A sortable column of the Clients table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,8 +110,21 @@ pub struct ClientList {
     pub filter: String,
     pub sort: ClientColumn,
     pub descending: bool,
-    /// Whether the detail pane of the selected client is open.
+    /// Whether the detail pane is open.
     pub detail: bool,
+    /// The client the detail pane shows: the selected one, kept when it disconnects so that
+    /// the pane can show its session counting down.
+    pub detail_of: Option<Arc<str>>,
+    /// The broker's last answer about `detail_of`; `None` until it came.
+    pub details: Option<Fetched>,
+}
+
+/// One client's details as fetched: `detail` is `None` when the broker has no session for
+/// the client any more.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub client_id: Arc<str>,
+    pub detail: Option<Box<ClientDetail>>,
 }
 
 impl Default for ClientList {
@@ -123,6 +137,8 @@ impl Default for ClientList {
             sort: ClientColumn::ClientId,
             descending: false,
             detail: false,
+            detail_of: None,
+            details: None,
         }
     }
 }
@@ -163,6 +179,32 @@ impl ClientList {
         self.all = rows;
         self.refreshed_at = Some(now);
         self.refresh();
+    }
+
+    /// The details fetched for the client the pane shows, if they are about it.
+    pub fn shown_detail(&self) -> Option<&Fetched> {
+        let of = self.detail_of.as_ref()?;
+        self.details.as_ref().filter(|d| d.client_id == *of)
+    }
+
+    /// Points the detail pane at `client_id`; true when that is a change (its details are to
+    /// be fetched).
+    pub fn show_detail_of(&mut self, client_id: Option<Arc<str>>) -> bool {
+        if self.detail_of == client_id {
+            return false;
+        }
+        self.detail_of = client_id;
+        true
+    }
+
+    /// Keeps the broker's answer when it is about the client shown.
+    pub fn set_detail(&mut self, client_id: &str, detail: Option<Box<ClientDetail>>) {
+        if self.detail_of.as_deref() == Some(client_id) {
+            self.details = Some(Fetched {
+                client_id: client_id.into(),
+                detail,
+            });
+        }
     }
 
     pub fn set_filter(&mut self, filter: &str) {

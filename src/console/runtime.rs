@@ -38,11 +38,14 @@ pub struct ConsoleOptions {
     pub theme: Option<String>,
     /// `roost console --attach PATH`: this admin socket, and never a broker of our own.
     pub attach: Option<PathBuf>,
+    /// `roost --data-dir DIR`: attach to the broker running on DIR, else run one on it.
+    pub data_dir: Option<PathBuf>,
 }
 
-/// `roost`: attaches to the broker running on the config file when there is one (or to the
-/// socket named by `--attach`), else starts one in this process, serves its admin socket so
-/// that other consoles can attach, and stops it when the console ends.
+/// `roost`: attaches to the broker running on the config file or on the data directory
+/// (`--data-dir`, else the file's) when there is one, or to the socket named by `--attach`;
+/// else starts one in this process, serves its admin socket so that other consoles can
+/// attach, and stops it when the console ends.
 pub async fn start(options: ConsoleOptions) -> Result<(), ConsoleError> {
     if let Some(socket) = &options.attach {
         let client = AdminClient::connect(socket).await?;
@@ -57,16 +60,36 @@ pub async fn start(options: ConsoleOptions) -> Result<(), ConsoleError> {
     if let Some(client) = admin::attach_to_running(&options.config_path).await? {
         return run(options, &Admin::Attached(client), None).await;
     }
+    let data_dir = match &options.data_dir {
+        Some(dir) => dir.clone(),
+        None => configured_data_dir(&options.config_path),
+    };
+    if let Some(client) = admin::attach_by_data_dir(&data_dir).await? {
+        // Another config file's broker: its file is the one applies save to.
+        let config_path = client.welcome().config_path.clone();
+        return run(
+            options.with_config(config_path),
+            &Admin::Attached(client),
+            None,
+        )
+        .await;
+    }
     let path = options.config_path.clone();
     let config = Config::load_or_create(&path)?;
     let text = std::fs::read_to_string(&path).ok();
     let broker = BrokerHandle::spawn();
+    // `--data-dir` overrides the file's for this run, as for `roost serve`, and is not saved.
+    let data_dir_override = options.data_dir.clone();
     let service = AdminService::new(
         broker.clone(),
         path,
         config,
         text,
-        Arc::new(|_: &mut Config| {}),
+        Arc::new(move |config: &mut Config| {
+            if let Some(dir) = &data_dir_override {
+                config.persistence.data_dir = dir.clone();
+            }
+        }),
     );
     let start_error = service
         .apply_initial()
@@ -79,6 +102,14 @@ pub async fn start(options: ConsoleOptions) -> Result<(), ConsoleError> {
     drop(server);
     admin.shutdown_if_owned().await;
     result
+}
+
+/// The data directory the config file names (the default one when the file is missing or
+/// unreadable: a broker started on it would use that).
+fn configured_data_dir(config_path: &std::path::Path) -> PathBuf {
+    Config::load(config_path)
+        .map(|config| config.persistence.data_dir)
+        .unwrap_or_else(|_| Config::default().persistence.data_dir)
 }
 
 impl ConsoleOptions {
@@ -153,6 +184,7 @@ async fn event_loop(
     let mut sigterm = signal(SignalKind::terminate()).map_err(ConsoleError::Signals)?;
     let mut sighup = signal(SignalKind::hangup()).map_err(ConsoleError::Signals)?;
     let mut clients_poll: Option<tokio::task::JoinHandle<()>> = None;
+    let mut detail_poll: Option<tokio::task::JoinHandle<()>> = None;
     let mut needs_draw = true;
 
     loop {
@@ -187,6 +219,15 @@ async fn event_loop(
                             let _ = tx.send(Action::Clients(clients));
                         }
                     }));
+                }
+                // The open detail pane's client, alone: details are never fetched for the
+                // whole list.
+                if app.clients.detail
+                    && app.node == super::node::Node::Clients
+                    && let Some(client_id) = app.clients.detail_of.clone()
+                    && detail_poll.as_ref().is_none_or(|task| task.is_finished())
+                {
+                    detail_poll = Some(fetch_detail(admin, client_id.to_string(), &action_tx));
                 }
                 if stats_poll.as_ref().is_none_or(|task| task.is_finished()) {
                     let admin = admin.clone();
@@ -263,6 +304,25 @@ fn draw(terminal: &mut DefaultTerminal, app: &App) -> Result<(), ConsoleError> {
         .map_err(ConsoleError::Terminal)
 }
 
+/// Asks the broker for one client's details; the answer comes back as an action.
+fn fetch_detail(
+    admin: &Admin,
+    client_id: String,
+    actions: &mpsc::UnboundedSender<Action>,
+) -> tokio::task::JoinHandle<()> {
+    let admin = admin.clone();
+    let actions = actions.clone();
+    tokio::spawn(async move {
+        match admin.client_detail(&client_id).await {
+            Ok(detail) => {
+                let detail = detail.map(Box::new);
+                let _ = actions.send(Action::ClientDetail { client_id, detail });
+            }
+            Err(err) => warn!(error = %err, client_id, "cannot fetch the client's details"),
+        }
+    })
+}
+
 /// Runs an effect in the background; its outcome comes back as an action.
 /// `pending` is the configuration being edited, which certificate actions work on.
 fn execute(
@@ -294,6 +354,9 @@ fn execute(
             tokio::spawn(async move {
                 let _ = actions.send(Action::FileReloaded(admin.reload_file().await));
             });
+        }
+        Effect::ClientDetail(client_id) => {
+            fetch_detail(&admin, client_id, &actions);
         }
         Effect::Disconnect(client_id) => {
             tokio::spawn(async move {

@@ -282,10 +282,20 @@ async fn start<S: ByteStream>(
         info: ConnectionInfo {
             address,
             listener,
-            username: connect.username.clone(),
+            username: connect.username.as_deref().map(Arc::from),
             certificate: identity.map(|identity| identity.thumbprint),
             keep_alive_secs: negotiated.keep_alive,
             connected_since: SystemTime::now(),
+            clean_start: connect.clean_start,
+            receive_maximum: connect
+                .properties
+                .receive_maximum
+                .and_then(std::num::NonZeroU16::new),
+            maximum_packet_size: connect
+                .properties
+                .maximum_packet_size
+                .and_then(std::num::NonZeroU32::new),
+            topic_alias_maximum: connect.properties.topic_alias_maximum,
             counters: counters.clone(),
         },
         connack: negotiated.connack.clone(),

@@ -1,14 +1,17 @@
-//! Administration: the console's client list, closing one client on request, the gauges,
-//! and the `$SYS/broker/...` topics.
+//! Administration: the console's client list, one client's details, closing one client on
+//! request, the gauges, and the `$SYS/broker/...` topics.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use super::Router;
-use crate::broker::api::ClientInfo;
+use crate::broker::api::{
+    ClientDetail, ClientInfo, ConnectionDetail, SubscriptionDetail, WillDetail,
+};
 use crate::broker::message::Message;
 use crate::broker::metrics::Metrics;
 use crate::broker::session::ClientCounters;
+use crate::broker::subscriptions::FilterRef;
 use crate::broker::sys;
 use crate::mqtt::{Properties, Publish, QoS, ReasonCode};
 
@@ -25,7 +28,7 @@ impl Router {
                     address: connected.info.address,
                     listener: connected.info.listener,
                     protocol: session.protocol,
-                    username: connected.info.username.clone(),
+                    username: connected.info.username.as_deref().map(str::to_string),
                     keep_alive_secs: connected.info.keep_alive_secs,
                     subscriptions: session.subscriptions.len(),
                     inflight: session.inflight.len(),
@@ -39,6 +42,73 @@ impl Router {
             .collect();
         clients.sort_by(|a, b| a.client_id.cmp(&b.client_id));
         clients
+    }
+
+    /// Everything about one session, connected or not; `None` when there is none. Asked for
+    /// one client at a time (the console's detail pane), never for the whole list.
+    pub(super) fn client_detail(&self, client_id: &str, now: Instant) -> Option<ClientDetail> {
+        let key = self.by_client_id.get(client_id)?;
+        let session = self.sessions.get(key)?;
+        let connection = session.connection.as_ref().map(|connected| {
+            let info = &connected.info;
+            ConnectionDetail {
+                address: info.address,
+                listener: info.listener,
+                username: info.username.as_deref().map(str::to_string),
+                keep_alive_secs: info.keep_alive_secs,
+                clean_start: info.clean_start,
+                connected_since: info.connected_since,
+                receive_maximum: info.receive_maximum.map(|n| n.get()),
+                maximum_packet_size: info.maximum_packet_size.map(|n| n.get()),
+                topic_alias_maximum: info.topic_alias_maximum,
+                messages_in: ClientCounters::get(&info.counters.received),
+                messages_out: ClientCounters::get(&info.counters.sent),
+                dropped: ClientCounters::get(&info.counters.dropped),
+            }
+        });
+        let will = session.will.as_ref().map(|will| WillDetail {
+            topic: will.topic.clone(),
+            qos: will.qos,
+            retain: will.retain,
+            payload_bytes: will.payload.len(),
+            delay_secs: will.properties.will_delay_interval.unwrap_or(0),
+            publishes_in: session.will_at.map(|at| at.saturating_duration_since(now)),
+        });
+        let mut filters: Vec<_> = session.subscriptions.iter().collect();
+        filters.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let subscriptions = filters
+            .into_iter()
+            .take(ClientDetail::MAX_SUBSCRIPTIONS)
+            .map(|(full, subscription)| {
+                let parsed = FilterRef::parse(full);
+                let options = subscription.options;
+                SubscriptionDetail {
+                    filter: parsed.filter.to_string(),
+                    share_group: parsed.group.map(str::to_string),
+                    qos: options.qos,
+                    no_local: options.no_local,
+                    retain_as_published: options.retain_as_published,
+                    retain_handling: options.retain_handling as u8,
+                    identifier: subscription.identifier,
+                }
+            })
+            .collect();
+        Some(ClientDetail {
+            client_id: session.client_id.clone(),
+            protocol: session.protocol,
+            connection,
+            session_expiry_secs: session.expiry_secs,
+            session_expires_in: session
+                .expires_at
+                .filter(|_| !session.is_connected())
+                .map(|at| at.saturating_duration_since(now)),
+            inflight: session.inflight.len(),
+            queued: session.queue.len(),
+            window: session.window,
+            will,
+            subscriptions,
+            subscription_count: session.subscriptions.len(),
+        })
     }
 
     /// Closes the connection of `client_id`; false when it is not connected.

@@ -68,7 +68,7 @@ impl Router {
         session.will = request.will.map(Box::new);
         session.window = request.window.max(1);
         session.defer_sends = self.persist.waits_for_sync && session.is_persistent();
-        let username: Option<Arc<str>> = request.info.username.as_deref().map(Arc::from);
+        let username: Option<Arc<str>> = request.info.username.clone();
         match (&mut session.access, username) {
             (Some(access), username) => access.username = username,
             (None, None) => {}

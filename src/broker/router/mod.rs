@@ -42,7 +42,7 @@ use self::lifecycle::TimerKind;
 use self::persist::Persistence;
 use self::retained::{PendingRetained, RETAINED_RETRY, RetainedMessages, RetainedTurn};
 use self::retained_sweep::SweepSchedule;
-use super::api::ClientInfo;
+use super::api::{ClientDetail, ClientInfo};
 use super::connection::link::{Backlog, ConnectionLink};
 use super::metrics::{Metrics, RateMeter};
 use super::session::{ConnectionInfo, Inflight, Queued, Session};
@@ -105,6 +105,11 @@ pub enum RouterMsg {
     },
     Configure(Arc<crate::config::Config>),
     Clients(oneshot::Sender<Vec<ClientInfo>>),
+    /// One session's details, connected or not (the console's detail pane).
+    ClientDetail {
+        client_id: String,
+        reply: oneshot::Sender<Option<ClientDetail>>,
+    },
     DisconnectClient {
         client_id: String,
         reply: oneshot::Sender<bool>,
@@ -383,6 +388,9 @@ impl Router {
             }
             RouterMsg::Clients(reply) => {
                 let _ = reply.send(self.clients());
+            }
+            RouterMsg::ClientDetail { client_id, reply } => {
+                let _ = reply.send(self.client_detail(&client_id, Instant::now()));
             }
             RouterMsg::DisconnectClient { client_id, reply } => {
                 let found = self.disconnect_client(&client_id).await;

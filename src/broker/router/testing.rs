@@ -41,6 +41,10 @@ fn connection_info() -> ConnectionInfo {
         certificate: None,
         keep_alive_secs: 60,
         connected_since: SystemTime::now(),
+        clean_start: true,
+        receive_maximum: None,
+        maximum_packet_size: None,
+        topic_alias_maximum: None,
         counters: Default::default(),
     }
 }

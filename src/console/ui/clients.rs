@@ -1,19 +1,20 @@
 //! The connected clients: a filtered, sorted table drawn a screenful at a time (10,000
-//! clients cost no more per frame than 20), and a detail pane for the selected one.
+//! clients cost no more per frame than 20), a summary of the selected one, and (Enter) the
+//! detail pane of [`super::client_detail`], under the table or, when wide, beside it.
 //!
 //! ```text
 //! ┌ Clients 3 of 10000 · filter "sensor" · sort Queue ↓ ───────────┐
 //! │ Client ID      Address          Queue Infl User   Proto Subs   │  table
 //! │ sensor-1       127.0.0.1:50432      0    0 none   5.0      2   │
-//! │ ─────────────────────────────────────────────────────────────── │
-//! │ sensor-1 · 127.0.0.1:50432 over TCP · keep alive 60 s · …       │  details
-//! └────────────────────────────────────────────────────────────────┘
+//! │                                                                │
+//! │ sensor-1 · 127.0.0.1:50432 over TCP · keep alive 60 s · …       │  summary or
+//! └────────────────────────────────────────────────────────────────┘  detail pane
 //! ```
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::Line;
-use ratatui::widgets::{Paragraph, Row, Table, TableState, Wrap};
+use ratatui::widgets::{Borders, Paragraph, Row, Table, TableState, Wrap};
 
 use crate::broker::ClientInfo;
 use crate::console::app::{App, EditTarget, Focus};
@@ -42,6 +43,8 @@ const MORE_COLUMNS: [ClientColumn; 7] = [
 ];
 /// The width from which every column fits.
 const WIDE: u16 = 110;
+/// The inner width from which the detail pane goes beside the table rather than under it.
+const DETAIL_BESIDE: u16 = 150;
 
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let theme = &app.theme;
@@ -75,9 +78,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         );
         return;
     }
-    let details_height = if list.detail { 9 } else { 3 };
-    let [table_area, details_area] =
-        Layout::vertical([Constraint::Min(2), Constraint::Length(details_height)]).areas(inner);
+    let (table_area, details_area) = split(inner, list.detail);
     let wide = table_area.width >= WIDE;
     let mut columns: Vec<ClientColumn> = KEY_COLUMNS.to_vec();
     if wide {
@@ -116,30 +117,33 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let mut state = TableState::default().with_selected(Some(selected - first));
     frame.render_stateful_widget(table, table_area, &mut state);
 
-    if let Some(client) = app.selected_client() {
-        let rate = list.rate(selected);
-        let lines = if list.detail {
-            detail_lines(client, rate)
+    if list.detail {
+        let borders = if details_area.y == inner.y {
+            Borders::LEFT | Borders::TOP
         } else {
-            vec![Line::from(format!(
-                "{} · {} over {} · keep alive {} s · user {} · since {} UTC · {} subscriptions, \
-                 {} inflight, {} queued · in {} out {} dropped {} · {rate:.1} msg/s · Enter: details",
-                client.client_id,
-                client.address,
-                client.listener,
-                client.keep_alive_secs,
-                client.username.as_deref().unwrap_or("none"),
-                time_of_day(client.connected_since, false),
-                client.subscriptions,
-                client.inflight,
-                client.queued,
-                client.messages_in,
-                client.messages_out,
-                client.dropped,
-            ))]
+            Borders::TOP
         };
+        super::client_detail::draw(frame, details_area, app, borders);
+    } else if let Some(client) = app.selected_client() {
+        let rate = list.rate(selected);
+        let line = Line::from(format!(
+            "{} · {} over {} · keep alive {} s · user {} · since {} UTC · {} subscriptions, \
+             {} inflight, {} queued · in {} out {} dropped {} · {rate:.1} msg/s · Enter: details",
+            client.client_id,
+            client.address,
+            client.listener,
+            client.keep_alive_secs,
+            client.username.as_deref().unwrap_or("none"),
+            time_of_day(client.connected_since, false),
+            client.subscriptions,
+            client.inflight,
+            client.queued,
+            client.messages_in,
+            client.messages_out,
+            client.dropped,
+        ));
         frame.render_widget(
-            Paragraph::new(lines)
+            Paragraph::new(line)
                 .style(theme.dim())
                 .wrap(Wrap { trim: true }),
             details_area,
@@ -147,32 +151,26 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     }
 }
 
-fn detail_lines(client: &ClientInfo, rate: f64) -> Vec<Line<'static>> {
-    vec![
-        Line::from(format!("Client ID      {}", client.client_id)),
-        Line::from(format!(
-            "Connection     {} over {}, MQTT {}",
-            client.address, client.listener, client.protocol
-        )),
-        Line::from(format!(
-            "User           {}",
-            client.username.as_deref().unwrap_or("none")
-        )),
-        Line::from(format!(
-            "Keep alive     {} s · connected since {} UTC",
-            client.keep_alive_secs,
-            time_of_day(client.connected_since, false)
-        )),
-        Line::from(format!(
-            "Queues         {} subscriptions · {} inflight · {} queued",
-            client.subscriptions, client.inflight, client.queued
-        )),
-        Line::from(format!(
-            "Messages       {} in · {} out · {} dropped · {rate:.1} msg/s now",
-            client.messages_in, client.messages_out, client.dropped
-        )),
-        Line::from("Enter: close details · x: disconnect"),
-    ]
+/// The table's area and the details' below it: a three-line summary of the selected client,
+/// or with the detail pane open, the pane beside the table on wide terminals and under a
+/// few rows of it on narrow ones.
+fn split(inner: Rect, detail: bool) -> (Rect, Rect) {
+    if !detail {
+        let [table, details] =
+            Layout::vertical([Constraint::Min(2), Constraint::Length(3)]).areas(inner);
+        return (table, details);
+    }
+    if inner.width >= DETAIL_BESIDE {
+        let width = (inner.width / 2).clamp(72, 110);
+        let [table, details] =
+            Layout::horizontal([Constraint::Min(40), Constraint::Length(width)]).areas(inner);
+        return (table, details);
+    }
+    // Enough of the table to keep the selection in view; the rest for the details.
+    let table_rows = (inner.height / 4).max(4);
+    let [table, details] =
+        Layout::vertical([Constraint::Length(table_rows), Constraint::Min(0)]).areas(inner);
+    (table, details)
 }
 
 fn cell(client: &ClientInfo, rate: f64, column: ClientColumn) -> String {

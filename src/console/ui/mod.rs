@@ -11,6 +11,7 @@
 //! ```
 
 mod certificates;
+mod client_detail;
 mod clients;
 mod command_bar;
 mod diagnostics;
