@@ -103,10 +103,10 @@ async fn an_unread_ping_flood_does_not_grow_the_broker() {
 /// How many idle subscribers the broker holds at once in the memory test.
 const IDLE_CONNECTIONS: usize = 9_000;
 /// At most this much broker memory per idle connection subscribed to one topic. Issue 6
-/// requires 8 KB; roost needs about 3.4 KB (release, 9,000 connections) and Mosquitto 2.0
-/// about 1.0 KB, so this ceiling keeps a margin for a loaded machine and catches a
-/// regression of a kilobyte.
-const BYTES_PER_IDLE_CONNECTION: u64 = 4608;
+/// requires 8 KB; roost needs about 3.4 KB in a release build and about 4.6 KB in the debug
+/// build this suite runs (9,000 connections; Mosquitto 2.0 needs about 1.0 KB). The ceiling
+/// keeps a margin for allocator noise and still catches a regression of a kilobyte.
+const BYTES_PER_IDLE_CONNECTION: u64 = 5632;
 
 /// One idle subscriber: CONNECT and SUBSCRIBE in one write, then CONNACK and SUBACK read.
 async fn idle_subscriber(addr: SocketAddr, index: usize) -> TcpStream {
