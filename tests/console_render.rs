@@ -396,10 +396,10 @@ fn a_long_notice_leaves_the_pending_counter_and_the_unsaved_mark_visible() {
 }
 
 #[test]
-fn status_warns_of_no_listeners_and_settings_not_active() {
+fn status_warns_of_no_listeners() {
     let mut config = config();
     config.broker.tcp.enabled = false;
-    // The disk store is stored but not in effect yet.
+    // Every setting is in effect since the store switches at Apply.
     config.persistence.enabled = true;
     config.persistence.mode = roost::config::StorageMode::DiskBuffered;
     let mut app = App::new(
@@ -415,7 +415,7 @@ fn status_warns_of_no_listeners_and_settings_not_active() {
     app.dashboard.latest.listeners.clear();
     let screen = render(&app, SMALL).backend().to_string();
     assert!(screen.contains("no listeners"), "{screen}");
-    assert!(screen.contains("Stored, not active yet"), "{screen}");
+    assert!(!screen.contains("not active yet"), "{screen}");
     insta::assert_snapshot!("status_warnings_80x24", render(&app, SMALL).backend());
 }
 

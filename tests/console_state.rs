@@ -640,10 +640,9 @@ fn notices_expire_and_never_hide_the_pending_counter() {
 }
 
 #[test]
-fn stored_but_inactive_settings_and_a_broker_without_listeners_are_flagged() {
+fn no_setting_is_stored_but_inactive_and_a_broker_without_listeners_is_flagged() {
     let mut config = Config::default();
-    // The disk store is the one setting not in effect yet (TLS, WebSockets and credentials
-    // are).
+    // Every setting is in effect (the store switches at Apply since issue 7).
     config.persistence.enabled = true;
     config.persistence.mode = roost::config::StorageMode::DiskBuffered;
     config.broker.websockets.enabled = true;
@@ -652,7 +651,7 @@ fn stored_but_inactive_settings_and_a_broker_without_listeners_are_flagged() {
     let mut app = App::new(config, PathBuf::from("roost.ron"), Theme::default());
     assert_eq!(
         app.stored_not_active().len(),
-        2,
+        0,
         "{:?}",
         app.stored_not_active()
     );

@@ -167,6 +167,51 @@ async fn v5_session_expiry_is_capped_and_announced() {
 }
 
 #[tokio::test]
+async fn without_persistent_sessions_v5_is_granted_expiry_zero_and_keeps_nothing() {
+    // "Enable persistent sessions and messages" unchecked: nothing is kept for a disconnected
+    // MQTT 5.0 client; it is told Session Expiry Interval 0 (MQTT 5.0 §3.2.2.3.2), and a
+    // DISCONNECT cannot raise it again.
+    let broker = start_with(|c| c.persistence.enabled = false).await;
+    let mut client = broker.raw(ProtocolVersion::V5).await;
+    let connack = client
+        .connect(persistent(ProtocolVersion::V5, "transient", Some(3600)))
+        .await;
+    assert_eq!(connack.properties.session_expiry_interval, Some(0));
+    client.subscribe("kept/not", QoS::AtLeastOnce).await;
+    let mut bye = Disconnect::new(ReasonCode::Success);
+    bye.properties.session_expiry_interval = Some(3600);
+    client.send(&Packet::Disconnect(bye)).await;
+    assert!(client.recv().await.is_none());
+    broker
+        .wait_stats("the session ended", |s| s.sessions == 0)
+        .await;
+    let mut client = broker.raw(ProtocolVersion::V5).await;
+    let connack = client
+        .connect(persistent(ProtocolVersion::V5, "transient", Some(3600)))
+        .await;
+    assert!(!connack.session_present);
+}
+
+#[tokio::test]
+async fn without_persistent_sessions_v311_clean_session_0_still_gets_a_session() {
+    // MQTT-3.1.2-4: a 3.1.1 client with Clean Session 0 resumes its session; 3.1.1 has no
+    // way to tell it otherwise, so the session is kept in memory.
+    let broker = start_with(|c| c.persistence.enabled = false).await;
+    let mut client = broker.raw(ProtocolVersion::V3_1_1).await;
+    client
+        .connect(persistent(ProtocolVersion::V3_1_1, "classic", None))
+        .await;
+    client.subscribe("kept/yes", QoS::AtLeastOnce).await;
+    disconnect(&mut client).await;
+    broker.wait_offline("classic").await;
+    let mut client = broker.raw(ProtocolVersion::V3_1_1).await;
+    let connack = client
+        .connect(persistent(ProtocolVersion::V3_1_1, "classic", None))
+        .await;
+    assert!(connack.session_present);
+}
+
+#[tokio::test]
 async fn expiry_zero_ends_the_session_at_disconnect() {
     let broker = start().await;
     let mut client = broker.raw(ProtocolVersion::V5).await;

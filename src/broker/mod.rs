@@ -25,6 +25,7 @@ mod router;
 mod session;
 mod small_map;
 mod state;
+mod store_apply;
 mod subscriptions;
 mod supervisor;
 mod sys;

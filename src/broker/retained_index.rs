@@ -72,6 +72,18 @@ pub struct RetainedIndex {
 }
 
 impl RetainedIndex {
+    /// Every retained message, `$` topics included, in no particular order (a walk with an
+    /// explicit stack: the tree is as deep as a client's topic).
+    pub fn all(&self) -> Vec<Arc<Message>> {
+        let mut out = Vec::with_capacity(self.len);
+        let mut stack = vec![&self.root];
+        while let Some(node) = stack.pop() {
+            out.extend(node.message.iter().cloned());
+            stack.extend(node.children.values());
+        }
+        out
+    }
+
     /// Number of retained messages, expired ones not yet purged included.
     pub fn len(&self) -> usize {
         self.len

@@ -70,6 +70,29 @@ impl BrokerState {
         }
     }
 
+    /// The persistence settings the store in use was opened with.
+    pub fn store_settings(&self) -> PersistenceSettings {
+        self.store_settings
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    pub fn set_store_settings(&self, settings: PersistenceSettings) {
+        *self
+            .store_settings
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = settings;
+    }
+
+    /// The store in use, for its sizes (`None` while a switch closes and reopens it).
+    pub fn set_store(&self, store: Option<Arc<dyn crate::store::Store>>) {
+        *self
+            .store
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = store.map(StoreRef);
+    }
+
     /// The store's sizes in bytes (zero in memory).
     pub fn store_sizes(&self) -> crate::store::StoreSizes {
         self.store

@@ -18,8 +18,9 @@ use super::listener::{self, socket_address};
 use super::open_files;
 use super::router::RouterMsg;
 use super::state::BrokerState;
+use super::store_apply;
 use super::tls::commit as tls_commit;
-use crate::config::{Config, ConfigError, PersistenceSettings, StorageMode};
+use crate::config::{Config, ConfigError};
 use crate::mqtt::ReasonCode;
 
 pub enum SupervisorMsg {
@@ -145,6 +146,19 @@ impl Supervisor {
                 })?;
             bound.push((*kind, bind.clone(), *port, socket));
         }
+
+        // The store, when the persistence changed: opened (or refused) before anything
+        // else changes.
+        changes.extend(
+            store_apply::apply(
+                &self.shared,
+                &self.router,
+                &previous.persistence,
+                &config.persistence,
+                self.applied.is_none(),
+            )
+            .await?,
+        );
 
         // 2. Commit: the new config, then listeners.
         let config_arc = Arc::new(config.clone());
@@ -300,26 +314,6 @@ impl Supervisor {
             )));
         }
 
-        // 5. Settings whose features land later: kept in the config, not in effect yet.
-        let later = [(
-            "persistence (the store in use changes on restart)",
-            !same_store(
-                &config.persistence,
-                &self
-                    .shared
-                    .store_settings
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner()),
-            ) && config.persistence != previous.persistence,
-        )];
-        for (subject, changed) in later {
-            if changed {
-                changes.push(ApplyChange {
-                    subject: subject.into(),
-                    action: ChangeAction::StoredNotActive,
-                });
-            }
-        }
         self.applied = Some(config);
         Ok(ApplyReport { changes })
     }
@@ -421,15 +415,4 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
         ));
     }
     Ok(())
-}
-
-/// Whether two persistence settings open the same store: memory whenever persistence is
-/// off or in memory mode, otherwise the same mode in the same directory.
-fn same_store(a: &PersistenceSettings, b: &PersistenceSettings) -> bool {
-    let in_memory = |p: &PersistenceSettings| !p.enabled || p.mode == StorageMode::Memory;
-    match (in_memory(a), in_memory(b)) {
-        (true, true) => true,
-        (false, false) => a.mode == b.mode && a.data_dir == b.data_dir,
-        _ => false,
-    }
 }

@@ -21,6 +21,21 @@ pub struct Config {
     pub console: ConsoleSettings,
 }
 
+impl Config {
+    /// The limits connections and the router work with. With "Enable persistent sessions and
+    /// messages" unchecked the broker keeps no session for a disconnected client: an MQTT 5.0
+    /// client is granted Session Expiry Interval 0 in CONNACK (MQTT 5.0 §3.2.2.3.2) and cannot
+    /// raise it at DISCONNECT. MQTT 3.1.1 cannot be told so: a Clean Session 0 client still
+    /// gets a session, in memory, because MQTT-3.1.2-4 requires it.
+    pub fn effective_limits(&self) -> Limits {
+        let mut limits = self.limits.clone();
+        if !self.persistence.enabled {
+            limits.max_session_expiry_secs = 0;
+        }
+        limits
+    }
+}
+
 /// "Server Settings" of the Broker node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -144,8 +159,9 @@ pub struct PersistenceSettings {
 
 impl Default for PersistenceSettings {
     fn default() -> Self {
+        // Sessions kept, in memory: what MQTT asks of a broker (and Mosquitto's default).
         PersistenceSettings {
-            enabled: false,
+            enabled: true,
             mode: StorageMode::Memory,
             data_dir: PathBuf::from("roost-data"),
         }

@@ -52,9 +52,11 @@ const DEFAULT_CONFIG: &str = r#"// roost configuration (RON). Every setting is s
         // Seconds between updates of the $SYS/broker/... topics; 0 turns them off.
         sys_interval_secs: 10,
     ),
-    // Enable persistent sessions and messages.
+    // Enable persistent sessions and messages. Off: no session outlives its connection
+    // (MQTT 5.0 clients are granted Session Expiry Interval 0; MQTT 3.1.1 clients with
+    // Clean Session 0 still get one in memory, as MQTT-3.1.2-4 requires).
     persistence: (
-        enabled: false,
+        enabled: true,
         // Memory, DiskBuffered, DiskUnbuffered or DiskFaultTolerant.
         mode: Memory,
         // Where the disk store, keys and certificates are kept.

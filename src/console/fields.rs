@@ -205,10 +205,24 @@ impl Field {
         }
     }
 
+    /// What the operator should know about the setting beyond its name, shown under the form.
+    pub fn note(self) -> Option<&'static str> {
+        match self {
+            Field::PersistenceEnabled => Some(
+                "off: nothing kept after disconnect (v5 granted expiry 0; v3.1.1 Clean Session 0 kept in memory)",
+            ),
+            Field::StorageMode => Some(
+                "Memory loses everything on restart; the disk modes keep it in the data directory",
+            ),
+            _ => None,
+        }
+    }
+
     /// Settings that are saved but whose feature is not in effect yet (the broker reports
-    /// them as "stored, not active yet" on apply).
+    /// them as "stored, not active yet" on apply). None today: the store switches at Apply
+    /// since issue 7; a setting whose feature lands later is listed here.
     pub fn stored_not_active(self) -> bool {
-        matches!(self, Field::PersistenceEnabled | Field::StorageMode)
+        false
     }
 
     pub fn get(self, config: &Config) -> FieldValue {

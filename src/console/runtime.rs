@@ -5,7 +5,7 @@
 //! signals that end the process (SIGTERM, SIGHUP).
 
 use std::io::stdout;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -77,9 +77,9 @@ pub async fn start(options: ConsoleOptions) -> Result<(), ConsoleError> {
     let path = options.config_path.clone();
     let config = Config::load_or_create(&path)?;
     let text = std::fs::read_to_string(&path).ok();
-    let broker = BrokerHandle::spawn();
     // `--data-dir` overrides the file's for this run, as for `roost serve`, and is not saved.
     let data_dir_override = options.data_dir.clone();
+    let (broker, store_error) = open_broker(&config, data_dir_override.as_deref()).await;
     let service = AdminService::new(
         broker.clone(),
         path,
@@ -91,11 +91,10 @@ pub async fn start(options: ConsoleOptions) -> Result<(), ConsoleError> {
             }
         }),
     );
-    let start_error = service
-        .apply_initial()
-        .await
-        .err()
-        .map(|err| err.to_string());
+    let start_error = match (store_error, service.apply_initial().await) {
+        (Some(store), _) => Some(store),
+        (None, result) => result.err().map(|err| err.to_string()),
+    };
     let server = admin::open_socket(&service);
     let admin = Admin::InProcess(service);
     let result = run(options, &admin, start_error).await;
@@ -403,5 +402,32 @@ fn execute(
             });
         }
         Effect::Quit => {}
+    }
+}
+
+/// Starts the broker of an owning console on the store its configuration asks for (opened
+/// off the runtime thread, as `roost serve` does), so that the first Apply finds it in
+/// place. A store that cannot be opened leaves the broker in memory and says why: the
+/// console still starts, to let the operator choose another mode or directory.
+async fn open_broker(config: &Config, data_dir: Option<&Path>) -> (BrokerHandle, Option<String>) {
+    let mut settings = config.persistence.clone();
+    if let Some(dir) = data_dir {
+        settings.data_dir = dir.to_path_buf();
+    }
+    let opening = settings.clone();
+    match tokio::task::spawn_blocking(move || crate::store::open_store(&opening)).await {
+        Ok(Ok(opened)) => {
+            let broker = BrokerHandle::spawn_with_store_for(opened.store, settings);
+            broker.set_store_recovery(opened.recovery.map(|r| r.to_string()));
+            (broker, None)
+        }
+        Ok(Err(error)) => (
+            BrokerHandle::spawn(),
+            Some(format!("the store cannot be opened: {error}")),
+        ),
+        Err(error) => (
+            BrokerHandle::spawn(),
+            Some(format!("opening the store stopped: {error}")),
+        ),
     }
 }

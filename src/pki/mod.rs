@@ -24,4 +24,4 @@ pub mod server;
 
 pub use self::error::PkiError;
 pub use self::info::{CertificateInfo, sha1_hex, sha256_hex};
-pub use self::paths::PkiPaths;
+pub use self::paths::{CERTIFICATES_DIR, PkiPaths};

@@ -114,7 +114,7 @@ async fn start<S: ByteStream>(
     shared.metrics.open_connections.fetch_add(1, Relaxed);
     let open_guard = OpenConnection(shared.clone());
     let config = shared.config();
-    let limits = &config.limits;
+    let limits = &config.effective_limits();
     // Who the client proved to be in the TLS handshake, if it presented a certificate.
     let identity = stream.peer_identity();
     let (mut reader, mut writer) = stream.into_halves();

@@ -25,6 +25,7 @@ mod persist;
 mod retained;
 mod retained_sweep;
 mod shared_subs;
+mod store_switch;
 mod subscribe;
 #[cfg(test)]
 mod testing;
@@ -42,6 +43,7 @@ use self::lifecycle::TimerKind;
 use self::persist::Persistence;
 use self::retained::{PendingRetained, RETAINED_RETRY, RetainedMessages, RetainedTurn};
 use self::retained_sweep::SweepSchedule;
+pub use self::store_switch::{StoreSwitch, Switched};
 use super::api::{ClientDetail, ClientInfo};
 use super::connection::link::{Backlog, ConnectionLink};
 use super::metrics::{Metrics, RateMeter};
@@ -104,6 +106,11 @@ pub enum RouterMsg {
         packet_id: u16,
     },
     Configure(Arc<crate::config::Config>),
+    /// Moves the durable state to another store (an Apply changed the persistence).
+    SwitchStore {
+        switch: StoreSwitch,
+        reply: oneshot::Sender<Result<Switched, String>>,
+    },
     Clients(oneshot::Sender<Vec<ClientInfo>>),
     /// One session's details, connected or not (the console's detail pane).
     ClientDetail {
@@ -379,12 +386,15 @@ impl Router {
                 }
             }
             RouterMsg::Configure(config) => {
-                self.limits = config.limits.clone();
+                self.limits = config.effective_limits();
                 self.sys_interval = match config.broker.sys_interval_secs {
                     0 => None,
                     secs => Some(Duration::from_secs(u64::from(secs))),
                 };
                 self.set_permissions(&config.acl);
+            }
+            RouterMsg::SwitchStore { switch, reply } => {
+                let _ = reply.send(self.switch_store(switch).await);
             }
             RouterMsg::Clients(reply) => {
                 let _ = reply.send(self.clients());

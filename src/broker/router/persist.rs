@@ -88,6 +88,19 @@ impl Persistence {
         Ok(())
     }
 
+    /// Makes `store` the one written to and returns the previous one. Nothing may wait on
+    /// the previous store's durability any more (see `Router::switch_store`).
+    pub(super) fn replace_store(
+        &mut self,
+        store: std::sync::Arc<dyn Store>,
+    ) -> std::sync::Arc<dyn Store> {
+        debug_assert!(self.awaiting.is_empty() && self.staged.is_empty());
+        self.durable = store.durable();
+        self.waits_for_sync = store.acks_wait_for_sync();
+        self.written = 0;
+        std::mem::replace(&mut self.store, store)
+    }
+
     /// Whether anything waits for durability.
     pub(super) fn is_waiting(&self) -> bool {
         !self.awaiting.is_empty()

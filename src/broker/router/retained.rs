@@ -68,6 +68,11 @@ impl RetainedMessages {
         self.index.remove(topic).is_some()
     }
 
+    /// Every retained message (a store switch copies them all).
+    pub(super) fn all(&self) -> Vec<Arc<Message>> {
+        self.index.all()
+    }
+
     pub(super) fn len(&self) -> usize {
         self.index.len()
     }

@@ -133,6 +133,8 @@ fn footer(app: &App, field: Field) -> Vec<Line<'static>> {
             "saved in the config; not active yet",
             theme.warning(),
         ));
+    } else if let Some(note) = field.note() {
+        lines.push(Line::styled(note, theme.dim()));
     }
     lines
 }

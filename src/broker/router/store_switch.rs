@@ -1,0 +1,214 @@
+//! Switching the store at Apply, without a restart: another mode, another data directory,
+//! memory to disk or back.
+//!
+//! Only the router knows the whole durable state, so the switch happens in one of its turns:
+//! everything written to the old store is made durable first (so no acknowledgement waits
+//! on it any more), then either
+//! - [`StoreSwitch::Copy`]: the new store, opened beforehand by the supervisor (so that an
+//!   unusable directory refuses the apply before anything changes) and empty, receives the
+//!   router's whole state in one batch, and the old one is closed; or
+//! - [`StoreSwitch::Reopen`]: the same directory in another disk mode. RocksDB allows one
+//!   process to open a directory once, and the log's flushing is chosen when it opens, so
+//!   the store is closed and opened again with the new mode; its contents are already the
+//!   router's state. When the new mode cannot open it, the old mode opens it again.
+//!
+//! The router awaits the blocking parts (fsync, close, open, the copy) off the runtime
+//! thread; meanwhile connections keep running and their packets wait in the router's inbox.
+
+use std::sync::Arc;
+
+use super::Router;
+use super::lifecycle::session_record;
+use crate::config::PersistenceSettings;
+use crate::mqtt::QoS;
+use crate::store::{MemoryStore, QueuedRecord, Stage, Store, StoreOp, open_store};
+
+/// How the router moves to another store.
+pub enum StoreSwitch {
+    /// To a store opened elsewhere (empty): the state is copied into it.
+    Copy(Arc<dyn Store>),
+    /// To the same directory in another disk mode: closed, then opened with `to`; `from`
+    /// opens it again if `to` cannot.
+    Reopen {
+        from: PersistenceSettings,
+        to: PersistenceSettings,
+    },
+}
+
+impl std::fmt::Debug for StoreSwitch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreSwitch::Copy(_) => f.write_str("Copy"),
+            StoreSwitch::Reopen { to, .. } => write!(f, "Reopen({:?})", to.mode),
+        }
+    }
+}
+
+/// What a switch did, for the apply report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Switched {
+    /// Persistent sessions and retained messages now in the new store.
+    pub sessions: usize,
+    pub retained: usize,
+}
+
+impl Router {
+    /// Every operation that rebuilds the router's durable state in an empty store: the
+    /// persistent sessions with their queued and in-flight messages (in order, with packet
+    /// ids and QoS 2 stages) and inbound QoS 2 packet ids, and the retained messages.
+    fn state_ops(&self) -> (Vec<StoreOp>, Switched) {
+        let mut ops = Vec::new();
+        let mut sessions = 0;
+        for session in self.sessions.values() {
+            if !session.is_persistent() {
+                continue;
+            }
+            sessions += 1;
+            ops.push(StoreOp::PutSession(Box::new(session_record(session))));
+            let inflight = session.inflight.iter().map(|inflight| {
+                let stage = Stage {
+                    packet_id: inflight.packet_id,
+                    released: inflight.released,
+                };
+                (&inflight.queued, Some(stage))
+            });
+            let waiting = session.queue.iter().map(|queued| (queued, None));
+            for (queued, stage) in inflight.chain(waiting) {
+                // QoS 0 is never stored: it is not kept for an offline session.
+                if queued.qos == QoS::AtMostOnce {
+                    continue;
+                }
+                ops.push(StoreOp::PushMessage {
+                    client_id: session.client_id.clone(),
+                    record: QueuedRecord {
+                        sequence: queued.sequence,
+                        message: queued.message.clone(),
+                        qos: queued.qos,
+                        retain: queued.retain,
+                        subscription_ids: queued.subscription_ids.clone(),
+                        share: queued.share.clone(),
+                        stage,
+                    },
+                });
+            }
+            for packet_id in &session.incoming_qos2 {
+                ops.push(StoreOp::AddInbound {
+                    client_id: session.client_id.clone(),
+                    packet_id: *packet_id,
+                });
+            }
+        }
+        let retained = self.retained.all();
+        let counts = Switched {
+            sessions,
+            retained: retained.len(),
+        };
+        ops.extend(retained.into_iter().map(|message| StoreOp::SetRetained {
+            topic: message.publish.topic.clone(),
+            message: Some(message),
+        }));
+        (ops, counts)
+    }
+
+    /// Moves to another store (see the module documentation). On error the router keeps
+    /// the store it had.
+    pub(super) async fn switch_store(&mut self, switch: StoreSwitch) -> Result<Switched, String> {
+        // Everything written so far becomes durable: no acknowledgement is left waiting on
+        // the old store.
+        self.commit(Vec::new()).map_err(|error| {
+            format!("cannot write the last changes to the current store: {error}")
+        })?;
+        let old = self.persist.store.clone();
+        tokio::task::spawn_blocking(move || old.sync_now())
+            .await
+            .map_err(|error| error.to_string())?
+            .map_err(|error| format!("cannot sync the current store: {error}"))?;
+        self.release_durable();
+
+        match switch {
+            StoreSwitch::Copy(new) => {
+                let (ops, counts) = self.state_ops();
+                let target = new.clone();
+                tokio::task::spawn_blocking(move || {
+                    target.write(&ops)?;
+                    target.sync_now()
+                })
+                .await
+                .map_err(|error| error.to_string())?
+                .map_err(|error| format!("cannot copy the state into the new store: {error}"))?;
+                let old = self.install_store(new);
+                // The old store syncs and closes (releasing its directory) before the apply
+                // is answered; its files stay where they are.
+                let closed = tokio::task::spawn_blocking(move || {
+                    let stopped = old.graceful_stop();
+                    drop(old);
+                    stopped
+                })
+                .await;
+                if let Ok(Err(error)) = closed {
+                    tracing::warn!(%error, "store: closing the previous store failed");
+                }
+                Ok(counts)
+            }
+            StoreSwitch::Reopen { from, to } => {
+                let counts = Switched {
+                    sessions: self.sessions.values().filter(|s| s.is_persistent()).count(),
+                    retained: self.retained.len(),
+                };
+                // The router must hold the only reference, or the directory stays locked.
+                self.shared.set_store(None);
+                let placeholder: Arc<dyn Store> = Arc::new(MemoryStore::new());
+                let old = self.install_store(placeholder);
+                let reopened = tokio::task::spawn_blocking(move || {
+                    if let Err(error) = old.graceful_stop() {
+                        tracing::warn!(%error, "store: closing before the mode change failed");
+                    }
+                    drop(old);
+                    match open_store(&to) {
+                        Ok(opened) => Ok(opened.store),
+                        Err(error) => {
+                            let back = open_store(&from).map(|opened| opened.store);
+                            Err((error.to_string(), back))
+                        }
+                    }
+                })
+                .await
+                .map_err(|error| error.to_string())?;
+                match reopened {
+                    Ok(store) => {
+                        // The contents are the router's state already; what the store
+                        // holds from its first load is not needed.
+                        let _ = store.load();
+                        self.install_store(store);
+                        Ok(counts)
+                    }
+                    Err((error, Ok(back))) => {
+                        let _ = back.load();
+                        self.install_store(back);
+                        Err(format!("{error}; the store runs on in its previous mode"))
+                    }
+                    Err((error, Err(back))) => {
+                        // Neither mode opens it: the broker goes on in memory and says so
+                        // loudly; the files are untouched.
+                        tracing::error!(
+                            %error,
+                            previous = %back,
+                            "store: the directory cannot be opened again; running in memory"
+                        );
+                        self.shared.set_store(Some(self.persist.store.clone()));
+                        Err(format!(
+                            "{error}; it could not be opened in its previous mode either \
+                             ({back}): the broker now keeps its state in memory only"
+                        ))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Makes `store` the router's store and returns the previous one.
+    fn install_store(&mut self, store: Arc<dyn Store>) -> Arc<dyn Store> {
+        self.shared.set_store(Some(store.clone()));
+        self.persist.replace_store(store)
+    }
+}
