@@ -9,7 +9,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::BenchError;
-use super::client::{Connection, PublishTemplate};
+use super::client::{Connection, PublishTemplate, Transport};
 use super::histogram::LatencyHistogram;
 use super::procstat::CpuClock;
 use super::publisher::{PublisherOutcome, PublisherPlan, run_publisher};
@@ -82,8 +82,8 @@ pub struct RunOptions {
     /// Most QoS 1/2 messages each publisher keeps unacknowledged.
     pub inflight: usize,
     pub broker_pid: Option<u32>,
-    /// Connect over a WebSocket on this URL path instead of plain TCP.
-    pub websocket: Option<String>,
+    /// TCP, TLS, WebSockets or both.
+    pub transport: Transport,
 }
 
 impl RunOptions {
@@ -293,7 +293,7 @@ pub async fn run(options: &RunOptions) -> Result<RunReport, BenchError> {
         let client_id = format!("roost-bench-{run_id:08x}-sub-{index}");
         let mut connection = Connection::open(
             options.address,
-            options.websocket.as_deref(),
+            &options.transport,
             options.version,
             client_id,
         )
@@ -308,7 +308,7 @@ pub async fn run(options: &RunOptions) -> Result<RunReport, BenchError> {
             PublishTemplate::new(&topic(index), options.qos, options.payload, options.version)?;
         let connection = Connection::open(
             options.address,
-            options.websocket.as_deref(),
+            &options.transport,
             options.version,
             client_id,
         )
@@ -509,7 +509,7 @@ mod tests {
             rate: None,
             inflight: 100,
             broker_pid: None,
-            websocket: None,
+            transport: Transport::tcp(),
         }
     }
 
