@@ -200,9 +200,13 @@ fn pingers_thread(
     runtime.block_on(async {
         let mut tasks = Vec::new();
         for p in 0..options.pingers {
-            let mut connection =
-                Connection::open(options.address, &Transport::tcp(), options.version, format!("lping-{p}"))
-                    .await?;
+            let mut connection = Connection::open(
+                options.address,
+                &Transport::tcp(),
+                options.version,
+                format!("lping-{p}"),
+            )
+            .await?;
             let (recording, stop) = (recording.clone(), stop.clone());
             tasks.push(tokio::spawn(async move {
                 let topic = format!("lping/{p}");

@@ -63,7 +63,6 @@ pub fn baseline_label(program: &Path) -> String {
     }
 }
 
-
 /// What every broker of a comparison listens on: TCP, and WebSockets beside it when asked;
 /// with `tls`, both speak TLS with the same certificate files.
 #[derive(Debug, Clone, Default)]
@@ -155,10 +154,7 @@ impl BrokerProcess {
     ) -> Result<BrokerProcess, BenchError> {
         let directory = ScratchDir::new(&broker.label)?;
         let address = free_local_address()?;
-        let ws_address = listeners
-            .websockets
-            .then(free_local_address)
-            .transpose()?;
+        let ws_address = listeners.websockets.then(free_local_address).transpose()?;
         let log = std::fs::File::create(directory.path.join("broker.log")).map_err(|source| {
             BenchError::Io {
                 context: "cannot create the broker log",
@@ -382,7 +378,6 @@ impl Drop for ScratchDir {
     }
 }
 
-
 pub fn describe_machine() -> String {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let model = std::fs::read_to_string("/proc/cpuinfo")
@@ -435,7 +430,6 @@ mod tests {
         );
     }
 
-
     #[test]
     fn mosquitto_gets_the_same_limits_and_a_local_listener() {
         let config = mosquitto_config("127.0.0.1:18830".parse().unwrap(), None, None, true);
@@ -446,7 +440,8 @@ mod tests {
         assert!(config.contains("user root\n"));
         assert!(config.contains("set_tcp_nodelay true\n"));
         assert!(
-            !mosquitto_config("127.0.0.1:1".parse().unwrap(), None, None, false).contains("user root")
+            !mosquitto_config("127.0.0.1:1".parse().unwrap(), None, None, false)
+                .contains("user root")
         );
     }
 

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use super::BenchError;
 use super::brokers::{
-    BrokerKind, BrokerProcess, BrokerUnderTest, Certificates, Listeners, MAX_INFLIGHT,
-    MAX_QUEUED, WS_PATH, baseline_label, describe_machine, mosquitto_version,
+    BrokerKind, BrokerProcess, BrokerUnderTest, Certificates, Listeners, MAX_INFLIGHT, MAX_QUEUED,
+    WS_PATH, baseline_label, describe_machine, mosquitto_version,
 };
 use super::client::Transport;
 use super::connect_rate::{ConnectOptions, ConnectReport, run_connections};
@@ -523,7 +523,10 @@ impl CompareReport {
 
     /// The figures of `broker` over its connection-rate runs.
     pub fn connection_summary(&self, broker: usize) -> ConnectSummary {
-        let runs = self.connection_runs.iter().filter(|run| run.broker == broker);
+        let runs = self
+            .connection_runs
+            .iter()
+            .filter(|run| run.broker == broker);
         let reports: Vec<&ConnectReport> = runs
             .clone()
             .filter_map(|run| run.result.as_ref().ok())
@@ -548,7 +551,9 @@ impl CompareReport {
                     .filter_map(|r| r.cpu_ms_per_connection())
                     .collect(),
             ),
-            failures: runs.filter_map(|run| run.result.as_ref().err().cloned()).collect(),
+            failures: runs
+                .filter_map(|run| run.result.as_ref().err().cloned())
+                .collect(),
         }
     }
 
@@ -642,7 +647,9 @@ impl CompareReport {
                 continue;
             }
             let cpu = |broker| self.summary(index, broker).cpu_per_million;
-            let share = cpu(0).zip(cpu(mosquitto)).map(|(mine, theirs)| mine / theirs);
+            let share = cpu(0)
+                .zip(cpu(mosquitto))
+                .map(|(mine, theirs)| mine / theirs);
             let _ = writeln!(
                 out,
                 "- CPU per message at most {CPU_GOAL}× Mosquitto's, {}: {}",
@@ -730,7 +737,7 @@ mod tests {
     use super::*;
     use crate::histogram::LatencyHistogram;
     use crate::sequence::DeliveryCounts;
-    use roost::config::Config;
+    use std::path::Path;
 
     const ROOST: usize = 0;
 
@@ -749,6 +756,21 @@ mod tests {
             compared_scenarios(20_000.0, false, false),
             standard_scenarios(20_000.0)
         );
+    }
+
+    #[test]
+    fn tls_runs_the_qos_1_pairs_over_tls_and_wss() {
+        let scenarios = compared_scenarios(10_000.0, false, true);
+        assert_eq!(scenarios.len(), 2);
+        assert!(
+            scenarios
+                .iter()
+                .all(|s| s.tls && s.scenario == Scenario::Pairs && s.qos == QoS::AtLeastOnce)
+        );
+        assert_eq!(scenarios[0].label(), "QoS 1 8 pairs, flat out over TLS");
+        assert_eq!(scenarios[1].rate, Some(10_000.0));
+        let with_ws = compared_scenarios(10_000.0, true, true);
+        assert_eq!(with_ws[2].label(), "QoS 1 8 pairs, flat out over wss");
     }
 
     #[test]

@@ -183,10 +183,15 @@ async fn connect_repeatedly(
         }
         let client_id = format!("roost-bench-conn-{connector}-{attempt}");
         let result = async {
-            Connection::open(options.address, &options.transport, options.version, client_id)
-                .await?
-                .disconnect()
-                .await
+            Connection::open(
+                options.address,
+                &options.transport,
+                options.version,
+                client_id,
+            )
+            .await?
+            .disconnect()
+            .await
         }
         .await;
         let ended = Instant::now();
@@ -200,7 +205,9 @@ async fn connect_repeatedly(
             Ok(()) => {}
             Err(error) => {
                 outcome.failed += 1;
-                outcome.first_failure.get_or_insert_with(|| error.to_string());
+                outcome
+                    .first_failure
+                    .get_or_insert_with(|| error.to_string());
                 // A broker that refuses outright must not be hammered in a tight loop.
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }

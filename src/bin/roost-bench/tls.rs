@@ -47,22 +47,19 @@ impl TlsClient {
     pub fn new(files: &TlsFiles) -> Result<TlsClient, BenchError> {
         let mut roots = RootCertStore::empty();
         for certificate in roost::pki::files::read_certificates(&files.ca_file)? {
-            roots
-                .add(certificate)
-                .map_err(|source| BenchError::Tls {
-                    context: format!("cannot trust {}", files.ca_file.display()),
-                    source,
-                })?;
+            roots.add(certificate).map_err(|source| BenchError::Tls {
+                context: format!("cannot trust {}", files.ca_file.display()),
+                source,
+            })?;
         }
-        let builder = ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|source| BenchError::Tls {
-            context: "no TLS version in common with the crypto provider".to_string(),
-            source,
-        })?
-        .with_root_certificates(roots);
+        let builder =
+            ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .map_err(|source| BenchError::Tls {
+                    context: "no TLS version in common with the crypto provider".to_string(),
+                    source,
+                })?
+                .with_root_certificates(roots);
         let config = match &files.client {
             None => builder.with_no_client_auth(),
             Some((certificate, key)) => {
@@ -71,7 +68,10 @@ impl TlsClient {
                 builder
                     .with_client_auth_cert(chain, key)
                     .map_err(|source| BenchError::Tls {
-                        context: format!("cannot use {} as client certificate", certificate.display()),
+                        context: format!(
+                            "cannot use {} as client certificate",
+                            certificate.display()
+                        ),
                         source,
                     })?
             }
