@@ -228,8 +228,8 @@ mod tests {
     }
 
     /// A configuration with every shape the file has: a map of lists of structs (ACL rules per
-    /// user), lists of structs (users, client certificates, anonymous and pattern rules) and
-    /// optional paths.
+    /// user), lists of structs (users, client certificates, anonymous and pattern rules), lists
+    /// of strings (one the template spreads over lines, emptied), and optional paths.
     fn security_config() -> Config {
         use crate::auth::acl::{Access, TopicRule};
         let rule = |access, topic: &str| TopicRule {
@@ -268,6 +268,9 @@ mod tests {
             .patterns
             .push(rule(Access::Write, "clients/%c/#"));
         config.certificates.ca_private_key = Some("/etc/roost/ca.key".into());
+        config.broker.websockets.allowed_origins = vec!["https://example.com".to_string()];
+        config.broker.tls.host_names = vec![];
+        config.diagnostics.log_file = Some("roost-messages.log".into());
         for (name, status, byte) in [
             ("sensor-1", ClientCertificateStatus::Authorized, "cd"),
             ("sensor-2", ClientCertificateStatus::Revoked, "ef"),
