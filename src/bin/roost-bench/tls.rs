@@ -95,9 +95,7 @@ impl TlsClient {
             .await
             .map_err(|source| BenchError::io("TLS handshake", source))
     }
-}
 
-impl TlsClient {
     /// Connects once to see what a handshake with the broker agrees on.
     pub async fn probe(&self, address: std::net::SocketAddr) -> Result<String, BenchError> {
         let tcp = TcpStream::connect(address)
@@ -109,7 +107,7 @@ impl TlsClient {
 
 /// The protocol version, cipher suite and key exchange a finished handshake agreed on, as
 /// `TLSv1_3 TLS13_AES_256_GCM_SHA384 X25519`.
-pub fn describe_session(stream: &TlsStream<TcpStream>) -> String {
+fn describe_session(stream: &TlsStream<TcpStream>) -> String {
     let (_, session) = stream.get_ref();
     let mut parts = Vec::new();
     if let Some(version) = session.protocol_version() {
