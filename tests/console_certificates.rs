@@ -9,6 +9,7 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use roost::config::{ClientCertificateStatus, Config};
 use roost::console::app::{Focus, Popup};
 use roost::console::cert_actions::perform;
+use roost::console::files::inspect_all;
 use roost::console::node::Node;
 use roost::console::theme::Theme;
 use roost::console::{Action, App, Effect};
@@ -170,4 +171,61 @@ fn tab_completes_file_paths_in_a_certificate_prompt() {
     type_text(&mut app, "1");
     press(&mut app, KeyCode::Tab);
     assert_eq!(value(&app), format!("{base}/devices/sensor-11.pem"));
+}
+
+/// `y` puts the thumbprint on the operator's clipboard through the terminal (OSC 52): the
+/// selected client certificate's, and the CA's as read from its file.
+#[test]
+fn y_copies_the_thumbprint_of_the_selected_or_shown_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = app(&dir.path().join("data"));
+    // Nothing to copy yet: said so, and nothing is written to the terminal.
+    open(&mut app, Node::CertificateAuthority);
+    assert_eq!(press(&mut app, KeyCode::Char('y')), None);
+    let notice = app.notice.clone().expect("a notice");
+    assert!(
+        notice.is_error && notice.text.contains("no certificate"),
+        "{notice:?}"
+    );
+
+    press(&mut app, KeyCode::Char('n'));
+    let effect = press(&mut app, KeyCode::Char('y'));
+    run(&mut app, effect);
+    // The runtime re-inspects the files after an action; so does this test.
+    app.update(Action::Files(inspect_all(&app.pending)));
+    let ca = roost::pki::authority::require(&roost::pki::PkiPaths::new(
+        &app.pending.certificates,
+        &app.pending.persistence.data_dir,
+    ))
+    .unwrap();
+    assert_eq!(
+        press(&mut app, KeyCode::Char('y')),
+        Some(Effect::Clipboard(ca.info.sha256.clone()))
+    );
+    assert_eq!(
+        app.notice.as_ref().map(|n| n.text.as_str()),
+        Some("copied thumbprint to clipboard (OSC 52)")
+    );
+
+    // Two issued client certificates: the selected row's thumbprint is copied.
+    open(&mut app, Node::ClientCertificates);
+    for name in ["first", "second"] {
+        press(&mut app, KeyCode::Char('n'));
+        type_text(&mut app, name);
+        press(&mut app, KeyCode::Enter);
+        // The directory prompt starts as ".".
+        press(&mut app, KeyCode::Backspace);
+        type_text(&mut app, dir.path().join("devices").to_str().unwrap());
+        let effect = press(&mut app, KeyCode::Enter);
+        run(&mut app, effect);
+    }
+    let clients = app.pending.certificates.clients.clone();
+    assert_eq!(clients.len(), 2);
+    press(&mut app, KeyCode::Char('g'));
+    press(&mut app, KeyCode::Down);
+    assert_eq!(
+        press(&mut app, KeyCode::Char('y')),
+        Some(Effect::Clipboard(clients[1].thumbprint.clone()))
+    );
+    assert_ne!(clients[0].thumbprint, clients[1].thumbprint);
 }

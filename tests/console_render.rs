@@ -181,6 +181,7 @@ fn app() -> App {
         bytes: 1302,
         certificates,
         private_key,
+        thumbprint: None,
     };
     app.update(Action::Files(
         [

@@ -3,8 +3,8 @@
 //!
 //! Both the template and the configuration's pretty RON (`Config::to_ron`) nest the same
 //! structs the same way, one `key: value,` per line. The pretty RON is read into a map from
-//! dotted path to value text (several lines for a non-empty list), and every value line of
-//! the template is replaced by the value at its path.
+//! dotted path to value text (several lines for a non-empty list or map, such as the ACL rules
+//! per user), and every value line of the template is replaced by the value at its path.
 
 use std::collections::HashMap;
 
@@ -30,15 +30,16 @@ fn render_template(config: &Config) -> String {
     let values = values_by_path(&config.to_ron());
     let mut out = String::with_capacity(default_config_text().len() + 256);
     let mut path: Vec<String> = Vec::new();
-    // While a list the template spreads over several lines is replaced: the indentation of
-    // its closing `]`, up to which the template's own lines are skipped.
-    let mut skipping_list: Option<usize> = None;
+    // While a list or map the template spreads over several lines is replaced: the
+    // indentation and the character of its closing line, up to which the template's own lines
+    // are skipped.
+    let mut skipping: Option<(usize, char)> = None;
     for line in default_config_text().lines() {
         let trimmed = line.trim();
         let indent_width = line.len() - line.trim_start().len();
-        if let Some(list_indent) = skipping_list {
-            if indent_width == list_indent && trimmed.starts_with(']') {
-                skipping_list = None;
+        if let Some((indent, closer)) = skipping {
+            if indent_width == indent && trimmed.starts_with(closer) {
+                skipping = None;
             }
             continue;
         }
@@ -47,7 +48,7 @@ fn render_template(config: &Config) -> String {
             LineKind::Close => {
                 path.pop();
             }
-            kind @ (LineKind::Value(key) | LineKind::OpenList(key)) => {
+            kind @ (LineKind::Value(key) | LineKind::OpenCollection(key, _)) => {
                 let full = join(&path, key);
                 if let Some(value) = values.get(&full) {
                     out.push_str(&line[..indent_width]);
@@ -55,8 +56,8 @@ fn render_template(config: &Config) -> String {
                     out.push_str(": ");
                     out.push_str(value);
                     out.push_str(",\n");
-                    if matches!(kind, LineKind::OpenList(_)) {
-                        skipping_list = Some(indent_width);
+                    if let LineKind::OpenCollection(_, closer) = kind {
+                        skipping = Some((indent_width, closer));
                     }
                     continue;
                 }
@@ -107,11 +108,12 @@ fn comment_of(line: &str) -> Option<&str> {
 enum LineKind<'a> {
     /// `key: (`: a struct opens.
     Open(&'a str),
-    /// `key: [`: a list continues on the next lines.
-    OpenList(&'a str),
+    /// `key: [` or `key: {`: a list or a map continues on the next lines, up to the `]` or `}`
+    /// (the second field) at the same indentation.
+    OpenCollection(&'a str, char),
     /// `key: value,`
     Value(&'a str),
-    /// `)` or `),`, `]` or `],`.
+    /// `)` or `),`, `]` or `],`, `}` or `},`.
     Close,
     Other,
 }
@@ -120,7 +122,7 @@ fn classify(trimmed: &str) -> LineKind<'_> {
     if trimmed.starts_with("//") || trimmed.is_empty() || trimmed == "(" {
         return LineKind::Other;
     }
-    if matches!(trimmed, ")" | ")," | "]" | "],") {
+    if matches!(trimmed, ")" | ")," | "]" | "]," | "}" | "},") {
         return LineKind::Close;
     }
     let Some((key, rest)) = trimmed.split_once(':') else {
@@ -131,7 +133,8 @@ fn classify(trimmed: &str) -> LineKind<'_> {
     }
     match rest.trim() {
         "(" => LineKind::Open(key),
-        "[" => LineKind::OpenList(key),
+        "[" => LineKind::OpenCollection(key, ']'),
+        "{" => LineKind::OpenCollection(key, '}'),
         _ => LineKind::Value(key),
     }
 }
@@ -162,15 +165,17 @@ fn values_by_path(pretty: &str) -> HashMap<String, String> {
                 let value = value.strip_suffix(',').unwrap_or(value);
                 values.insert(join(&path, key), value.to_string());
             }
-            LineKind::OpenList(key) => {
-                // The list runs to the `]` at this line's indentation.
+            LineKind::OpenCollection(key, closer) => {
+                // The list or map runs to its closer at this line's indentation; what is
+                // inside is kept as it is, nested structs and all.
                 let indent = line.len() - line.trim_start().len();
-                let mut value = String::from("[\n");
+                let opener = if closer == '}' { '{' } else { '[' };
+                let mut value = format!("{opener}\n");
                 for inner in lines.by_ref() {
                     let inner_indent = inner.len() - inner.trim_start().len();
-                    if inner_indent == indent && inner.trim_start().starts_with(']') {
+                    if inner_indent == indent && inner.trim_start().starts_with(closer) {
                         value.push_str(&inner[..indent]);
-                        value.push(']');
+                        value.push(closer);
                         break;
                     }
                     value.push_str(inner);
@@ -220,6 +225,100 @@ mod tests {
         assert!(text.contains("// Enable TCP Server"), "{text}");
         assert!(text.contains("port: 2883,"), "{text}");
         assert!(!has_foreign_comments(&text));
+    }
+
+    /// A configuration with every shape the file has: a map of lists of structs (ACL rules per
+    /// user), lists of structs (users, client certificates, anonymous and pattern rules), lists
+    /// of strings (one the template spreads over lines, emptied), and optional paths.
+    fn security_config() -> Config {
+        use crate::auth::acl::{Access, TopicRule};
+        let rule = |access, topic: &str| TopicRule {
+            access,
+            topic: topic.to_string(),
+        };
+        let mut config = Config::default();
+        config.broker.tls.enabled = true;
+        config.broker.tls.require_client_certificate = true;
+        config.broker.require_credentials = true;
+        for name in ["alice", "bob"] {
+            config.users.push(User {
+                username: name.to_string(),
+                password_hash: concat!(
+                    "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQxMjM0$",
+                    "YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXoxMjM0NTY"
+                )
+                .to_string(),
+            });
+        }
+        config.acl.users.insert(
+            "alice".to_string(),
+            vec![
+                rule(Access::ReadWrite, "alice/#"),
+                rule(Access::Deny, "alice/secret/#"),
+            ],
+        );
+        config
+            .acl
+            .users
+            .insert("bob".to_string(), vec![rule(Access::Read, "public/#")]);
+        config.acl.users.insert("carol".to_string(), vec![]);
+        config.acl.anonymous.push(rule(Access::Read, "public/#"));
+        config
+            .acl
+            .patterns
+            .push(rule(Access::Write, "clients/%c/#"));
+        config.certificates.ca_private_key = Some("/etc/roost/ca.key".into());
+        config.broker.websockets.allowed_origins = vec!["https://example.com".to_string()];
+        config.broker.tls.host_names = vec![];
+        config.diagnostics.log_file = Some("roost-messages.log".into());
+        for (name, status, byte) in [
+            ("sensor-1", ClientCertificateStatus::Authorized, "cd"),
+            ("sensor-2", ClientCertificateStatus::Revoked, "ef"),
+        ] {
+            config.certificates.clients.push(ClientCertificate {
+                name: name.to_string(),
+                thumbprint: byte.repeat(32),
+                subject: format!("CN={name}"),
+                expires: "2028-11-26 06:47 UTC".to_string(),
+                status,
+            });
+        }
+        config
+    }
+
+    #[test]
+    fn per_user_acl_rules_keep_the_commented_layout() {
+        let config = security_config();
+        let text = render(&config);
+        assert!(
+            !text.contains("Comments could not be kept"),
+            "fell back to plain RON:\n{text}"
+        );
+        // Every comment of the template is still there, and no other.
+        for comment in default_config_text().lines().filter_map(comment_of) {
+            assert!(
+                text.contains(comment),
+                "lost the comment {comment:?}:\n{text}"
+            );
+        }
+        assert!(!has_foreign_comments(&text), "{text}");
+        assert!(text.contains("\"alice\": ["), "{text}");
+        assert_eq!(Config::from_ron(&text).unwrap(), config, "{text}");
+    }
+
+    #[test]
+    fn save_then_load_keeps_users_acl_rules_and_client_certificates() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("roost.ron");
+        let config = security_config();
+        crate::admin::saving::save(&path, &config, None).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(Config::load(&path).unwrap(), config, "{text}");
+        assert!(text.contains("// Per username:"), "{text}");
+        assert!(text.contains("// Client Certificates:"), "{text}");
+        // Saving what was loaded writes the same text again.
+        let loaded = Config::load(&path).unwrap();
+        assert_eq!(render(&loaded), text);
     }
 
     #[test]

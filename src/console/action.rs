@@ -81,6 +81,8 @@ pub enum Effect {
     SetDiagnostics(bool),
     /// A certificate action (`pki::commands`), on the pending configuration.
     Certificate(crate::pki::commands::CertCommand),
+    /// Put this text on the operator's clipboard (an OSC 52 sequence to the terminal).
+    Clipboard(String),
     /// Restore the terminal and return; the broker stops only if this process owns it.
     Quit,
 }

@@ -445,6 +445,50 @@ impl App {
         self.take_step(step)
     }
 
+    /// `y` on a certificate node: the thumbprint of the CA or server certificate on disk, or
+    /// of the selected client certificate, to the operator's clipboard.
+    fn copy_thumbprint(&mut self) -> Option<Effect> {
+        let thumbprint = match self.node {
+            Node::ClientCertificates => self
+                .pending
+                .certificates
+                .clients
+                .get(self.cursor())
+                .map(|certificate| certificate.thumbprint.clone()),
+            Node::CertificateAuthority | Node::ServerCertificate => {
+                let paths = crate::pki::PkiPaths::new(
+                    &self.pending.certificates,
+                    &self.pending.persistence.data_dir,
+                );
+                let path = match self.node {
+                    Node::CertificateAuthority => paths.ca_certificate,
+                    _ => paths.server_certificate,
+                };
+                match self.files.get(&path) {
+                    Some(FileState::Pem { thumbprint, .. }) => thumbprint.clone(),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        match thumbprint {
+            Some(thumbprint) => {
+                self.notice = Some(Notice::new(
+                    "copied thumbprint to clipboard (OSC 52)".to_string(),
+                    false,
+                ));
+                Some(Effect::Clipboard(thumbprint))
+            }
+            None => {
+                self.notice = Some(Notice::new(
+                    "no certificate here to copy the thumbprint of".to_string(),
+                    true,
+                ));
+                None
+            }
+        }
+    }
+
     fn take_step(&mut self, step: Step) -> Option<Effect> {
         match step {
             Step::Ask(prompt) => {
@@ -665,6 +709,7 @@ impl App {
             | Command::ShowCertificate
             | Command::RevokeCertificate
             | Command::RemoveCertificate => return self.certificate_command(command),
+            Command::CopyThumbprint => return self.copy_thumbprint(),
             Command::AddUser => self.user_dialog = Some(UserDialog::add()),
             Command::ChangePassword => {
                 if let Some(user) = self.pending.users.get(self.cursor()) {

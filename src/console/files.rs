@@ -5,6 +5,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+
 use crate::config::Config;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,6 +18,8 @@ pub enum FileState {
         bytes: u64,
         certificates: usize,
         private_key: bool,
+        /// SHA-256 of the first certificate, lowercase hex (what `y` copies).
+        thumbprint: Option<String>,
     },
 }
 
@@ -27,6 +32,7 @@ impl std::fmt::Display for FileState {
                 bytes,
                 certificates,
                 private_key,
+                ..
             } => {
                 let mut parts = Vec::new();
                 match certificates {
@@ -69,10 +75,15 @@ pub fn inspect(path: &Path) -> FileState {
     match std::fs::read(path) {
         Ok(bytes) => {
             let text = String::from_utf8_lossy(&bytes);
+            let thumbprint = CertificateDer::pem_slice_iter(&bytes)
+                .next()
+                .and_then(Result::ok)
+                .map(|certificate| crate::pki::sha256_hex(&certificate));
             FileState::Pem {
                 bytes: bytes.len() as u64,
                 certificates: text.matches("-----BEGIN CERTIFICATE-----").count(),
                 private_key: text.contains("PRIVATE KEY-----"),
+                thumbprint,
             }
         }
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => FileState::Missing,

@@ -34,6 +34,8 @@ pub enum Command {
     ShowCertificate,
     RevokeCertificate,
     RemoveCertificate,
+    /// Copy the thumbprint of the certificate shown or selected to the clipboard (OSC 52).
+    CopyThumbprint,
     AddUser,
     ChangePassword,
     RemoveUser,
@@ -595,6 +597,15 @@ pub const BINDINGS: &[Binding] = &[
     )
     .bar_as("show"),
     bind(
+        S::Certificate,
+        &[(K::Char('y'), NONE)],
+        "y",
+        "copy the SHA-256 thumbprint to your clipboard (OSC 52)",
+        C::CopyThumbprint,
+        true,
+    )
+    .bar_as("copy"),
+    bind(
         S::CertificateList,
         &[(K::Char('n'), NONE)],
         "n",
@@ -630,6 +641,15 @@ pub const BINDINGS: &[Binding] = &[
         true,
     )
     .bar_as("remove"),
+    bind(
+        S::CertificateList,
+        &[(K::Char('y'), NONE)],
+        "y",
+        "copy the selected thumbprint to your clipboard (OSC 52)",
+        C::CopyThumbprint,
+        true,
+    )
+    .bar_as("copy"),
     bind(
         S::Global,
         &[(K::Char('a'), NONE)],

@@ -11,6 +11,7 @@ pub mod action;
 pub mod app;
 pub mod cert_actions;
 pub mod client_list;
+pub mod clipboard;
 pub mod command_line;
 pub mod contrast;
 pub mod dashboard;

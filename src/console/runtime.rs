@@ -277,11 +277,16 @@ async fn event_loop(
             _ = sighup.recv() => { info!("SIGHUP"); Action::Terminate }
         };
         let is_key = matches!(action, Action::Key(_) | Action::SelectNode(_));
-        if let Some(effect) = app.update(action) {
-            if effect == Effect::Quit {
-                return Ok(());
+        match app.update(action) {
+            Some(Effect::Quit) => return Ok(()),
+            // Between two draws, so the sequence does not land inside one.
+            Some(Effect::Clipboard(text)) => {
+                if let Err(error) = super::clipboard::copy(terminal.backend_mut(), &text) {
+                    warn!(%error, "cannot write the clipboard sequence to the terminal");
+                }
             }
-            execute(effect, admin, &app.pending, &action_tx);
+            Some(effect) => execute(effect, admin, &app.pending, &action_tx),
+            None => {}
         }
         if app.should_quit {
             return Ok(());
@@ -401,7 +406,8 @@ fn execute(
                 let _ = actions.send(super::cert_actions::perform(&command, &pending));
             });
         }
-        Effect::Quit => {}
+        // Handled by the loop, which owns the terminal.
+        Effect::Clipboard(_) | Effect::Quit => {}
     }
 }
 

@@ -18,7 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::BenchError;
-use super::client::Connection;
+use super::client::{Connection, Transport};
 use super::histogram::LatencyHistogram;
 use super::retained::round_trip;
 use super::run::format_nanos;
@@ -200,9 +200,13 @@ fn pingers_thread(
     runtime.block_on(async {
         let mut tasks = Vec::new();
         for p in 0..options.pingers {
-            let mut connection =
-                Connection::open(options.address, None, options.version, format!("lping-{p}"))
-                    .await?;
+            let mut connection = Connection::open(
+                options.address,
+                &Transport::tcp(),
+                options.version,
+                format!("lping-{p}"),
+            )
+            .await?;
             let (recording, stop) = (recording.clone(), stop.clone());
             tasks.push(tokio::spawn(async move {
                 let topic = format!("lping/{p}");

@@ -7,15 +7,21 @@ use clap::{Args, Subcommand};
 
 use super::BenchError;
 use super::bad_logins::{BadLoginOptions, run_bad_logins};
+use super::client::Transport;
 use super::compare::{CompareOptions, compare};
+use super::connect_rate::{ConnectOptions, run_connections};
 use super::retained::{RetainedOptions, run_retained};
 use super::run::{RunOptions, Scenario, run};
+use super::tls::{TlsClient, files_from_options};
 use roost::mqtt::{ProtocolVersion, QoS};
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Drive a broker with one scenario; report throughput, latency, loss and broker CPU.
     Run(RunArgs),
+    /// Open, CONNECT and DISCONNECT connections in a loop with N connectors; report new
+    /// connections per second and the broker's CPU per connection.
+    Connections(ConnectionsArgs),
     /// Start roost and Mosquitto (and an earlier roost build with --baseline), run the standard
     /// scenarios against each, print a Markdown table.
     Compare(CompareArgs),
@@ -137,6 +143,73 @@ pub struct RunArgs {
     /// Connect over a WebSocket on this URL path (such as /mqtt) instead of plain TCP.
     #[arg(long, value_name = "PATH")]
     websocket: Option<String>,
+    #[command(flatten)]
+    tls: TlsArgs,
+}
+
+/// TLS for the generator's clients.
+#[derive(Debug, Args)]
+pub struct TlsArgs {
+    /// Connect over TLS (wss:// with --websocket).
+    #[arg(long)]
+    tls: bool,
+    /// PEM file of the CA certificate the broker's certificate chains to (such as the one
+    /// `roost ca export` writes).
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    cafile: Option<PathBuf>,
+    /// Client certificate (PEM) to present, for brokers that require one.
+    #[arg(long, value_name = "FILE", requires_all = ["tls", "key"])]
+    cert: Option<PathBuf>,
+    /// The private key of --cert (PEM).
+    #[arg(long, value_name = "FILE", requires_all = ["tls", "cert"])]
+    key: Option<PathBuf>,
+    /// The name the broker's certificate must be valid for [default: --host].
+    #[arg(long, value_name = "NAME", requires = "tls")]
+    server_name: Option<String>,
+}
+
+impl TlsArgs {
+    /// The transport of these options, with a WebSocket on `websocket` if given.
+    fn transport(&self, host: &str, websocket: Option<String>) -> Result<Transport, BenchError> {
+        let tls = match self.tls {
+            true => Some(TlsClient::new(&files_from_options(
+                self.cafile.as_deref(),
+                self.cert.as_deref(),
+                self.key.as_deref(),
+                self.server_name.as_deref(),
+                host,
+            )?)?),
+            false => None,
+        };
+        Ok(Transport { tls, websocket })
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ConnectionsArgs {
+    /// Broker host name or address.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Broker TCP port.
+    #[arg(long, default_value_t = 1883)]
+    port: u16,
+    /// Connections in progress at once.
+    #[arg(long, default_value_t = 8)]
+    connectors: usize,
+    /// Seconds measured after the warm-up.
+    #[arg(long, default_value_t = 5.0)]
+    duration: f64,
+    /// Seconds of connections before measuring.
+    #[arg(long, default_value_t = 1.0)]
+    warm_up: f64,
+    /// Process id of the broker, to measure its CPU time.
+    #[arg(long)]
+    broker_pid: Option<u32>,
+    /// MQTT version: 3.1.1 or 5.
+    #[arg(long, default_value = "3.1.1", value_parser = parse_version)]
+    mqtt_version: ProtocolVersion,
+    #[command(flatten)]
+    tls: TlsArgs,
 }
 
 #[derive(Debug, Args)]
@@ -169,6 +242,13 @@ pub struct CompareArgs {
     /// Also run the flat-out scenarios over WebSockets, beside TCP.
     #[arg(long)]
     websockets: bool,
+    /// Serve TLS on every broker with a CA and server certificate made by `roost ca create`
+    /// and `roost server-cert create`; run the QoS 1 pairs over TLS and the connection rate.
+    #[arg(long)]
+    tls: bool,
+    /// Concurrent connectors of the --tls connection-rate runs.
+    #[arg(long, default_value_t = 8)]
+    connectors: usize,
     /// Also write the Markdown table to this file.
     #[arg(long)]
     output: Option<PathBuf>,
@@ -196,6 +276,19 @@ pub async fn run_command(command: BenchCommand) -> Result<(), BenchError> {
     let work = async {
         match command {
             BenchCommand::Run(args) => run_one(args).await,
+            BenchCommand::Connections(args) => {
+                let options = ConnectOptions {
+                    address: resolve(&args.host, args.port).await?,
+                    transport: args.tls.transport(&args.host, None)?,
+                    connectors: args.connectors,
+                    version: args.mqtt_version,
+                    warm_up: seconds(args.warm_up, "--warm-up")?,
+                    duration: seconds(args.duration, "--duration")?,
+                    broker_pid: args.broker_pid,
+                };
+                print!("{}", run_connections(&options).await?);
+                Ok(())
+            }
             BenchCommand::Compare(args) => run_compare(args).await,
             BenchCommand::Retained(args) => run_retained_command(args).await,
             BenchCommand::BadLogins(args) => {
@@ -286,7 +379,7 @@ async fn run_one(args: RunArgs) -> Result<(), BenchError> {
         inflight: args.inflight,
         broker_pid: args.broker_pid,
         persistent: args.persistent,
-        websocket: args.websocket,
+        transport: args.tls.transport(&args.host, args.websocket)?,
     };
     let report = run(&options).await?;
     print!("{report}");
@@ -328,6 +421,8 @@ async fn run_compare(args: CompareArgs) -> Result<(), BenchError> {
         baseline: args.baseline,
         mosquitto: args.mosquitto,
         websockets: args.websockets,
+        tls: args.tls,
+        connectors: args.connectors,
     };
     let report = compare(&options).await?;
     let markdown = report.markdown();

@@ -14,9 +14,10 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use super::BenchError;
 use super::stamp::Stamp;
+use super::tls::TlsClient;
 use roost::mqtt::{
-    self, Connect, Packet, PacketType, Properties, ProtocolVersion, Publish, QoS, Subscribe,
-    SubscribeFilter, SubscriptionOptions,
+    self, Connect, Disconnect, Packet, PacketType, Properties, ProtocolVersion, Publish, QoS,
+    ReasonCode, Subscribe, SubscribeFilter, SubscriptionOptions,
 };
 
 /// Largest packet the generator accepts from a broker.
@@ -75,44 +76,27 @@ impl std::fmt::Debug for Connection {
 }
 
 impl Connection {
-    /// Opens a TCP connection (or a WebSocket on `websocket`, a URL path, over it) and
-    /// completes CONNECT / CONNACK with a clean session.
+    /// Opens a connection to `address` over `transport` and completes CONNECT / CONNACK with
+    /// a clean session.
     pub async fn open(
         address: SocketAddr,
-        websocket: Option<&str>,
+        transport: &Transport,
         version: ProtocolVersion,
         client_id: String,
     ) -> Result<Connection, BenchError> {
-        Connection::open_session(address, websocket, version, client_id, false).await
+        Connection::open_session(address, transport, version, client_id, false).await
     }
 
     /// [`Connection::open`], with a persistent session when `persistent` (3.1.1 Clean
     /// Session 0, v5 Clean Start 0 with a Session Expiry Interval of an hour).
     pub async fn open_session(
         address: SocketAddr,
-        websocket: Option<&str>,
+        transport: &Transport,
         version: ProtocolVersion,
         client_id: String,
         persistent: bool,
     ) -> Result<Connection, BenchError> {
-        let stream = TcpStream::connect(address)
-            .await
-            .map_err(|source| BenchError::Connect { address, source })?;
-        // Writes are batched by the generator itself; Nagle would only add delay.
-        stream
-            .set_nodelay(true)
-            .map_err(|source| BenchError::io("TCP_NODELAY", source))?;
-        let (reader, writer): (Reader, Writer) = match websocket {
-            None => {
-                let (reader, writer) = stream.into_split();
-                (Box::new(reader), Box::new(writer))
-            }
-            Some(path) => {
-                let (reader, writer) =
-                    tokio::io::split(open_websocket(address, path, stream).await?);
-                (Box::new(reader), Box::new(writer))
-            }
-        };
+        let (reader, writer) = transport.open(address).await?;
         let mut connection = Connection {
             client_id,
             version,
@@ -152,6 +136,26 @@ impl Connection {
                 got: other.packet_type(),
             }),
         }
+    }
+
+    /// Sends DISCONNECT and waits for the broker to close the connection, as it must on a
+    /// DISCONNECT (MQTT-3.14.4-1, MQTT 5.0 §3.14.4): the broker's side closes first, so the
+    /// socket's TIME_WAIT stays there rather than using up the generator's local ports.
+    pub async fn disconnect(mut self) -> Result<(), BenchError> {
+        self.send(&Packet::Disconnect(Disconnect::new(ReasonCode::Success)))
+            .await?;
+        let closed = async {
+            loop {
+                self.read_buf.clear();
+                match self.reader.read_buf(&mut self.read_buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        };
+        tokio::time::timeout(SETUP_TIMEOUT, closed)
+            .await
+            .map_err(|_| BenchError::Timeout("the broker to close after DISCONNECT"))
     }
 
     /// Subscribes to one filter and waits for a SUBACK granting it.
@@ -221,19 +225,71 @@ impl Connection {
     }
 }
 
+/// How the generator's clients reach the broker: TCP, TLS over it when given a client
+/// configuration, and a WebSocket on top when given a URL path (`wss://` with both).
+#[derive(Debug, Clone, Default)]
+pub struct Transport {
+    pub tls: Option<TlsClient>,
+    pub websocket: Option<String>,
+}
+
+impl Transport {
+    /// Plain TCP.
+    pub fn tcp() -> Transport {
+        Transport::default()
+    }
+
+    /// A connected socket (TLS handshake and WebSocket upgrade done), in halves.
+    pub async fn open(&self, address: SocketAddr) -> Result<(Reader, Writer), BenchError> {
+        let stream = TcpStream::connect(address)
+            .await
+            .map_err(|source| BenchError::Connect { address, source })?;
+        // Writes are batched by the generator itself; Nagle would only add delay.
+        stream
+            .set_nodelay(true)
+            .map_err(|source| BenchError::io("TCP_NODELAY", source))?;
+        Ok(match (&self.tls, &self.websocket) {
+            (None, None) => {
+                let (reader, writer) = stream.into_split();
+                (Box::new(reader), Box::new(writer))
+            }
+            (None, Some(path)) => halves(open_websocket("ws", address, path, stream).await?),
+            (Some(tls), None) => halves(tls.handshake(stream).await?),
+            (Some(tls), Some(path)) => {
+                let secured = tls.handshake(stream).await?;
+                halves(open_websocket("wss", address, path, secured).await?)
+            }
+        })
+    }
+}
+
+/// A stream that reads and writes both ways as boxed halves (TLS and WebSocket streams are
+/// one object; tokio splits them behind a lock, uncontended in these clients).
+fn halves<S>(stream: S) -> (Reader, Writer)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (reader, writer) = tokio::io::split(stream);
+    (Box::new(reader), Box::new(writer))
+}
+
 /// The WebSocket upgrade on `path`, offering the `mqtt` subprotocol (MQTT-6.0.0-3), and the
 /// socket as a byte stream.
-async fn open_websocket(
+async fn open_websocket<S>(
+    scheme: &str,
     address: SocketAddr,
     path: &str,
-    stream: TcpStream,
-) -> Result<roost::broker::WsBytes<TcpStream>, BenchError> {
+    stream: S,
+) -> Result<roost::broker::WsBytes<S>, BenchError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let refused = |why: String| BenchError::Refused {
         client_id: String::new(),
         what: "the WebSocket upgrade",
         reason: why,
     };
-    let mut request = format!("ws://{address}{path}")
+    let mut request = format!("{scheme}://{address}{path}")
         .into_client_request()
         .map_err(|e| refused(e.to_string()))?;
     request.headers_mut().insert(

@@ -2,21 +2,30 @@
 //! scenarios, same limits, alternating which broker goes first. With `--baseline`, an earlier
 //! roost build runs as a third broker in the same rotation, so a regression shows against
 //! figures measured minutes apart on the same machine, not on another day.
+//!
+//! With `--tls`, roost's own commands make a CA and a server certificate, every broker serves
+//! TLS with those files, the QoS 1 pairs run over TLS, and a connection-rate run per broker
+//! and round ([`super::connect_rate`]) measures new TLS connections per second.
 
 use std::fmt::Write as _;
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Duration;
 
 use super::BenchError;
+use super::brokers::{
+    BrokerKind, BrokerProcess, BrokerUnderTest, Certificates, Listeners, MAX_INFLIGHT, MAX_QUEUED,
+    WS_PATH, baseline_label, describe_machine, mosquitto_version,
+};
+use super::client::Transport;
+use super::connect_rate::{ConnectOptions, ConnectReport, run_connections};
 use super::run::{RunOptions, RunReport, Scenario, format_nanos, run};
+use super::tls::{TlsClient, TlsFiles};
 use roost::mqtt::{ProtocolVersion, QoS};
 
-/// Every broker gets the same limits, so none wins by dropping or queueing more.
-const MAX_INFLIGHT: u16 = 100;
-const MAX_QUEUED: u32 = 10_000;
-const READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// The issue's goals for TLS (issue 8): roost's CPU per message at most this share of
+/// Mosquitto's, and at least as many new connections per second.
+pub const CPU_GOAL: f64 = 0.67;
+pub const CONNECTION_RATE_GOAL: f64 = 1.0;
 
 #[derive(Debug, Clone)]
 pub struct CompareOptions {
@@ -33,6 +42,11 @@ pub struct CompareOptions {
     /// Also run the flat-out scenarios over WebSockets (roost's listener and Mosquitto's
     /// `protocol websockets` one), beside TCP.
     pub websockets: bool,
+    /// Serve TLS with certificates made by roost; run the TLS scenarios and the connection
+    /// rate instead of the standard scenarios.
+    pub tls: bool,
+    /// Concurrent connectors of the connection-rate runs.
+    pub connectors: usize,
 }
 
 impl CompareOptions {
@@ -48,52 +62,6 @@ impl CompareOptions {
         }
         brokers.push(BrokerUnderTest::new(BrokerKind::Mosquitto, &self.mosquitto));
         brokers
-    }
-}
-
-/// How a broker is configured and started.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BrokerKind {
-    Roost,
-    Mosquitto,
-}
-
-impl BrokerKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            BrokerKind::Roost => "roost",
-            BrokerKind::Mosquitto => "mosquitto",
-        }
-    }
-}
-
-/// One broker of a comparison: its name in the table, how it is started, and from where.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BrokerUnderTest {
-    pub label: String,
-    pub kind: BrokerKind,
-    pub program: PathBuf,
-}
-
-impl BrokerUnderTest {
-    /// The broker labelled by its kind (`roost`, `mosquitto`).
-    fn new(kind: BrokerKind, program: &Path) -> BrokerUnderTest {
-        BrokerUnderTest {
-            label: kind.name().to_string(),
-            kind,
-            program: program.to_path_buf(),
-        }
-    }
-}
-
-/// The table label of a baseline build: its file name (`roost-c7b4210`), or `baseline` when the
-/// file name would read as one of the other brokers (an earlier build named plain `roost`).
-pub fn baseline_label(program: &Path) -> String {
-    match program.file_name().map(|name| name.to_string_lossy()) {
-        Some(name) if name != BrokerKind::Roost.name() && name != BrokerKind::Mosquitto.name() => {
-            name.into_owned()
-        }
-        _ => "baseline".to_string(),
     }
 }
 
@@ -121,6 +89,8 @@ pub struct ComparedScenario {
     pub rate: Option<f64>,
     /// Over WebSockets (path [`WS_PATH`]) rather than plain TCP.
     pub websocket: bool,
+    /// Over TLS (under the WebSocket, if any).
+    pub tls: bool,
 }
 
 impl ComparedScenario {
@@ -141,7 +111,12 @@ impl ComparedScenario {
             }
             None => "flat out".to_string(),
         };
-        let over = if self.websocket { " over ws" } else { "" };
+        let over = match (self.websocket, self.tls) {
+            (false, false) => "",
+            (false, true) => " over TLS",
+            (true, false) => " over ws",
+            (true, true) => " over wss",
+        };
         format!("QoS {} {shape}, {load}{over}", self.qos as u8)
     }
 
@@ -171,6 +146,7 @@ pub fn standard_scenarios(load: f64) -> Vec<ComparedScenario> {
                 qos,
                 rate: None,
                 websocket: false,
+                tls: false,
             };
             if limited {
                 compared.rate = Some(load / compared.deliveries_per_publish());
@@ -181,10 +157,17 @@ pub fn standard_scenarios(load: f64) -> Vec<ComparedScenario> {
     scenarios
 }
 
-/// The scenarios of a comparison: the standard ones, then, with `websockets`, the flat-out ones
-/// again over WebSockets.
-pub fn compared_scenarios(load: f64, websockets: bool) -> Vec<ComparedScenario> {
+/// The scenarios of a comparison: the standard ones (with `tls`, only the QoS 1 pairs, over
+/// TLS), then, with `websockets`, the flat-out ones again over WebSockets.
+pub fn compared_scenarios(load: f64, websockets: bool, tls: bool) -> Vec<ComparedScenario> {
     let mut scenarios = standard_scenarios(load);
+    if tls {
+        scenarios = scenarios
+            .into_iter()
+            .filter(|s| s.scenario == Scenario::Pairs)
+            .map(|s| ComparedScenario { tls: true, ..s })
+            .collect();
+    }
     if websockets {
         let over_ws: Vec<ComparedScenario> = scenarios
             .iter()
@@ -199,9 +182,6 @@ pub fn compared_scenarios(load: f64, websockets: bool) -> Vec<ComparedScenario> 
     scenarios
 }
 
-/// The URL path of every broker's WebSocket listener in a comparison.
-pub const WS_PATH: &str = "/mqtt";
-
 /// The result of one run in a comparison (or why it failed).
 #[derive(Debug)]
 pub struct CompareRun {
@@ -211,6 +191,14 @@ pub struct CompareRun {
     pub result: Result<RunReport, String>,
 }
 
+/// The result of one connection-rate run (or why it failed).
+#[derive(Debug)]
+pub struct ConnectRun {
+    /// Index into [`CompareReport::brokers`].
+    pub broker: usize,
+    pub result: Result<ConnectReport, String>,
+}
+
 #[derive(Debug)]
 pub struct CompareReport {
     pub options: CompareOptions,
@@ -218,244 +206,53 @@ pub struct CompareReport {
     pub brokers: Vec<BrokerUnderTest>,
     pub scenarios: Vec<ComparedScenario>,
     pub runs: Vec<CompareRun>,
+    /// With `--tls`: the connection-rate runs.
+    pub connection_runs: Vec<ConnectRun>,
+    /// With `--tls`: what a handshake with each broker agreed on (version, cipher suite, key
+    /// exchange), in table order.
+    pub tls_sessions: Vec<String>,
     pub machine: String,
     pub mosquitto_version: String,
-}
-
-/// A child process killed (and reaped) when dropped, with its scratch directory.
-struct BrokerProcess {
-    broker: BrokerUnderTest,
-    child: Child,
-    address: SocketAddr,
-    /// The WebSocket listener, when the comparison runs over WebSockets too.
-    ws_address: Option<SocketAddr>,
-    directory: ScratchDir,
-}
-
-impl Drop for BrokerProcess {
-    fn drop(&mut self) {
-        // Already exited is fine: there is nothing else to clean up.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl BrokerProcess {
-    fn start(broker: &BrokerUnderTest, websockets: bool) -> Result<BrokerProcess, BenchError> {
-        let directory = ScratchDir::new(&broker.label)?;
-        let address = free_local_address()?;
-        let ws_address = websockets.then(free_local_address).transpose()?;
-        let log = std::fs::File::create(directory.path.join("broker.log")).map_err(|source| {
-            BenchError::Io {
-                context: "cannot create the broker log",
-                source,
-            }
-        })?;
-        let mut command = match broker.kind {
-            BrokerKind::Roost => {
-                let config_path = directory.path.join("roost.ron");
-                std::fs::write(&config_path, roost_config(address)).map_err(|source| {
-                    BenchError::Io {
-                        context: "cannot write the roost config",
-                        source,
-                    }
-                })?;
-                let mut command = Command::new(&broker.program);
-                command
-                    .arg("--config")
-                    .arg(&config_path)
-                    .arg("serve")
-                    .arg("--tcp")
-                    .arg(address.to_string())
-                    .env("RUST_LOG", "warn");
-                if let Some(ws) = ws_address {
-                    command
-                        .arg("--ws")
-                        .arg(ws.to_string())
-                        .arg("--ws-path")
-                        .arg(WS_PATH);
-                }
-                command
-            }
-            BrokerKind::Mosquitto => {
-                let config_path = directory.path.join("mosquitto.conf");
-                let config = mosquitto_config(address, ws_address, running_as_root());
-                std::fs::write(&config_path, config).map_err(|source| BenchError::Io {
-                    context: "cannot write the Mosquitto config",
-                    source,
-                })?;
-                let mut command = Command::new(&broker.program);
-                command.arg("-c").arg(&config_path);
-                command
-            }
-        };
-        let program = command.get_program().to_string_lossy().into_owned();
-        let child = command
-            .current_dir(&directory.path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .map_err(|source| BenchError::Spawn { program, source })?;
-        let mut process = BrokerProcess {
-            broker: broker.clone(),
-            child,
-            address,
-            ws_address,
-            directory,
-        };
-        process.wait_until_ready()?;
-        Ok(process)
-    }
-
-    fn wait_until_ready(&mut self) -> Result<(), BenchError> {
-        let started = Instant::now();
-        loop {
-            self.check_alive()?;
-            let ready = |address: &SocketAddr| {
-                TcpStream::connect_timeout(address, Duration::from_millis(200)).is_ok()
-            };
-            if ready(&self.address) && self.ws_address.as_ref().is_none_or(ready) {
-                return Ok(());
-            }
-            if started.elapsed() > READY_TIMEOUT {
-                return Err(BenchError::BrokerNotReady {
-                    broker: self.broker.label.clone(),
-                    address: self.address,
-                    seconds: READY_TIMEOUT.as_secs(),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn check_alive(&mut self) -> Result<(), BenchError> {
-        match self.child.try_wait() {
-            Ok(None) => Ok(()),
-            Ok(Some(status)) => {
-                let log = std::fs::read_to_string(self.directory.path.join("broker.log"))
-                    .unwrap_or_default();
-                let tail: Vec<&str> = log.lines().rev().take(5).collect();
-                let tail: Vec<&str> = tail.into_iter().rev().collect();
-                Err(BenchError::BrokerExited {
-                    broker: self.broker.label.clone(),
-                    status: format!("{status}; last log lines: {}", tail.join(" | ")),
-                })
-            }
-            Err(source) => Err(BenchError::Io {
-                context: "cannot check the broker process",
-                source,
-            }),
-        }
-    }
-}
-
-/// The roost configuration for a comparison: one local listener and the limits Mosquitto gets.
-/// Only these settings are written (the rest keep their defaults), so that an earlier build,
-/// which refuses settings it does not know, reads the same file.
-pub fn roost_config(address: SocketAddr) -> String {
-    format!(
-        "(\n    \
-         broker: (enabled: true, tcp: (enabled: true, bind: \"{}\", port: {})),\n    \
-         limits: (max_inflight: {MAX_INFLIGHT}, max_queued_messages: {MAX_QUEUED}),\n\
-         )\n",
-        address.ip(),
-        address.port()
-    )
-}
-
-/// The Mosquitto configuration for a comparison: one local listener, nothing on disk, the
-/// same inflight and queue limits roost gets, and Nagle's algorithm off as roost has it
-/// (with it on, delayed ACKs add tens of milliseconds to every QoS 0 delivery).
-pub fn mosquitto_config(address: SocketAddr, ws: Option<SocketAddr>, as_root: bool) -> String {
-    let mut config = format!(
-        "listener {} {}\n\
-         allow_anonymous true\n\
-         persistence false\n\
-         max_inflight_messages {MAX_INFLIGHT}\n\
-         max_queued_messages {MAX_QUEUED}\n\
-         set_tcp_nodelay true\n\
-         log_dest stderr\n\
-         log_type error\n\
-         log_type warning\n",
-        address.port(),
-        address.ip()
-    );
-    if let Some(ws) = ws {
-        // Mosquitto's WebSocket listener serves any path, WS_PATH included.
-        config.push_str(&format!(
-            "listener {} {}\nprotocol websockets\n",
-            ws.port(),
-            ws.ip()
-        ));
-    }
-    if as_root {
-        // Run as root, Mosquitto would otherwise switch to the `mosquitto` user.
-        config.push_str("user root\n");
-    }
-    config
-}
-
-fn running_as_root() -> bool {
-    std::fs::read_to_string("/proc/self/status").is_ok_and(|status| {
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("Uid:"))
-            .and_then(|uids| uids.split_whitespace().next())
-            == Some("0")
-    })
-}
-
-fn free_local_address() -> Result<SocketAddr, BenchError> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|source| BenchError::Io {
-        context: "cannot find a free port",
-        source,
-    })?;
-    listener.local_addr().map_err(|source| BenchError::Io {
-        context: "cannot find a free port",
-        source,
-    })
-}
-
-struct ScratchDir {
-    path: PathBuf,
-}
-
-impl ScratchDir {
-    fn new(label: &str) -> Result<ScratchDir, BenchError> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let path = std::env::temp_dir().join(format!(
-            "roost-bench-{label}-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&path).map_err(|source| BenchError::Io {
-            context: "cannot create a scratch directory",
-            source,
-        })?;
-        Ok(ScratchDir { path })
-    }
-}
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
-    }
 }
 
 /// Starts the brokers, runs every scenario against each, and stops them again (also when
 /// this future is dropped, for example on Ctrl-C).
 pub async fn compare(options: &CompareOptions) -> Result<CompareReport, BenchError> {
-    let scenarios = compared_scenarios(options.load, options.websockets);
+    let scenarios = compared_scenarios(options.load, options.websockets, options.tls);
     let brokers = options.brokers();
+    // Made by the roost under test, used by every broker; removed at the end.
+    let certificates = match options.tls {
+        true => Some(Certificates::create(&options.roost)?),
+        false => None,
+    };
+    let listeners = Listeners {
+        websockets: options.websockets,
+        tls: certificates.as_ref().map(|c| c.files.clone()),
+    };
+    let tls_client = match &certificates {
+        Some(certificates) => Some(TlsClient::new(&TlsFiles {
+            ca_file: certificates.files.ca_certificate.clone(),
+            client: None,
+            server_name: "127.0.0.1".to_string(),
+        })?),
+        None => None,
+    };
     // Collecting stops at the first broker that does not start; dropping the ones started
     // before it kills them.
     let mut processes = brokers
         .iter()
-        .map(|broker| BrokerProcess::start(broker, options.websockets))
+        .map(|broker| BrokerProcess::start(broker, &listeners))
         .collect::<Result<Vec<_>, _>>()?;
+    let mut tls_sessions = Vec::new();
+    if let Some(client) = &tls_client {
+        for process in &processes {
+            let session = client.probe(process.address).await?;
+            eprintln!("{}: {session}", process.broker.label);
+            tls_sessions.push(session);
+        }
+    }
     let mut runs = Vec::new();
+    let mut connection_runs = Vec::new();
     for round in 0..options.rounds {
         for (index, compared) in scenarios.iter().enumerate() {
             for broker in run_order(processes.len(), round, index) {
@@ -468,7 +265,7 @@ pub async fn compare(options: &CompareOptions) -> Result<CompareReport, BenchErr
                     process.broker.label
                 );
                 let result = match process.check_alive() {
-                    Ok(()) => run(&run_options(options, compared, process))
+                    Ok(()) => run(&run_options(options, compared, process, &tls_client))
                         .await
                         .map_err(|e| e.to_string()),
                     Err(e) => Err(e.to_string()),
@@ -490,13 +287,55 @@ pub async fn compare(options: &CompareOptions) -> Result<CompareReport, BenchErr
                 });
             }
         }
+        if tls_client.is_none() {
+            continue;
+        }
+        // The connection rate takes the next place in the rotation after the scenarios.
+        for broker in run_order(processes.len(), round, scenarios.len()) {
+            let process = &mut processes[broker];
+            eprintln!(
+                "round {}/{}: new TLS connections, {} connectors, against {}",
+                round + 1,
+                options.rounds,
+                options.connectors,
+                process.broker.label
+            );
+            let connect = ConnectOptions {
+                address: process.address,
+                transport: Transport {
+                    tls: tls_client.clone(),
+                    websocket: None,
+                },
+                connectors: options.connectors,
+                version: options.version,
+                warm_up: options.warm_up,
+                duration: options.duration,
+                broker_pid: Some(process.child.id()),
+            };
+            let result = match process.check_alive() {
+                Ok(()) => run_connections(&connect).await.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match &result {
+                Ok(report) => eprintln!(
+                    "  {:.0} connections/s, {} failed",
+                    report.rate(),
+                    report.failed
+                ),
+                Err(e) => eprintln!("  failed: {e}"),
+            }
+            connection_runs.push(ConnectRun { broker, result });
+        }
     }
     drop(processes);
+    drop(certificates);
     Ok(CompareReport {
         options: options.clone(),
         brokers,
         scenarios,
         runs,
+        connection_runs,
+        tls_sessions,
         machine: describe_machine(),
         mosquitto_version: mosquitto_version(&options.mosquitto),
     })
@@ -506,6 +345,7 @@ fn run_options(
     options: &CompareOptions,
     compared: &ComparedScenario,
     process: &BrokerProcess,
+    tls: &Option<TlsClient>,
 ) -> RunOptions {
     let (address, websocket) = match (compared.websocket, process.ws_address) {
         (true, Some(ws)) => (ws, Some(WS_PATH.to_string())),
@@ -513,7 +353,10 @@ fn run_options(
     };
     RunOptions {
         address,
-        websocket,
+        transport: Transport {
+            tls: tls.clone().filter(|_| compared.tls),
+            websocket,
+        },
         scenario: compared.scenario,
         publishers: compared.publishers,
         subscribers: compared.subscribers,
@@ -528,38 +371,6 @@ fn run_options(
         broker_pid: Some(process.child.id()),
         persistent: false,
     }
-}
-
-fn describe_machine() -> String {
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find_map(|line| line.strip_prefix("model name"))
-                .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".to_string());
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|text| text.trim().to_string())
-        .unwrap_or_default();
-    format!("{cores} cores ({model}), Linux {kernel}")
-}
-
-fn mosquitto_version(program: &Path) -> String {
-    // `mosquitto -h` prints "mosquitto version X.Y.Z" first (and exits non-zero).
-    Command::new(program)
-        .arg("-h")
-        .output()
-        .ok()
-        .and_then(|output| {
-            let text = String::from_utf8_lossy(&output.stdout).into_owned()
-                + &String::from_utf8_lossy(&output.stderr);
-            text.lines()
-                .find(|line| line.contains("version"))
-                .map(str::to_string)
-        })
-        .unwrap_or_else(|| "mosquitto (version unknown)".to_string())
 }
 
 fn group_thousands(value: f64) -> String {
@@ -700,11 +511,181 @@ impl CompareReport {
                     } == *compared
             });
             if let Some(twin) = tcp_twin {
-                let label = format!("{} ws/tcp", self.brokers[0].label);
+                let pair = if compared.tls { "wss/tls" } else { "ws/tcp" };
+                let label = format!("{} {pair}", self.brokers[0].label);
                 write_ratio_row(&mut out, &label, &summaries[0], &self.summary(twin, 0));
             }
         }
+        if self.options.tls {
+            self.write_tls_sections(&mut out);
+        }
         out
+    }
+
+    /// The figures of `broker` over its connection-rate runs.
+    pub fn connection_summary(&self, broker: usize) -> ConnectSummary {
+        let runs = self
+            .connection_runs
+            .iter()
+            .filter(|run| run.broker == broker);
+        let reports: Vec<&ConnectReport> = runs
+            .clone()
+            .filter_map(|run| run.result.as_ref().ok())
+            .collect();
+        let quantile = |q: f64| {
+            median(
+                reports
+                    .iter()
+                    .filter_map(|r| r.latency.quantile(q))
+                    .map(|n| n as f64)
+                    .collect(),
+            )
+        };
+        ConnectSummary {
+            rate: median(reports.iter().map(|r| r.rate()).collect()),
+            p50: quantile(0.50),
+            p99: quantile(0.99),
+            failed: reports.iter().map(|r| r.failed).sum(),
+            cpu_ms_per_connection: median(
+                reports
+                    .iter()
+                    .filter_map(|r| r.cpu_ms_per_connection())
+                    .collect(),
+            ),
+            failures: runs
+                .filter_map(|run| run.result.as_ref().err().cloned())
+                .collect(),
+        }
+    }
+
+    /// With `--tls`: the handshakes, the connection-rate table and the issue's goals.
+    fn write_tls_sections(&self, out: &mut String) {
+        let sessions: Vec<String> = self
+            .brokers
+            .iter()
+            .zip(&self.tls_sessions)
+            .map(|(broker, session)| format!("{} {session}", broker.label))
+            .collect();
+        let _ = writeln!(
+            out,
+            "\nTLS: every broker serves the CA and server certificate made by `roost ca create` \
+             and `roost server-cert create` (ECDSA P-256); the clients are rustls (ring) \
+             trusting that CA, without client certificates. Handshakes agreed on: {}.\n",
+            sessions.join("; ")
+        );
+        let _ = writeln!(
+            out,
+            "New TLS connections: {} connectors, each in a loop: TCP connect, TLS handshake, \
+             CONNECT/CONNACK, DISCONNECT, the broker closes.\n",
+            self.options.connectors
+        );
+        out.push_str("| Broker | connections/s | p50 | p99 | failed | CPU ms per connection |\n");
+        out.push_str("|---|---:|---:|---:|---:|---:|\n");
+        let summaries: Vec<ConnectSummary> = (0..self.brokers.len())
+            .map(|broker| self.connection_summary(broker))
+            .collect();
+        let latency = |nanos: Option<f64>| nanos.map_or("-".into(), |n| format_nanos(n as u64));
+        for (broker, summary) in self.brokers.iter().zip(&summaries) {
+            match summary.rate {
+                None => {
+                    let why = summary.failures.first().cloned().unwrap_or_default();
+                    let _ = writeln!(
+                        out,
+                        "| {} | failed: {} | | | | |",
+                        broker.label,
+                        why.replace('|', "/")
+                    );
+                }
+                Some(rate) => {
+                    let _ = writeln!(
+                        out,
+                        "| {} | {} | {} | {} | {} | {} |",
+                        broker.label,
+                        group_thousands(rate),
+                        latency(summary.p50),
+                        latency(summary.p99),
+                        summary.failed,
+                        summary
+                            .cpu_ms_per_connection
+                            .map_or("-".into(), |cpu| format!("{cpu:.3}")),
+                    );
+                }
+            }
+        }
+        for other in (1..self.brokers.len()).rev() {
+            let (mine, theirs) = (&summaries[0], &summaries[other]);
+            let _ = writeln!(
+                out,
+                "| {}/{} | {} | {} | {} | | {} |",
+                self.brokers[0].label,
+                self.brokers[other].label,
+                ratio(mine.rate, theirs.rate),
+                ratio(mine.p50, theirs.p50),
+                ratio(mine.p99, theirs.p99),
+                ratio(mine.cpu_ms_per_connection, theirs.cpu_ms_per_connection),
+            );
+        }
+        self.write_goals(out, &summaries);
+    }
+
+    /// The issue's two TLS goals against Mosquitto (the last broker), met or not.
+    fn write_goals(&self, out: &mut String, connections: &[ConnectSummary]) {
+        let Some(mosquitto) = self
+            .brokers
+            .iter()
+            .rposition(|broker| broker.kind == BrokerKind::Mosquitto)
+        else {
+            return;
+        };
+        let verdict = |value: Option<f64>, met: fn(f64) -> bool| match value {
+            Some(value) if met(value) => format!("{value:.2}× — **met**"),
+            Some(value) => format!("{value:.2}× — **not met**"),
+            None => "not measured".to_string(),
+        };
+        out.push_str("\nGoals (issue 8), roost/mosquitto from the same run:\n\n");
+        for (index, compared) in self.scenarios.iter().enumerate() {
+            if compared.websocket || compared.qos != QoS::AtLeastOnce {
+                continue;
+            }
+            let cpu = |broker| self.summary(index, broker).cpu_per_million;
+            let share = cpu(0)
+                .zip(cpu(mosquitto))
+                .map(|(mine, theirs)| mine / theirs);
+            let _ = writeln!(
+                out,
+                "- CPU per message at most {CPU_GOAL}× Mosquitto's, {}: {}",
+                compared.label(),
+                verdict(share, |share| share <= CPU_GOAL)
+            );
+        }
+        let rate = connections[0]
+            .rate
+            .zip(connections[mosquitto].rate)
+            .map(|(mine, theirs)| mine / theirs);
+        let _ = writeln!(
+            out,
+            "- New TLS connections per second at least Mosquitto's: {}",
+            verdict(rate, |rate| rate >= CONNECTION_RATE_GOAL)
+        );
+    }
+}
+
+/// The connection-rate figures of one broker over all rounds.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectSummary {
+    pub rate: Option<f64>,
+    pub p50: Option<f64>,
+    pub p99: Option<f64>,
+    pub failed: u64,
+    pub cpu_ms_per_connection: Option<f64>,
+    pub failures: Vec<String>,
+}
+
+/// `mine / theirs` as `0.52×`, or "-" where either is missing.
+fn ratio(mine: Option<f64>, theirs: Option<f64>) -> String {
+    match (mine, theirs) {
+        (Some(mine), Some(theirs)) if theirs > 0.0 => format!("{:.2}×", mine / theirs),
+        _ => "-".to_string(),
     }
 }
 
@@ -742,10 +723,6 @@ fn write_summary_row(out: &mut String, scenario_cell: &str, broker: &str, summar
 
 /// `mine / theirs` for throughput, p50, p99 and CPU per message ("-" where either is missing).
 fn write_ratio_row(out: &mut String, label: &str, mine: &Summary, theirs: &Summary) {
-    let ratio = |mine: Option<f64>, theirs: Option<f64>| match (mine, theirs) {
-        (Some(mine), Some(theirs)) if theirs > 0.0 => format!("{:.2}×", mine / theirs),
-        _ => "-".to_string(),
-    };
     let _ = writeln!(
         out,
         "| | {label} | {} | {} | {} | | {} |",
@@ -761,13 +738,13 @@ mod tests {
     use super::*;
     use crate::histogram::LatencyHistogram;
     use crate::sequence::DeliveryCounts;
-    use roost::config::Config;
+    use std::path::Path;
 
     const ROOST: usize = 0;
 
     #[test]
     fn websockets_add_the_flat_out_scenarios_again_over_ws() {
-        let scenarios = compared_scenarios(20_000.0, true);
+        let scenarios = compared_scenarios(20_000.0, true, false);
         assert_eq!(scenarios.len(), 9);
         assert!(scenarios[..6].iter().all(|s| !s.websocket));
         assert!(
@@ -777,23 +754,24 @@ mod tests {
         );
         assert_eq!(scenarios[8].label(), "QoS 1 8 pairs, flat out over ws");
         assert_eq!(
-            compared_scenarios(20_000.0, false),
+            compared_scenarios(20_000.0, false, false),
             standard_scenarios(20_000.0)
         );
     }
 
     #[test]
-    fn mosquitto_gets_a_websocket_listener_when_asked() {
-        let config = mosquitto_config(
-            "127.0.0.1:18830".parse().unwrap(),
-            Some("127.0.0.1:19001".parse().unwrap()),
-            false,
-        );
-        assert!(config.contains("listener 18830 127.0.0.1\n"), "{config}");
+    fn tls_runs_the_qos_1_pairs_over_tls_and_wss() {
+        let scenarios = compared_scenarios(10_000.0, false, true);
+        assert_eq!(scenarios.len(), 2);
         assert!(
-            config.contains("listener 19001 127.0.0.1\nprotocol websockets\n"),
-            "{config}"
+            scenarios
+                .iter()
+                .all(|s| s.tls && s.scenario == Scenario::Pairs && s.qos == QoS::AtLeastOnce)
         );
+        assert_eq!(scenarios[0].label(), "QoS 1 8 pairs, flat out over TLS");
+        assert_eq!(scenarios[1].rate, Some(10_000.0));
+        let with_ws = compared_scenarios(10_000.0, true, true);
+        assert_eq!(with_ws[2].label(), "QoS 1 8 pairs, flat out over wss");
     }
 
     #[test]
@@ -813,21 +791,6 @@ mod tests {
         );
     }
 
-    #[test]
-    fn mosquitto_gets_the_same_limits_and_a_local_listener() {
-        let config = mosquitto_config("127.0.0.1:18830".parse().unwrap(), None, true);
-        assert!(config.contains("listener 18830 127.0.0.1\n"));
-        assert!(config.contains("persistence false\n"));
-        assert!(config.contains("allow_anonymous true\n"));
-        assert!(config.contains(&format!("max_queued_messages {MAX_QUEUED}\n")));
-        assert!(config.contains("user root\n"));
-        assert!(config.contains("set_tcp_nodelay true\n"));
-        assert!(
-            !mosquitto_config("127.0.0.1:1".parse().unwrap(), None, false).contains("user root")
-        );
-    }
-
-    /// A run that delivered `throughput` messages in one second with the given latencies
     /// (half the samples at each) and broker CPU, losing `lost` of them.
     fn run_report(throughput: u64, p50: u64, p99: u64, cpu: f64, lost: u64) -> RunReport {
         let mut latency = LatencyHistogram::default();
@@ -874,6 +837,8 @@ mod tests {
             baseline: None,
             mosquitto: PathBuf::from("mosquitto"),
             websockets: false,
+            tls: false,
+            connectors: 8,
         }
     }
 
@@ -883,6 +848,8 @@ mod tests {
             scenarios: standard_scenarios(options.load)[..2].to_vec(),
             options,
             runs,
+            connection_runs: Vec::new(),
+            tls_sessions: Vec::new(),
             machine: "2 cores (Test CPU), Linux 6.1".to_string(),
             mosquitto_version: "mosquitto version 2.0.11".to_string(),
         }
@@ -1052,20 +1019,6 @@ roost-c7b4210 `/work/baseline/roost-c7b4210`, mosquitto `mosquitto`.\n\
             assert_eq!(firsts, [0, 1, 2]);
         }
         assert!(run_order(0, 1, 1).is_empty());
-    }
-
-    #[test]
-    fn the_roost_config_sets_only_the_listener_and_limits() {
-        let text = roost_config("127.0.0.1:18831".parse().unwrap());
-        let config = Config::from_ron(&text).unwrap();
-        let mut expected = Config::default();
-        expected.broker.enabled = true;
-        expected.broker.tcp.enabled = true;
-        expected.broker.tcp.bind = "127.0.0.1".to_string();
-        expected.broker.tcp.port = 18831;
-        expected.limits.max_inflight = MAX_INFLIGHT;
-        expected.limits.max_queued_messages = MAX_QUEUED;
-        assert_eq!(config, expected);
     }
 
     #[test]

@@ -7,13 +7,17 @@
 //! in the payload), and per-publisher sequence numbers for loss, duplicate and order checks.
 //! The broker's CPU time comes from `/proc/PID/stat`.
 //!
-//! `roost-bench run` drives one scenario against any broker; `roost-bench compare` starts
-//! `roost serve` and Mosquitto and runs the standard scenarios against both.
+//! `roost-bench run` drives one scenario against any broker, over TCP, TLS or WebSockets;
+//! `roost-bench connections` measures new connections per second; `roost-bench compare`
+//! starts `roost serve` and Mosquitto and runs the standard scenarios against both (with
+//! `--tls`, the TLS ones, both brokers using certificates made by roost).
 
 mod bad_logins;
+mod brokers;
 mod cli;
 mod client;
 mod compare;
+mod connect_rate;
 mod histogram;
 mod procstat;
 mod publisher;
@@ -23,6 +27,7 @@ mod schedule;
 mod sequence;
 mod stamp;
 mod subscriber;
+mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -147,6 +152,16 @@ pub enum BenchError {
     },
     #[error("{broker} exited early ({status})")]
     BrokerExited { broker: String, status: String },
+    #[error("{context}: {source}")]
+    Tls {
+        context: String,
+        #[source]
+        source: rustls::Error,
+    },
+    #[error(transparent)]
+    Pki(#[from] roost::pki::PkiError),
+    #[error("`{command}` failed: {message}")]
+    Certificates { command: String, message: String },
     #[error("interrupted")]
     Interrupted,
 }

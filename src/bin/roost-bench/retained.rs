@@ -18,7 +18,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncReadExt;
 
 use super::BenchError;
-use super::client::{Connection, MAX_INCOMING_PACKET, write_or_give_up};
+use super::client::{Connection, MAX_INCOMING_PACKET, Transport, write_or_give_up};
 use super::histogram::LatencyHistogram;
 use super::run::format_nanos;
 use roost::broker::filter_matches;
@@ -139,8 +139,13 @@ pub async fn run_retained(options: &RetainedOptions) -> Result<RetainedReport, B
         let expected = (0..options.retained)
             .filter(|&i| filter_matches(&filter, &topic(i)))
             .count();
-        let connection =
-            Connection::open(options.address, None, options.version, format!("rsub-{s}")).await?;
+        let connection = Connection::open(
+            options.address,
+            &Transport::tcp(),
+            options.version,
+            format!("rsub-{s}"),
+        )
+        .await?;
         subscribers.push((connection, filter, expected));
     }
     let recording = Arc::new(AtomicBool::new(false));
@@ -201,8 +206,13 @@ pub async fn run_retained(options: &RetainedOptions) -> Result<RetainedReport, B
 /// Publishes the retained messages; returns once the broker has taken all of them (a QoS 1
 /// round trip after the last QoS 0 one, or the last PUBACK).
 async fn store(options: &RetainedOptions) -> Result<(), BenchError> {
-    let mut connection =
-        Connection::open(options.address, None, options.version, "rstore".into()).await?;
+    let mut connection = Connection::open(
+        options.address,
+        &Transport::tcp(),
+        options.version,
+        "rstore".into(),
+    )
+    .await?;
     let payload = Bytes::from(vec![b'x'; options.payload]);
     let window = STORE_WINDOW.min(usize::from(connection.broker_receive_maximum).max(1));
     let mut out = BytesMut::new();
@@ -326,9 +336,13 @@ fn pingers_thread(
     runtime.block_on(async {
         let mut tasks = Vec::new();
         for p in 0..options.pingers {
-            let connection =
-                Connection::open(options.address, None, options.version, format!("rping-{p}"))
-                    .await?;
+            let connection = Connection::open(
+                options.address,
+                &Transport::tcp(),
+                options.version,
+                format!("rping-{p}"),
+            )
+            .await?;
             tasks.push(tokio::spawn(ping(
                 connection,
                 p,

@@ -9,7 +9,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::BenchError;
-use super::client::{Connection, PublishTemplate};
+use super::client::{Connection, PublishTemplate, Transport};
 use super::histogram::LatencyHistogram;
 use super::procstat::CpuClock;
 use super::publisher::{PublisherOutcome, PublisherPlan, run_publisher};
@@ -84,8 +84,8 @@ pub struct RunOptions {
     pub broker_pid: Option<u32>,
     /// Subscribers keep persistent sessions, so that messages go through the store.
     pub persistent: bool,
-    /// Connect over a WebSocket on this URL path instead of plain TCP.
-    pub websocket: Option<String>,
+    /// TCP, TLS, WebSockets or both.
+    pub transport: Transport,
 }
 
 impl RunOptions {
@@ -295,7 +295,7 @@ pub async fn run(options: &RunOptions) -> Result<RunReport, BenchError> {
         let client_id = format!("roost-bench-{run_id:08x}-sub-{index}");
         let mut connection = Connection::open_session(
             options.address,
-            options.websocket.as_deref(),
+            &options.transport,
             options.version,
             client_id,
             options.persistent,
@@ -311,7 +311,7 @@ pub async fn run(options: &RunOptions) -> Result<RunReport, BenchError> {
             PublishTemplate::new(&topic(index), options.qos, options.payload, options.version)?;
         let connection = Connection::open(
             options.address,
-            options.websocket.as_deref(),
+            &options.transport,
             options.version,
             client_id,
         )
@@ -513,7 +513,7 @@ mod tests {
             inflight: 100,
             broker_pid: None,
             persistent: false,
-            websocket: None,
+            transport: Transport::tcp(),
         }
     }
 

@@ -27,10 +27,10 @@ use crate::pki::PkiPaths;
 use super::form;
 use super::widgets::{pane_block, truncate};
 
-const CERTIFICATE_KEYS: &str = "n new · i import · e export · s show. The broker uses the files \
-                                from the next Apply.";
-const CLIENT_KEYS: &str = "n issue · i add · Space Authorized/Revoked · R revoke · d remove; \
-                           in effect at Apply.";
+const CERTIFICATE_KEYS: &str = "n new · i import · e export · s show · y copy thumbprint. The \
+                                broker uses the files from the next Apply.";
+const CLIENT_KEYS: &str = "n issue · i add · Space Authorized/Revoked · R revoke · d remove · \
+                           y copy thumbprint; in effect at Apply.";
 
 pub fn draw_certificate(frame: &mut Frame, area: Rect, app: &App) {
     let block = pane_block(app, app.node.pane_title());

@@ -366,13 +366,14 @@ fn draw_help(frame: &mut Frame, area: Rect, app: &App, scroll: u16) {
 /// The help text, generated from the key map.
 pub fn help_lines(app: &App) -> Vec<Line<'static>> {
     let theme = &app.theme;
-    const ORDER: [Scope; 12] = [
+    const ORDER: [Scope; 13] = [
         Scope::Global,
         Scope::Tree,
         Scope::Form,
         Scope::Editing,
         Scope::List,
         Scope::Clients,
+        Scope::Certificate,
         Scope::CertificateList,
         Scope::DiagnosticsLog,
         Scope::Confirm,
