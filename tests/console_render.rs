@@ -94,6 +94,7 @@ fn stats(second: u64) -> StatsSnapshot {
         certificates_refused: 0,
         tls_handshakes_failed: 0,
         server_certificate_expires: None,
+        store_recovery: None,
     }
 }
 
@@ -418,6 +419,24 @@ fn status_warns_of_no_listeners() {
     assert!(screen.contains("no listeners"), "{screen}");
     assert!(!screen.contains("not active yet"), "{screen}");
     insta::assert_snapshot!("status_warnings_80x24", render(&app, SMALL).backend());
+}
+
+#[test]
+fn status_says_the_store_was_restored_from_a_backup() {
+    let mut app = App::new(
+        config(),
+        PathBuf::from("/etc/roost/roost.ron"),
+        Theme::default(),
+    );
+    app.node = Node::Status;
+    app.update(Action::Stats(StatsSnapshot {
+        running: true,
+        store_recovery: Some("restored from backup 3".into()),
+        ..stats(1)
+    }));
+    app.popup = None;
+    let screen = render(&app, SMALL).backend().to_string();
+    assert!(screen.contains("Store restored from a backup"), "{screen}");
 }
 
 /// The Clients view with 10,000 rows, sorted by queue with the detail pane closed, at the

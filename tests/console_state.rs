@@ -663,6 +663,38 @@ fn no_setting_is_stored_but_inactive_and_a_broker_without_listeners_is_flagged()
     assert!(app.running_without_listeners());
 }
 
+#[test]
+fn a_store_restored_from_a_backup_is_said_in_a_popup_once_and_stays_in_status() {
+    let mut app = App::new(
+        Config::default(),
+        PathBuf::from("roost.ron"),
+        Theme::default(),
+    );
+    let restored = roost::broker::StatsSnapshot {
+        running: true,
+        store_recovery: Some("restored from backup 3 taken at 2026-11-26 09:00:00 UTC".into()),
+        ..Default::default()
+    };
+    app.update(Action::Stats(restored.clone()));
+    match &app.popup {
+        Some(Popup::Message(text)) => {
+            assert!(text.contains("restored from a backup"), "{text}");
+            assert!(
+                text.contains("backup 3 taken at 2026-11-26 09:00:00 UTC"),
+                "{text}"
+            );
+        }
+        other => panic!("expected the recovery popup, got {other:?}"),
+    }
+    app.popup = None;
+    app.update(Action::Stats(restored));
+    assert_eq!(app.popup, None, "said once");
+    assert!(
+        app.dashboard.latest.store_recovery.is_some(),
+        "kept for Status"
+    );
+}
+
 // ----- clients at scale --------------------------------------------------------------------
 
 /// 10,000 clients (the default connection limit): one in a hundred is a stalled subscriber

@@ -137,6 +137,17 @@ async fn fault_tolerant_restores(how: Damage) {
                 .starts_with("store.damaged-")
         });
     assert!(kept, "{how:?}: the damaged store is kept, not deleted");
+    // A console attaching later is told too (its popup and Status read this).
+    let client = roost::admin::attach_by_data_dir(dir.path())
+        .await
+        .expect("the marker is readable")
+        .expect("the broker answers by its data directory");
+    let stats = roost::admin::Admin::Attached(client)
+        .stats()
+        .await
+        .expect("stats");
+    let recovery = stats.store_recovery.expect("the recovery is in the status");
+    assert!(recovery.contains("restored from backup"), "{recovery}");
     let mut sub = RawClient::open(broker.addr, ProtocolVersion::V5).await;
     let connack = sub.connect(persistent("damaged-sub")).await;
     assert!(connack.session_present, "{how:?}");

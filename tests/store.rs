@@ -71,3 +71,53 @@ async fn a_broker_restarted_on_the_same_store_keeps_sessions_queues_and_retained
     )
     .await;
 }
+
+/// Anonymous clients may publish anywhere; alice may read only `alice/#`.
+const ALICE_ACL: &str = "topic write #\n\nuser alice\ntopic read alice/#\n";
+
+#[tokio::test]
+async fn a_restored_session_keeps_its_username_and_its_topic_permissions() {
+    let store = MemoryStore::new();
+    let config = || {
+        let mut config = test_config();
+        config.acl = roost::auth::acl::parse_acl_file(ALICE_ACL).expect("acl");
+        config
+    };
+    let alice = || {
+        let mut c = persistent("alice-phone");
+        c.username = Some("alice".into());
+        c
+    };
+    let first = BrokerHandle::spawn_with_store(Arc::new(store.clone()));
+    first.apply(config()).await.unwrap();
+    let addr = first.stats().listeners[0].address;
+    let mut sub = RawClient::open(addr, ProtocolVersion::V5).await;
+    sub.connect(alice()).await;
+    // Accepted: some topics it matches are readable; deliveries are checked.
+    sub.subscribe("#", QoS::AtLeastOnce).await;
+    sub.send(&Packet::Disconnect(Disconnect::new(ReasonCode::Success)))
+        .await;
+    assert!(sub.recv().await.is_none());
+    wait_offline(&first, "alice-phone").await;
+    first.shutdown().await;
+
+    // Restarted, and messages arrive before alice does: they are checked against her
+    // rules, which the restored session must already have.
+    let second = BrokerHandle::spawn_with_store(Arc::new(store.clone()));
+    second.apply(config()).await.unwrap();
+    let addr = second.stats().listeners[0].address;
+    let mut p = RawClient::open(addr, ProtocolVersion::V5).await;
+    p.connect(connect(ProtocolVersion::V5, "publisher")).await;
+    for (id, topic) in [(1, "alice/inbox"), (2, "secret/plans"), (3, "alice/end")] {
+        p.publish(publish(topic, topic, QoS::AtLeastOnce, Some(id)))
+            .await;
+        p.recv().await;
+    }
+    let mut sub = RawClient::open(addr, ProtocolVersion::V5).await;
+    assert!(sub.connect(alice()).await.session_present);
+    for expected in ["alice/inbox", "alice/end"] {
+        let got = sub.recv_publish().await;
+        assert_eq!(&*got.topic, expected, "secret/plans is never delivered");
+        sub.puback(got.packet_id.unwrap()).await;
+    }
+}

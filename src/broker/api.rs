@@ -152,6 +152,10 @@ pub struct StatsSnapshot {
     pub tls_handshakes_failed: u64,
     /// When the server certificate in use expires (TLS on); Status warns 30 days ahead.
     pub server_certificate_expires: Option<SystemTime>,
+    /// What was restored, and from when, when the store was restored from a backup at start
+    /// (fault-tolerant mode); the console shows it in a popup and in Status.
+    #[serde(default)]
+    pub store_recovery: Option<String>,
 }
 
 /// One connected client, for the console's Clients view.

@@ -120,6 +120,7 @@ impl BrokerHandle {
             certificates_refused: Metrics::get(&self.shared.tls.counters.certificates_refused),
             tls_handshakes_failed: Metrics::get(&self.shared.tls.counters.handshakes_failed),
             server_certificate_expires: self.shared.tls.current().map(|tls| tls.server_not_after),
+            store_recovery: self.store_recovery(),
         }
     }
 

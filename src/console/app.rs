@@ -327,7 +327,19 @@ impl App {
                 None
             }
             Action::Stats(stats) => {
+                // A store restored from a backup is said once in a popup, and stays in Status.
+                let restored = match &self.dashboard.latest.store_recovery {
+                    None => stats.store_recovery.clone(),
+                    Some(_) => None,
+                };
                 self.dashboard.record(stats);
+                if let Some(restored) = restored
+                    && self.popup.is_none()
+                {
+                    self.popup = Some(Popup::Message(format!(
+                        "The store was restored from a backup when the broker started: {restored}"
+                    )));
+                }
                 None
             }
             Action::Clients(clients) => {

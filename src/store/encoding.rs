@@ -393,6 +393,10 @@ pub fn encode_session(record: &SessionRecord) -> Result<Vec<u8>, StoreError> {
         }
     }
     w.opt_time(record.will_at);
+    match &record.username {
+        Some(username) => w.u8(1).bytes(username.as_bytes()),
+        None => w.u8(0),
+    };
     Ok(w.finish())
 }
 
@@ -437,6 +441,10 @@ pub fn decode_session(client_id: Arc<str>, value: &[u8]) -> Result<SessionRecord
         }
     };
     let will_at = r.opt_time()?;
+    let username = match r.u8()? {
+        0 => None,
+        _ => Some(Arc::from(r.string()?)),
+    };
     Ok(SessionRecord {
         client_id,
         protocol,
@@ -445,6 +453,7 @@ pub fn decode_session(client_id: Arc<str>, value: &[u8]) -> Result<SessionRecord
         subscriptions,
         will,
         will_at,
+        username,
     })
 }
 
@@ -524,6 +533,7 @@ mod tests {
             },
         });
         record.will_at = Some(UNIX_EPOCH + Duration::from_secs(1_700_000_100));
+        record.username = Some(Arc::from("sensor-user"));
         let decoded = decode_session(Arc::from("c"), &encode_session(&record).unwrap()).unwrap();
         assert_eq!(decoded, record);
     }

@@ -86,6 +86,9 @@ pub struct SessionRecord {
     pub will: Option<Will>,
     /// When a delayed will goes out (wall clock); `None` while its connection is open.
     pub will_at: Option<SystemTime>,
+    /// The username of its last connection: a restored session gets its topic permissions
+    /// (its pending will and its deliveries are checked) before the client returns.
+    pub username: Option<Arc<str>>,
 }
 
 impl SessionRecord {
@@ -98,6 +101,7 @@ impl SessionRecord {
             subscriptions: Vec::new(),
             will: None,
             will_at: None,
+            username: None,
         }
     }
 }

@@ -285,6 +285,7 @@ pub(super) fn session_record(session: &Session) -> SessionRecord {
             .collect(),
         will: session.will.as_deref().cloned(),
         will_at: session.will_at.map(wall_clock),
+        username: session.username().map(Arc::from),
     }
 }
 

@@ -47,7 +47,7 @@ pub use self::store_switch::{StoreSwitch, Switched};
 use super::api::{ClientDetail, ClientInfo};
 use super::connection::link::{Backlog, ConnectionLink};
 use super::metrics::{Metrics, RateMeter};
-use super::session::{ConnectionInfo, Inflight, Queued, Session};
+use super::session::{ConnectionInfo, Inflight, Queued, Session, SessionAccess};
 use super::state::BrokerState;
 use super::subscriptions::{Match, SessionKey, SubscriptionTree};
 use crate::config::Limits;
@@ -317,6 +317,13 @@ impl Router {
             }
         }
         session.will = record.will.map(Box::new);
+        if let Some(username) = record.username {
+            // Its topic permissions follow with the configuration (see `attach_permissions`).
+            session.access = Some(Box::new(SessionAccess {
+                username: Some(username),
+                ..SessionAccess::default()
+            }));
+        }
         match (record.expires_at, record.will_at) {
             (Some(expires_at), will_at) => {
                 // Disconnected before the stop: the deadlines continue on the wall clock.

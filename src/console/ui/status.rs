@@ -62,6 +62,12 @@ fn warning_lines(app: &App) -> Vec<Line<'static>> {
             theme.warning(),
         ));
     }
+    if let Some(restored) = &app.dashboard.latest.store_recovery {
+        lines.push(Line::styled(
+            format!("⚠ Store restored from a backup: {restored}"),
+            theme.danger(),
+        ));
+    }
     let stored = app.stored_not_active();
     if !stored.is_empty() {
         lines.push(Line::styled(
