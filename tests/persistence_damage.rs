@@ -122,7 +122,12 @@ async fn fault_tolerant_restores(how: Damage) {
     assert!(dir.path().join("backup").exists());
     damage(&dir.path().join("store"), how);
 
-    let broker = ChildBroker::start_with_args(&args("disk-fault-tolerant", dir.path()));
+    // Its own config file, so that its admin socket is its own (the tests run at once).
+    let config = dir.path().join("roost.ron");
+    std::fs::write(&config, roost::config::default_config_text()).expect("config");
+    let mut with_config = args("disk-fault-tolerant", dir.path()).to_vec();
+    with_config.extend(["--config", config.to_str().expect("UTF-8 path")]);
+    let broker = ChildBroker::start_with_args(&with_config);
     let logs = broker.logs().join("\n");
     assert!(
         logs.contains("store restored from a backup"),
@@ -138,10 +143,10 @@ async fn fault_tolerant_restores(how: Damage) {
         });
     assert!(kept, "{how:?}: the damaged store is kept, not deleted");
     // A console attaching later is told too (its popup and Status read this).
-    let client = roost::admin::attach_by_data_dir(dir.path())
+    let socket = roost::admin::socket_path_for(&config).expect("socket path");
+    let client = roost::admin::AdminClient::connect(&socket)
         .await
-        .expect("the marker is readable")
-        .expect("the broker answers by its data directory");
+        .expect("the broker answers on its admin socket");
     let stats = roost::admin::Admin::Attached(client)
         .stats()
         .await
