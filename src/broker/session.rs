@@ -82,6 +82,21 @@ pub struct Queued {
     pub share: Option<Arc<str>>,
 }
 
+impl Queued {
+    /// The record the store keeps of it; `stage` once it has been sent.
+    pub fn to_record(&self, stage: Option<crate::store::Stage>) -> crate::store::QueuedRecord {
+        crate::store::QueuedRecord {
+            sequence: self.sequence,
+            message: self.message.clone(),
+            qos: self.qos,
+            retain: self.retain,
+            subscription_ids: self.subscription_ids.clone(),
+            share: self.share.clone(),
+            stage,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Inflight {
     pub packet_id: u16,

@@ -49,13 +49,7 @@ pub struct ConsoleOptions {
 pub async fn start(options: ConsoleOptions) -> Result<(), ConsoleError> {
     if let Some(socket) = &options.attach {
         let client = AdminClient::connect(socket).await?;
-        let config_path = client.welcome().config_path.clone();
-        return run(
-            options.with_config(config_path),
-            &Admin::Attached(client),
-            None,
-        )
-        .await;
+        return run_attached_to_its_config(options, client).await;
     }
     if let Some(client) = admin::attach_to_running(&options.config_path).await? {
         return run(options, &Admin::Attached(client), None).await;
@@ -65,14 +59,7 @@ pub async fn start(options: ConsoleOptions) -> Result<(), ConsoleError> {
         None => configured_data_dir(&options.config_path),
     };
     if let Some(client) = admin::attach_by_data_dir(&data_dir).await? {
-        // Another config file's broker: its file is the one applies save to.
-        let config_path = client.welcome().config_path.clone();
-        return run(
-            options.with_config(config_path),
-            &Admin::Attached(client),
-            None,
-        )
-        .await;
+        return run_attached_to_its_config(options, client).await;
     }
     let path = options.config_path.clone();
     let config = Config::load_or_create(&path)?;
@@ -436,4 +423,19 @@ async fn open_broker(config: &Config, data_dir: Option<&Path>) -> (BrokerHandle,
             Some(format!("opening the store stopped: {error}")),
         ),
     }
+}
+
+/// Runs attached to `client`'s broker, whose config file (perhaps not the one named on the
+/// command line) is the one applies save to.
+async fn run_attached_to_its_config(
+    options: ConsoleOptions,
+    client: AdminClient,
+) -> Result<(), ConsoleError> {
+    let config_path = client.welcome().config_path.clone();
+    run(
+        options.with_config(config_path),
+        &Admin::Attached(client),
+        None,
+    )
+    .await
 }

@@ -18,6 +18,7 @@ use super::brokers::{
 };
 use super::client::Transport;
 use super::connect_rate::{ConnectOptions, ConnectReport, run_connections};
+use super::histogram::LatencyHistogram;
 use super::run::{RunOptions, RunReport, Scenario, format_nanos, run};
 use super::tls::{TlsClient, TlsFiles};
 use roost::mqtt::{ProtocolVersion, QoS};
@@ -385,6 +386,19 @@ fn group_thousands(value: f64) -> String {
     grouped
 }
 
+/// The median over rounds of one latency quantile (nanoseconds).
+fn median_quantile<'a>(
+    rounds: impl Iterator<Item = &'a LatencyHistogram>,
+    quantile: f64,
+) -> Option<f64> {
+    median(
+        rounds
+            .filter_map(|latency| latency.quantile(quantile))
+            .map(|n| n as f64)
+            .collect(),
+    )
+}
+
 fn median(mut values: Vec<f64>) -> Option<f64> {
     if values.is_empty() {
         return None;
@@ -425,15 +439,7 @@ impl CompareReport {
             .filter(|run| run.scenario == scenario && run.broker == broker)
             .filter_map(|run| run.result.as_ref().err().cloned())
             .collect();
-        let quantile = |q: f64| {
-            median(
-                reports
-                    .iter()
-                    .filter_map(|r| r.latency.quantile(q))
-                    .map(|n| n as f64)
-                    .collect(),
-            )
-        };
+        let quantile = |q: f64| median_quantile(reports.iter().map(|r| &r.latency), q);
         Summary {
             throughput: median(reports.iter().map(|r| r.throughput()).collect()),
             p50: quantile(0.50),
@@ -532,15 +538,7 @@ impl CompareReport {
             .clone()
             .filter_map(|run| run.result.as_ref().ok())
             .collect();
-        let quantile = |q: f64| {
-            median(
-                reports
-                    .iter()
-                    .filter_map(|r| r.latency.quantile(q))
-                    .map(|n| n as f64)
-                    .collect(),
-            )
-        };
+        let quantile = |q: f64| median_quantile(reports.iter().map(|r| &r.latency), q);
         ConnectSummary {
             rate: median(reports.iter().map(|r| r.rate()).collect()),
             p50: quantile(0.50),

@@ -17,7 +17,7 @@ use crate::broker::metrics::Metrics;
 use crate::broker::session::{ClientCounters, Inflight, Queued, Session};
 use crate::broker::subscriptions::SessionKey;
 use crate::mqtt::{PubResponse, Publish, QoS, ReasonCode};
-use crate::store::{QueuedRecord, Stage, StoreError, StoreOp};
+use crate::store::{Stage, StoreError, StoreOp};
 
 /// One copy of a message for one session, admitted and numbered, not yet handed over.
 pub(super) type RoutedCopy = (SessionKey, Queued);
@@ -327,15 +327,7 @@ impl Router {
             if session.is_persistent() {
                 ops.push(StoreOp::PushMessage {
                     client_id: session.client_id.clone(),
-                    record: QueuedRecord {
-                        sequence: queued.sequence,
-                        message: queued.message.clone(),
-                        qos: queued.qos,
-                        retain: queued.retain,
-                        subscription_ids: queued.subscription_ids.clone(),
-                        share: queued.share.clone(),
-                        stage: None,
-                    },
+                    record: queued.to_record(None),
                 });
             }
             kept.push((key, queued));

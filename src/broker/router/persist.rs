@@ -128,33 +128,32 @@ impl Router {
             session.send_ack(ack);
             return;
         }
-        let Some(connection_id) = session.link().map(|link| link.connection_id) else {
-            return;
-        };
-        self.persist.awaiting.push_back(Awaiting {
-            sequence: THIS_TURN,
-            session: key,
-            connection_id,
-            what: AwaitingKind::Ack(ack),
-        });
+        self.await_durable(key, AwaitingKind::Ack(ack));
     }
 
     /// Sends the in-flight PUBLISH `packet_id` once what this turn writes is durable.
     pub(super) fn send_when_durable(&mut self, key: SessionKey, packet_id: u16) {
+        self.await_durable(key, AwaitingKind::Publish(packet_id));
+    }
+
+    /// Queues `what` until what this turn writes is durable, for the session's current
+    /// connection; false (and dropped) when the session has none.
+    fn await_durable(&mut self, key: SessionKey, what: AwaitingKind) -> bool {
         let Some(connection_id) = self
             .sessions
             .get(&key)
             .and_then(|s| s.link())
             .map(|link| link.connection_id)
         else {
-            return;
+            return false;
         };
         self.persist.awaiting.push_back(Awaiting {
             sequence: THIS_TURN,
             session: key,
             connection_id,
-            what: AwaitingKind::Publish(packet_id),
+            what,
         });
+        true
     }
 
     /// Whether a PUBLISH of this session must wait behind an earlier one still waiting.
@@ -170,21 +169,9 @@ impl Router {
         copies: Vec<RoutedCopy>,
         ack: Option<Ack>,
     ) {
-        let Some(connection_id) = self
-            .sessions
-            .get(&key)
-            .and_then(|s| s.link())
-            .map(|link| link.connection_id)
-        else {
-            return;
-        };
-        *self.persist.held_publishes.entry(key).or_default() += 1;
-        self.persist.awaiting.push_back(Awaiting {
-            sequence: THIS_TURN,
-            session: key,
-            connection_id,
-            what: AwaitingKind::Copies(copies, ack),
-        });
+        if self.await_durable(key, AwaitingKind::Copies(copies, ack)) {
+            *self.persist.held_publishes.entry(key).or_default() += 1;
+        }
     }
 
     /// The end of a router turn: the staged operations are written, and what this turn

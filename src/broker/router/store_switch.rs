@@ -21,7 +21,7 @@ use super::Router;
 use super::lifecycle::session_record;
 use crate::config::PersistenceSettings;
 use crate::mqtt::QoS;
-use crate::store::{MemoryStore, QueuedRecord, Stage, Store, StoreOp, open_store};
+use crate::store::{MemoryStore, Stage, Store, StoreOp, open_store};
 
 /// How the router moves to another store.
 pub enum StoreSwitch {
@@ -80,15 +80,7 @@ impl Router {
                 }
                 ops.push(StoreOp::PushMessage {
                     client_id: session.client_id.clone(),
-                    record: QueuedRecord {
-                        sequence: queued.sequence,
-                        message: queued.message.clone(),
-                        qos: queued.qos,
-                        retain: queued.retain,
-                        subscription_ids: queued.subscription_ids.clone(),
-                        share: queued.share.clone(),
-                        stage,
-                    },
+                    record: queued.to_record(stage),
                 });
             }
             for packet_id in &session.incoming_qos2 {
