@@ -57,7 +57,8 @@ async fn run_hook(command: Option<&str>) -> Result<(), BenchError> {
 
 fn shell(command: &str) -> Command {
     let mut shell = Command::new("sh");
-    shell.arg("-c").arg(command);
+    // The hook's output goes to stderr, with the progress lines, not into the report.
+    shell.arg("-c").arg(format!("exec 1>&2; {command}"));
     shell
 }
 

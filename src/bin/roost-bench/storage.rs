@@ -236,7 +236,10 @@ impl StorageReport {
         );
         out.push_str("|---|---|---:|---:|---:|---:|---:|\n");
         for (index, compared) in self.scenarios.iter().enumerate() {
-            let label = format!("QoS 1 {} pairs, persistent", compared.publishers);
+            let label = match compared.publishers {
+                1 => "QoS 1, 1 pair, persistent".to_string(),
+                pairs => format!("QoS 1, {pairs} pairs, persistent"),
+            };
             for (place, broker) in self.brokers.iter().enumerate() {
                 let cell = if place == 0 { label.as_str() } else { "" };
                 write_summary_row(&mut out, cell, &broker.label, &self.summary(index, place));
@@ -428,7 +431,7 @@ mod tests {
         assert!(markdown.contains("**1000 fsyncs/s**"), "{markdown}");
         assert!(markdown.contains("autosave_interval"), "{markdown}");
         assert!(
-            markdown.contains("| QoS 1 16 pairs, persistent | roost memory | 300\u{202F}000 |"),
+            markdown.contains("| QoS 1, 16 pairs, persistent | roost memory | 300\u{202F}000 |"),
             "{markdown}"
         );
         assert!(
