@@ -39,6 +39,19 @@ pub struct BrokerUnderTest {
     pub label: String,
     pub kind: BrokerKind,
     pub program: PathBuf,
+    /// Where the broker keeps sessions and messages; `None` leaves its default (roost:
+    /// whatever the build defaults to; Mosquitto: `persistence false`).
+    pub persistence: Option<Persistence>,
+}
+
+/// A broker's storage in a comparison, always inside its scratch directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Persistence {
+    /// `roost serve --persistence MODE --data-dir SCRATCH/data`.
+    Roost(String),
+    /// Mosquitto's `persistence true` with `persistence_location SCRATCH/`: it writes a
+    /// snapshot every `autosave_interval` (1800 s by default) and at exit, nothing per message.
+    MosquittoSnapshots,
 }
 
 impl BrokerUnderTest {
@@ -48,6 +61,7 @@ impl BrokerUnderTest {
             label: kind.name().to_string(),
             kind,
             program: program.to_path_buf(),
+            persistence: None,
         }
     }
 }
@@ -136,6 +150,7 @@ pub struct BrokerProcess {
     pub address: SocketAddr,
     /// The WebSocket listener, when the comparison runs over WebSockets too.
     pub ws_address: Option<SocketAddr>,
+    listeners: Listeners,
     directory: ScratchDir,
 }
 
@@ -152,78 +167,80 @@ impl BrokerProcess {
         broker: &BrokerUnderTest,
         listeners: &Listeners,
     ) -> Result<BrokerProcess, BenchError> {
+        if listeners.tls.is_some() && matches!(broker.persistence, Some(Persistence::Roost(_))) {
+            return Err(BenchError::InvalidOptions(
+                "a comparison over TLS shares one roost data directory; it cannot also give \
+                 each broker its own store"
+                    .to_string(),
+            ));
+        }
         let directory = ScratchDir::new(&broker.label)?;
         let address = free_local_address()?;
         let ws_address = listeners.websockets.then(free_local_address).transpose()?;
-        let log = std::fs::File::create(directory.path.join("broker.log")).map_err(|source| {
-            BenchError::Io {
-                context: "cannot create the broker log",
-                source,
-            }
-        })?;
-        let mut command = match broker.kind {
-            BrokerKind::Roost => {
-                let config_path = directory.path.join("roost.ron");
-                std::fs::write(&config_path, roost_config(address)).map_err(|source| {
-                    BenchError::Io {
-                        context: "cannot write the roost config",
-                        source,
-                    }
-                })?;
-                let mut command = Command::new(&broker.program);
-                command
-                    .arg("--config")
-                    .arg(&config_path)
-                    .arg("serve")
-                    .arg("--tcp")
-                    .arg(address.to_string())
-                    .env("RUST_LOG", "warn");
-                if let Some(ws) = ws_address {
-                    command
-                        .arg("--ws")
-                        .arg(ws.to_string())
-                        .arg("--ws-path")
-                        .arg(WS_PATH);
-                }
-                if let Some(tls) = &listeners.tls {
-                    command.arg("--tls").arg("--data-dir").arg(&tls.data_dir);
-                }
-                command
-            }
-            BrokerKind::Mosquitto => {
-                let config_path = directory.path.join("mosquitto.conf");
-                let config = mosquitto_config(
-                    address,
-                    ws_address,
-                    listeners.tls.as_ref(),
-                    running_as_root(),
-                );
-                std::fs::write(&config_path, config).map_err(|source| BenchError::Io {
-                    context: "cannot write the Mosquitto config",
-                    source,
-                })?;
-                let mut command = Command::new(&broker.program);
-                command.arg("-c").arg(&config_path);
-                command
-            }
-        };
-        let program = command.get_program().to_string_lossy().into_owned();
-        let child = command
-            .current_dir(&directory.path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .map_err(|source| BenchError::Spawn { program, source })?;
+        let child = spawn(broker, listeners, address, ws_address, &directory.path)?;
         let mut process = BrokerProcess {
             broker: broker.clone(),
             child,
             address,
             ws_address,
+            listeners: listeners.clone(),
             directory,
         };
         process.wait_until_ready()?;
         Ok(process)
+    }
+
+    /// The broker's data directory (roost with a [`Persistence::Roost`] mode).
+    pub fn data_dir(&self) -> PathBuf {
+        self.directory.path.join("data")
+    }
+
+    /// Asks the broker to stop with SIGTERM (a graceful stop: roost closes its store) and
+    /// waits until it has exited; returns how long that took.
+    pub fn stop_gracefully(&mut self, timeout: Duration) -> Result<Duration, BenchError> {
+        let started = Instant::now();
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .map_err(|source| BenchError::Spawn {
+                program: "kill".to_string(),
+                source,
+            })?;
+        if !status.success() {
+            return Err(BenchError::BrokerExited {
+                broker: self.broker.label.clone(),
+                status: "gone before SIGTERM".to_string(),
+            });
+        }
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(_)) => return Ok(started.elapsed()),
+                Ok(None) if started.elapsed() > timeout => {
+                    return Err(BenchError::Timeout("the broker to exit after SIGTERM"));
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+                Err(source) => {
+                    return Err(BenchError::Io {
+                        context: "cannot wait for the broker process",
+                        source,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Starts the broker again on the same ports and directory after it exited, without
+    /// waiting for it to be ready (the caller measures that).
+    pub fn start_again(&mut self) -> Result<(), BenchError> {
+        self.child = spawn(
+            &self.broker,
+            &self.listeners,
+            self.address,
+            self.ws_address,
+            &self.directory.path,
+        )?;
+        Ok(())
     }
 
     fn wait_until_ready(&mut self) -> Result<(), BenchError> {
@@ -266,6 +283,100 @@ impl BrokerProcess {
             }),
         }
     }
+}
+
+/// Writes the broker's configuration into `directory` and starts it there, its stderr going
+/// to `broker.log` (appended to, so a restart keeps the earlier lines).
+fn spawn(
+    broker: &BrokerUnderTest,
+    listeners: &Listeners,
+    address: SocketAddr,
+    ws_address: Option<SocketAddr>,
+    directory: &Path,
+) -> Result<Child, BenchError> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(directory.join("broker.log"))
+        .map_err(|source| BenchError::Io {
+            context: "cannot create the broker log",
+            source,
+        })?;
+    let mut command = match broker.kind {
+        BrokerKind::Roost => {
+            let config_path = directory.join("roost.ron");
+            std::fs::write(&config_path, roost_config(address)).map_err(|source| {
+                BenchError::Io {
+                    context: "cannot write the roost config",
+                    source,
+                }
+            })?;
+            let mut command = Command::new(&broker.program);
+            command
+                .arg("--config")
+                .arg(&config_path)
+                .arg("serve")
+                .arg("--tcp")
+                .arg(address.to_string())
+                .env("RUST_LOG", "warn");
+            if let Some(ws) = ws_address {
+                command
+                    .arg("--ws")
+                    .arg(ws.to_string())
+                    .arg("--ws-path")
+                    .arg(WS_PATH);
+            }
+            if let Some(tls) = &listeners.tls {
+                command.arg("--tls").arg("--data-dir").arg(&tls.data_dir);
+            }
+            if let Some(Persistence::Roost(mode)) = &broker.persistence {
+                command
+                    .arg("--persistence")
+                    .arg(mode)
+                    .arg("--data-dir")
+                    .arg(directory.join("data"));
+            }
+            command
+        }
+        BrokerKind::Mosquitto => {
+            let config_path = directory.join("mosquitto.conf");
+            let mut config = mosquitto_config(
+                address,
+                ws_address,
+                listeners.tls.as_ref(),
+                running_as_root(),
+            );
+            if broker.persistence.is_some() {
+                config = with_mosquitto_persistence(&config, directory);
+            }
+            std::fs::write(&config_path, config).map_err(|source| BenchError::Io {
+                context: "cannot write the Mosquitto config",
+                source,
+            })?;
+            let mut command = Command::new(&broker.program);
+            command.arg("-c").arg(&config_path);
+            command
+        }
+    };
+    let program = command.get_program().to_string_lossy().into_owned();
+    command
+        .current_dir(directory)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .map_err(|source| BenchError::Spawn { program, source })
+}
+
+/// `config` with Mosquitto's persistence on, its snapshot in `directory` (the path must end
+/// with a slash). The snapshot interval stays at Mosquitto's default (`autosave_interval
+/// 1800`): that is what `persistence true` means to its users.
+pub fn with_mosquitto_persistence(config: &str, directory: &Path) -> String {
+    let location = format!("{}/", directory.display());
+    config.replace(
+        "persistence false\n",
+        &format!("persistence true\npersistence_location {location}\n"),
+    )
 }
 
 /// The roost configuration for a comparison: one local listener and the limits Mosquitto gets.
@@ -357,6 +468,11 @@ struct ScratchDir {
 
 impl ScratchDir {
     fn new(label: &str) -> Result<ScratchDir, BenchError> {
+        // Labels such as "roost disk-buffered" become path-friendly "roost-disk-buffered".
+        let label: String = label
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());

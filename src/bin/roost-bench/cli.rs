@@ -8,10 +8,14 @@ use clap::{Args, Subcommand};
 use super::BenchError;
 use super::bad_logins::{BadLoginOptions, run_bad_logins};
 use super::client::Transport;
+use super::compare::RunSettings;
 use super::compare::{CompareOptions, compare};
 use super::connect_rate::{ConnectOptions, run_connections};
+use super::hooks::RoundHooks;
+use super::restart::{RestartOptions, measure_restart};
 use super::retained::{RetainedOptions, run_retained};
 use super::run::{RunOptions, Scenario, run};
+use super::storage::{MODES, StorageOptions, storage};
 use super::tls::{TlsClient, files_from_options};
 use roost::mqtt::{ProtocolVersion, QoS};
 
@@ -31,6 +35,116 @@ pub enum BenchCommand {
     /// Send CONNECTs with a wrong password at a steady rate, and measure other clients' QoS
     /// 1 round trips meanwhile.
     BadLogins(BadLoginArgs),
+    /// Start roost in each storage mode, an earlier build (with --baseline) and Mosquitto with
+    /// persistence; measure QoS 1 pairs with persistent sessions and this disk's fsync rate.
+    Storage(StorageArgs),
+    /// Fill a disk-mode roost with persistent sessions and queued QoS 1 messages, restart it
+    /// and time until a session is back (CONNACK Session Present).
+    Restart(RestartArgs),
+}
+
+/// Commands around each measured round (to pause other load on a shared machine).
+#[derive(Debug, Args)]
+pub struct RoundHookArgs {
+    /// Shell command run before each round (for example one that pauses compilers).
+    #[arg(long, value_name = "COMMAND")]
+    before_round: Option<String>,
+    /// Shell command run after each round.
+    #[arg(long, value_name = "COMMAND")]
+    after_round: Option<String>,
+    /// Seconds to wait between rounds.
+    #[arg(long, default_value_t = 0.0)]
+    round_gap: f64,
+}
+
+impl RoundHookArgs {
+    fn hooks(self) -> Result<RoundHooks, BenchError> {
+        Ok(RoundHooks {
+            before: self.before_round,
+            after: self.after_round,
+            gap: seconds(self.round_gap, "--round-gap")?,
+        })
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct StorageArgs {
+    /// Seconds measured per scenario and broker, after the warm-up.
+    #[arg(long, default_value_t = 3.0)]
+    duration: f64,
+    /// Seconds of load before measuring.
+    #[arg(long, default_value_t = 1.0)]
+    warm_up: f64,
+    /// How many times every scenario runs against each broker (rotating which goes first).
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
+    /// Comma-separated publisher counts, each a scenario of that many QoS 1 pairs.
+    #[arg(long, default_value = "1,4,16", value_delimiter = ',')]
+    publishers: Vec<usize>,
+    /// Comma-separated storage modes of roost to run.
+    #[arg(
+        long,
+        default_value = "memory,disk-buffered,disk-unbuffered,disk-fault-tolerant",
+        value_delimiter = ','
+    )]
+    modes: Vec<String>,
+    /// Seconds of fsyncs per round to measure this disk's fsync rate.
+    #[arg(long, default_value_t = 3.0)]
+    fsync_seconds: f64,
+    /// MQTT version: 3.1.1 or 5.
+    #[arg(long, default_value = "3.1.1", value_parser = parse_version)]
+    mqtt_version: ProtocolVersion,
+    /// The roost executable to serve with (default: `roost` next to this executable).
+    #[arg(long)]
+    roost: Option<PathBuf>,
+    /// A roost build from before the store, run in its (memory) default, for memory mode's
+    /// "no slower than before" goal.
+    #[arg(long, value_name = "PATH")]
+    baseline: Option<PathBuf>,
+    /// The Mosquitto executable.
+    #[arg(long, default_value = "mosquitto")]
+    mosquitto: PathBuf,
+    #[command(flatten)]
+    hooks: RoundHookArgs,
+    /// Also write the Markdown report to this file.
+    #[arg(long)]
+    output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RestartArgs {
+    /// The disk storage mode.
+    #[arg(long, default_value = "disk-unbuffered")]
+    mode: String,
+    /// Persistent sessions to open.
+    #[arg(long, default_value_t = 100_000)]
+    sessions: usize,
+    /// Queued QoS 1 messages in total (a multiple of --sessions).
+    #[arg(long, default_value_t = 1_000_000)]
+    messages: usize,
+    /// Topics the sessions subscribe to (default: one per session).
+    #[arg(long)]
+    topics: Option<usize>,
+    /// Payload size in bytes.
+    #[arg(long, default_value_t = 64)]
+    payload: usize,
+    /// Connections opening sessions at once.
+    #[arg(long, default_value_t = 32)]
+    connectors: usize,
+    /// Connections publishing the queued messages.
+    #[arg(long, default_value_t = 4)]
+    publishers: usize,
+    /// Restarts to measure.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// The roost executable (default: `roost` next to this executable).
+    #[arg(long)]
+    roost: Option<PathBuf>,
+    #[command(flatten)]
+    hooks: RoundHookArgs,
+    /// Also write the Markdown report to this file.
+    #[arg(long)]
+    output: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -291,6 +405,8 @@ pub async fn run_command(command: BenchCommand) -> Result<(), BenchError> {
             }
             BenchCommand::Compare(args) => run_compare(args).await,
             BenchCommand::Retained(args) => run_retained_command(args).await,
+            BenchCommand::Storage(args) => run_storage(args).await,
+            BenchCommand::Restart(args) => run_restart(args).await,
             BenchCommand::BadLogins(args) => {
                 let options = BadLoginOptions {
                     address: resolve(&args.host, args.port).await?,
@@ -434,4 +550,74 @@ async fn run_compare(args: CompareArgs) -> Result<(), BenchError> {
         })?;
     }
     Ok(())
+}
+
+async fn run_storage(args: StorageArgs) -> Result<(), BenchError> {
+    if let Some(unknown) = args
+        .modes
+        .iter()
+        .find(|mode| !MODES.contains(&mode.as_str()))
+    {
+        return Err(BenchError::InvalidOptions(format!(
+            "--modes: unknown storage mode {unknown} (expected {})",
+            MODES.join(", ")
+        )));
+    }
+    if args.publishers.is_empty() || args.publishers.contains(&0) {
+        return Err(BenchError::InvalidOptions(
+            "--publishers needs counts of at least 1".into(),
+        ));
+    }
+    let options = StorageOptions {
+        settings: RunSettings {
+            version: args.mqtt_version,
+            warm_up: seconds(args.warm_up, "--warm-up")?,
+            duration: seconds(args.duration, "--duration")?,
+            rounds: args.rounds.max(1),
+        },
+        publishers: args.publishers,
+        modes: args.modes,
+        roost: match args.roost {
+            Some(path) => path,
+            None => roost_next_to_this_executable()?,
+        },
+        baseline: args.baseline,
+        mosquitto: args.mosquitto,
+        fsync_duration: seconds(args.fsync_seconds, "--fsync-seconds")?,
+        hooks: args.hooks.hooks()?,
+    };
+    let markdown = storage(&options).await?.markdown();
+    print!("{markdown}");
+    write_output(args.output, &markdown)
+}
+
+async fn run_restart(args: RestartArgs) -> Result<(), BenchError> {
+    let options = RestartOptions {
+        roost: match args.roost {
+            Some(path) => path,
+            None => roost_next_to_this_executable()?,
+        },
+        mode: args.mode,
+        sessions: args.sessions,
+        messages: args.messages,
+        topics: args.topics.unwrap_or(args.sessions),
+        payload: args.payload,
+        connectors: args.connectors,
+        publishers: args.publishers,
+        rounds: args.rounds,
+        hooks: args.hooks.hooks()?,
+    };
+    let markdown = measure_restart(&options).await?.markdown();
+    print!("{markdown}");
+    write_output(args.output, &markdown)
+}
+
+fn write_output(path: Option<PathBuf>, markdown: &str) -> Result<(), BenchError> {
+    match path {
+        Some(path) => std::fs::write(&path, markdown).map_err(|source| BenchError::Io {
+            context: "cannot write the report",
+            source,
+        }),
+        None => Ok(()),
+    }
 }

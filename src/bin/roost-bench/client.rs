@@ -64,6 +64,8 @@ pub struct Connection {
     /// How many QoS 1/2 PUBLISHes the broker accepts unacknowledged (v5 Receive Maximum;
     /// unlimited by the protocol for 3.1.1).
     pub broker_receive_maximum: u16,
+    /// CONNACK's Session Present flag (MQTT-3.2.2-2, MQTT 5.0 §3.2.2.1.1).
+    pub session_present: bool,
 }
 
 impl std::fmt::Debug for Connection {
@@ -104,6 +106,7 @@ impl Connection {
             writer,
             read_buf: BytesMut::with_capacity(64 * 1024),
             broker_receive_maximum: u16::MAX,
+            session_present: false,
         };
         let connect = Connect {
             protocol: version,
@@ -124,6 +127,7 @@ impl Connection {
                 if let Some(maximum) = connack.properties.receive_maximum {
                     connection.broker_receive_maximum = maximum;
                 }
+                connection.session_present = connack.session_present;
                 Ok(connection)
             }
             Packet::ConnAck(connack) => Err(BenchError::Refused {
@@ -186,7 +190,7 @@ impl Connection {
         }
     }
 
-    async fn send(&mut self, packet: &Packet) -> Result<(), BenchError> {
+    pub async fn send(&mut self, packet: &Packet) -> Result<(), BenchError> {
         let mut out = BytesMut::new();
         mqtt::encode(packet, self.version, u32::MAX, &mut out)?;
         self.writer
@@ -199,7 +203,7 @@ impl Connection {
             .map_err(|source| BenchError::io("write", source))
     }
 
-    async fn receive(&mut self) -> Result<Packet, BenchError> {
+    pub async fn receive(&mut self) -> Result<Packet, BenchError> {
         let read = async {
             loop {
                 if let Some(packet) =

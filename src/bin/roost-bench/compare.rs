@@ -59,6 +59,7 @@ impl CompareOptions {
                 label: baseline_label(baseline),
                 kind: BrokerKind::Roost,
                 program: baseline.clone(),
+                persistence: None,
             });
         }
         brokers.push(BrokerUnderTest::new(BrokerKind::Mosquitto, &self.mosquitto));
@@ -92,6 +93,8 @@ pub struct ComparedScenario {
     pub websocket: bool,
     /// Over TLS (under the WebSocket, if any).
     pub tls: bool,
+    /// Subscribers keep persistent sessions, so every message goes through the store.
+    pub persistent: bool,
 }
 
 impl ComparedScenario {
@@ -118,7 +121,12 @@ impl ComparedScenario {
             (true, false) => " over ws",
             (true, true) => " over wss",
         };
-        format!("QoS {} {shape}, {load}{over}", self.qos as u8)
+        let sessions = if self.persistent {
+            ", persistent sessions"
+        } else {
+            ""
+        };
+        format!("QoS {} {shape}, {load}{over}{sessions}", self.qos as u8)
     }
 
     fn deliveries_per_publish(&self) -> f64 {
@@ -148,6 +156,7 @@ pub fn standard_scenarios(load: f64) -> Vec<ComparedScenario> {
                 rate: None,
                 websocket: false,
                 tls: false,
+                persistent: false,
             };
             if limited {
                 compared.rate = Some(load / compared.deliveries_per_publish());
@@ -255,39 +264,16 @@ pub async fn compare(options: &CompareOptions) -> Result<CompareReport, BenchErr
     let mut runs = Vec::new();
     let mut connection_runs = Vec::new();
     for round in 0..options.rounds {
-        for (index, compared) in scenarios.iter().enumerate() {
-            for broker in run_order(processes.len(), round, index) {
-                let process = &mut processes[broker];
-                eprintln!(
-                    "round {}/{}: {} against {}",
-                    round + 1,
-                    options.rounds,
-                    compared.label(),
-                    process.broker.label
-                );
-                let result = match process.check_alive() {
-                    Ok(()) => run(&run_options(options, compared, process, &tls_client))
-                        .await
-                        .map_err(|e| e.to_string()),
-                    Err(e) => Err(e.to_string()),
-                };
-                match &result {
-                    Ok(report) => eprintln!(
-                        "  {:.0} msg/s, p50 {}, p99 {}, lost {}",
-                        report.throughput(),
-                        report.p50(),
-                        report.p99(),
-                        report.lost()
-                    ),
-                    Err(e) => eprintln!("  failed: {e}"),
-                }
-                runs.push(CompareRun {
-                    scenario: index,
-                    broker,
-                    result,
-                });
-            }
-        }
+        runs.extend(
+            run_round(
+                &RunSettings::of(options),
+                &mut processes,
+                &scenarios,
+                round,
+                &tls_client,
+            )
+            .await,
+        );
         if tls_client.is_none() {
             continue;
         }
@@ -342,8 +328,74 @@ pub async fn compare(options: &CompareOptions) -> Result<CompareReport, BenchErr
     })
 }
 
+/// What every run of a comparison shares.
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    pub version: ProtocolVersion,
+    pub warm_up: Duration,
+    pub duration: Duration,
+    pub rounds: usize,
+}
+
+impl RunSettings {
+    fn of(options: &CompareOptions) -> RunSettings {
+        RunSettings {
+            version: options.version,
+            warm_up: options.warm_up,
+            duration: options.duration,
+            rounds: options.rounds,
+        }
+    }
+}
+
+/// Round `round` of a comparison: every scenario against every broker, in the rotating
+/// order of [`run_order`]; a broker that has exited fails its runs instead of ending the round.
+pub async fn run_round(
+    settings: &RunSettings,
+    processes: &mut [BrokerProcess],
+    scenarios: &[ComparedScenario],
+    round: usize,
+    tls_client: &Option<TlsClient>,
+) -> Vec<CompareRun> {
+    let mut runs = Vec::new();
+    for (index, compared) in scenarios.iter().enumerate() {
+        for broker in run_order(processes.len(), round, index) {
+            let process = &mut processes[broker];
+            eprintln!(
+                "round {}/{}: {} against {}",
+                round + 1,
+                settings.rounds,
+                compared.label(),
+                process.broker.label
+            );
+            let result = match process.check_alive() {
+                Ok(()) => run(&run_options(settings, compared, process, tls_client))
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match &result {
+                Ok(report) => eprintln!(
+                    "  {:.0} msg/s, p50 {}, p99 {}, lost {}",
+                    report.throughput(),
+                    report.p50(),
+                    report.p99(),
+                    report.lost()
+                ),
+                Err(e) => eprintln!("  failed: {e}"),
+            }
+            runs.push(CompareRun {
+                scenario: index,
+                broker,
+                result,
+            });
+        }
+    }
+    runs
+}
+
 fn run_options(
-    options: &CompareOptions,
+    settings: &RunSettings,
     compared: &ComparedScenario,
     process: &BrokerProcess,
     tls: &Option<TlsClient>,
@@ -363,18 +415,18 @@ fn run_options(
         subscribers: compared.subscribers,
         qos: compared.qos,
         payload: 64,
-        version: options.version,
-        warm_up: options.warm_up,
-        duration: options.duration,
+        version: settings.version,
+        warm_up: settings.warm_up,
+        duration: settings.duration,
         count: None,
         rate: compared.rate,
         inflight: usize::from(MAX_INFLIGHT),
         broker_pid: Some(process.child.id()),
-        persistent: false,
+        persistent: compared.persistent,
     }
 }
 
-fn group_thousands(value: f64) -> String {
+pub fn group_thousands(value: f64) -> String {
     let digits = format!("{:.0}", value.max(0.0));
     let mut grouped = String::new();
     for (index, digit) in digits.chars().enumerate() {
@@ -399,7 +451,7 @@ fn median_quantile<'a>(
     )
 }
 
-fn median(mut values: Vec<f64>) -> Option<f64> {
+pub fn median(mut values: Vec<f64>) -> Option<f64> {
     if values.is_empty() {
         return None;
     }
@@ -424,31 +476,36 @@ pub struct Summary {
     pub failures: Vec<String>,
 }
 
+/// The figures of some runs (one broker on one scenario, over all rounds): medians of
+/// throughput, latency and CPU per message, losses summed, and why runs failed.
+pub fn summarize<'a>(runs: impl Iterator<Item = &'a CompareRun> + Clone) -> Summary {
+    let reports: Vec<&RunReport> = runs
+        .clone()
+        .filter_map(|run| run.result.as_ref().ok())
+        .collect();
+    let failures = runs
+        .filter_map(|run| run.result.as_ref().err().cloned())
+        .collect();
+    let quantile = |q: f64| median_quantile(reports.iter().map(|r| &r.latency), q);
+    Summary {
+        throughput: median(reports.iter().map(|r| r.throughput()).collect()),
+        p50: quantile(0.50),
+        p99: quantile(0.99),
+        lost: reports.iter().map(|r| r.lost()).sum(),
+        expected: reports.iter().map(|r| r.deliveries.expected).sum(),
+        cpu_per_million: median(reports.iter().filter_map(|r| r.cpu_per_million()).collect()),
+        failures,
+    }
+}
+
 impl CompareReport {
     /// The figures of `broker` (an index into [`CompareReport::brokers`]) on `scenario`.
     pub fn summary(&self, scenario: usize, broker: usize) -> Summary {
-        let reports: Vec<&RunReport> = self
-            .runs
-            .iter()
-            .filter(|run| run.scenario == scenario && run.broker == broker)
-            .filter_map(|run| run.result.as_ref().ok())
-            .collect();
-        let failures = self
-            .runs
-            .iter()
-            .filter(|run| run.scenario == scenario && run.broker == broker)
-            .filter_map(|run| run.result.as_ref().err().cloned())
-            .collect();
-        let quantile = |q: f64| median_quantile(reports.iter().map(|r| &r.latency), q);
-        Summary {
-            throughput: median(reports.iter().map(|r| r.throughput()).collect()),
-            p50: quantile(0.50),
-            p99: quantile(0.99),
-            lost: reports.iter().map(|r| r.lost()).sum(),
-            expected: reports.iter().map(|r| r.deliveries.expected).sum(),
-            cpu_per_million: median(reports.iter().filter_map(|r| r.cpu_per_million()).collect()),
-            failures,
-        }
+        summarize(
+            self.runs
+                .iter()
+                .filter(|run| run.scenario == scenario && run.broker == broker),
+        )
     }
 
     /// The comparison as Markdown: a table with one row per broker and scenario, and ratio
@@ -680,14 +737,14 @@ pub struct ConnectSummary {
 }
 
 /// `mine / theirs` as `0.52×`, or "-" where either is missing.
-fn ratio(mine: Option<f64>, theirs: Option<f64>) -> String {
+pub fn ratio(mine: Option<f64>, theirs: Option<f64>) -> String {
     match (mine, theirs) {
         (Some(mine), Some(theirs)) if theirs > 0.0 => format!("{:.2}×", mine / theirs),
         _ => "-".to_string(),
     }
 }
 
-fn write_summary_row(out: &mut String, scenario_cell: &str, broker: &str, summary: &Summary) {
+pub fn write_summary_row(out: &mut String, scenario_cell: &str, broker: &str, summary: &Summary) {
     if summary.throughput.is_none() {
         let why = summary.failures.first().cloned().unwrap_or_default();
         let _ = writeln!(

@@ -10,7 +10,9 @@
 //! `roost-bench run` drives one scenario against any broker, over TCP, TLS or WebSockets;
 //! `roost-bench connections` measures new connections per second; `roost-bench compare`
 //! starts `roost serve` and Mosquitto and runs the standard scenarios against both (with
-//! `--tls`, the TLS ones, both brokers using certificates made by roost).
+//! `--tls`, the TLS ones, both brokers using certificates made by roost); `roost-bench
+//! storage` runs QoS 1 through each of roost's storage modes beside Mosquitto with
+//! persistence, and `roost-bench restart` times a restart with a large store.
 
 mod bad_logins;
 mod brokers;
@@ -18,14 +20,18 @@ mod cli;
 mod client;
 mod compare;
 mod connect_rate;
+mod fsync;
 mod histogram;
+mod hooks;
 mod procstat;
 mod publisher;
+mod restart;
 mod retained;
 mod run;
 mod schedule;
 mod sequence;
 mod stamp;
+mod storage;
 mod subscriber;
 mod tls;
 
