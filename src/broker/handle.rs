@@ -53,15 +53,8 @@ impl BrokerHandle {
         settings: PersistenceSettings,
     ) -> BrokerHandle {
         let shared = Arc::new(BrokerState::new());
-        *shared
-            .store_settings
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = settings;
-        *shared
-            .store
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) =
-            Some(super::state::StoreRef(store.clone()));
+        shared.set_store_settings(settings);
+        shared.set_store(Some(store.clone()));
         let (router_tx, router_rx) = mpsc::channel(ROUTER_CHANNEL_CAPACITY);
         let (supervisor_tx, supervisor_rx) = mpsc::channel(16);
         tokio::spawn(Router::new(shared.clone(), store, router_rx).run());

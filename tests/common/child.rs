@@ -30,15 +30,7 @@ impl ChildBroker {
     /// Starts `roost serve --tcp 127.0.0.1:0` with `extra_args` (for example `--config
     /// FILE`), and returns once it accepts connections.
     pub fn start_with_args(extra_args: &[&str]) -> ChildBroker {
-        let child = Command::new(ROOST)
-            .args(["serve", "--tcp", "127.0.0.1:0"])
-            .args(extra_args)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("roost serve starts");
+        let child = spawn_serve(extra_args);
         // Owned by the guard at once, so that a failed start still kills the child.
         let mut broker = ChildBroker {
             child,
@@ -126,15 +118,7 @@ impl ChildBroker {
     /// Runs `roost serve --tcp 127.0.0.1:0` with `extra_args` expecting it to refuse to
     /// start: returns its exit status and everything it wrote to stderr.
     pub fn refused_start(extra_args: &[&str]) -> (std::process::ExitStatus, String) {
-        let mut child = Command::new(ROOST)
-            .args(["serve", "--tcp", "127.0.0.1:0"])
-            .args(extra_args)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("roost serve starts");
+        let mut child = spawn_serve(extra_args);
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if child.try_wait().expect("wait works").is_some() {
@@ -163,4 +147,17 @@ impl Drop for ChildBroker {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `roost serve --tcp 127.0.0.1:0` with `extra_args`, its stderr piped for the logs.
+fn spawn_serve(extra_args: &[&str]) -> std::process::Child {
+    Command::new(ROOST)
+        .args(["serve", "--tcp", "127.0.0.1:0"])
+        .args(extra_args)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("roost serve starts")
 }
