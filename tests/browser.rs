@@ -63,7 +63,7 @@ async fn exchange_with_the_page(broker: &TestBroker, version: u8) {
     tcp.subscribe(&format!("{base}/from-page/#"), QoS::AtLeastOnce)
         .await;
 
-    let node = Command::new("node")
+    let mut node = Command::new("node")
         .arg(browser_dir().join("run.mjs"))
         .arg(format!("ws://{ws}/roost/mqtt"))
         .arg(version.to_string())
@@ -84,9 +84,18 @@ async fn exchange_with_the_page(broker: &TestBroker, version: u8) {
         .map(Vec::len)
         != Some(2)
     {
-        let packet = tokio::time::timeout_at(deadline, tcp.recv())
-            .await
-            .unwrap_or_else(|_| panic!("v{version}: the page's messages, so far {from_page:?}"));
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let Some(packet) = tcp.recv_within(remaining).await else {
+            // Say what the browser did: Chromium's start is the slow part on a loaded machine.
+            let _ = node.start_kill();
+            let output = node.wait_with_output().await.expect("node output");
+            panic!(
+                "v{version}: the page's messages within {BROWSER_WAIT:?}, so far {from_page:?}\n\
+                 browser run:\n{}\n{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        };
         let message = match packet {
             Some(Packet::Publish(message)) => message,
             // Our QoS 1 message's acknowledgement.
