@@ -74,6 +74,9 @@ pub struct Connected {
 #[derive(Debug, Clone)]
 pub struct Queued {
     pub sequence: u64,
+    /// The id of its payload in the store (persistent sessions; see
+    /// [`crate::store::StoreOp::PushMessage`]).
+    pub payload: u64,
     pub message: Arc<Message>,
     pub qos: QoS,
     pub retain: bool,
@@ -87,6 +90,7 @@ impl Queued {
     pub fn to_record(&self, stage: Option<crate::store::Stage>) -> crate::store::QueuedRecord {
         crate::store::QueuedRecord {
             sequence: self.sequence,
+            payload: self.payload,
             message: self.message.clone(),
             qos: self.qos,
             retain: self.retain,
@@ -95,6 +99,19 @@ impl Queued {
             stage,
         }
     }
+}
+
+/// The waiting messages of a session that are only in the store.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Spill {
+    /// How many: every one comes after everything in the session's `queue`.
+    pub count: u64,
+    /// No sequence among them is lower.
+    pub from: u64,
+    /// A read of the next window is under way, for sequences up to this one.
+    pub reading: Option<u64>,
+    /// Messages spilled since that read was asked for (above its range).
+    pub since_read: u64,
 }
 
 #[derive(Debug)]
@@ -133,6 +150,10 @@ pub struct Session {
     pub pending_resend: VecDeque<u16>,
     /// Outbound QoS 1/2 messages waiting for the inflight window or for the client.
     pub queue: VecDeque<Queued>,
+    /// Waiting messages kept only in the store, after those in `queue` (a disk store,
+    /// [`crate::store::Store::keeps_queues`]): an offline session holds none in memory, a
+    /// connected one a window that is read back as the client drains it.
+    pub spill: Option<Box<Spill>>,
     /// Inbound QoS 2 packet ids whose PUBREL has not arrived (method B: the message was
     /// forwarded on PUBLISH; a re-sent PUBLISH with one of these ids is not forwarded again).
     pub incoming_qos2: HashSet<u16>,
@@ -170,6 +191,7 @@ impl Session {
             inflight: VecDeque::new(),
             pending_resend: VecDeque::new(),
             queue: VecDeque::new(),
+            spill: None,
             incoming_qos2: HashSet::new(),
             window: 1,
             will: None,
@@ -192,6 +214,21 @@ impl Session {
 
     pub fn is_connected(&self) -> bool {
         self.connection.is_some()
+    }
+
+    /// Waiting messages kept only in the store.
+    pub fn spilled(&self) -> u64 {
+        self.spill.as_ref().map_or(0, |spill| spill.count)
+    }
+
+    /// Waiting messages, in memory and only in the store.
+    pub fn queued_len(&self) -> u64 {
+        self.queue.len() as u64 + self.spilled()
+    }
+
+    /// The sequence of the newest message numbered so far.
+    pub fn last_sequence(&self) -> u64 {
+        self.next_sequence - 1
     }
 
     /// Whether the session outlives its connection, so its state goes through the store.

@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::watch;
 
-use super::{QueuedRecord, SessionRecord, Snapshot, Store, StoreError, StoreOp, StoredSession};
+use super::{
+    QueuedRecord, SessionRecord, Snapshot, Spilled, Store, StoreError, StoreOp, StoredSession,
+};
 use crate::model::Message;
 
 #[derive(Debug, Default)]
@@ -79,7 +81,7 @@ impl Inner {
                     .or_default()
                     .record = Some((**record).clone());
             }
-            StoreOp::RemoveSession { client_id, .. } => {
+            StoreOp::RemoveSession { client_id } => {
                 self.sessions.remove(client_id);
             }
             StoreOp::PushMessage { client_id, record } => {
@@ -153,14 +155,45 @@ impl Store for MemoryStore {
                 Some(StoredSession {
                     record: state.record.clone()?,
                     queued: state.queue.values().cloned().collect(),
+                    spilled: Spilled::default(),
                     inbound_qos2: state.inbound.iter().copied().collect(),
                 })
             })
             .collect();
+        let next_payload = inner
+            .sessions
+            .values()
+            .flat_map(|state| state.queue.values())
+            .map(|record| record.payload)
+            .max()
+            .unwrap_or(0)
+            + 1;
         Ok(Snapshot {
             sessions,
             retained: inner.retained.values().cloned().collect(),
+            next_payload,
         })
+    }
+
+    fn read_queued(
+        &self,
+        client_id: &str,
+        from: u64,
+        upto: u64,
+        limit: usize,
+    ) -> Result<Vec<QueuedRecord>, StoreError> {
+        let inner = self.lock();
+        Ok(inner
+            .sessions
+            .get(client_id)
+            .map_or_else(Vec::new, |state| {
+                state
+                    .queue
+                    .range(from..=upto)
+                    .take(limit)
+                    .map(|(_, record)| record.clone())
+                    .collect()
+            }))
     }
 
     fn write(&self, ops: &[StoreOp]) -> Result<u64, StoreError> {
@@ -205,6 +238,7 @@ mod tests {
     fn queued(sequence: u64, message: Arc<Message>) -> QueuedRecord {
         QueuedRecord {
             sequence,
+            payload: sequence,
             message,
             qos: QoS::AtLeastOnce,
             retain: false,
@@ -236,7 +270,7 @@ mod tests {
                 StoreOp::RemoveMessage {
                     client_id: client.clone(),
                     sequence: 2,
-                    message: shared.clone(),
+                    payload: 2,
                 },
                 StoreOp::SetStage {
                     client_id: client.clone(),
@@ -276,12 +310,16 @@ mod tests {
         assert_eq!(session.inbound_qos2, vec![4]);
         assert_eq!(snapshot.retained.len(), 1);
         assert_eq!(snapshot.retained[0].topic(), "r");
+        let read: Vec<u64> = store
+            .read_queued("c", 2, 3, 10)
+            .unwrap()
+            .iter()
+            .map(|q| q.sequence)
+            .collect();
+        assert_eq!(read, vec![3], "from 2 to 3, what is left");
 
         store
-            .write(&[StoreOp::RemoveSession {
-                client_id: client,
-                messages: Vec::new(),
-            }])
+            .write(&[StoreOp::RemoveSession { client_id: client }])
             .unwrap();
         assert_eq!(store.queued_len("c"), 0);
         assert!(store.load().unwrap().sessions.is_empty());

@@ -121,6 +121,9 @@ pub struct Stage {
 #[derive(Debug, Clone)]
 pub struct QueuedRecord {
     pub sequence: u64,
+    /// Names the stored payload: the copies of one message for several sessions, pushed in
+    /// one batch, share it (see [`StoreOp::PushMessage`]).
+    pub payload: u64,
     pub message: Arc<Message>,
     pub qos: QoS,
     pub retain: bool,
@@ -131,19 +134,18 @@ pub struct QueuedRecord {
     pub stage: Option<Stage>,
 }
 
-/// One durable change. The messages travel behind their `Arc`: a payload queued for N
-/// sessions is stored once and referenced N times.
+/// One durable change. A payload queued for N sessions is stored once and referenced N
+/// times: its records name it by [`QueuedRecord::payload`].
 #[derive(Debug, Clone)]
 pub enum StoreOp {
     /// Creates or replaces a session record (boxed: the will makes it large).
     PutSession(Box<SessionRecord>),
-    /// Removes a session with everything it holds; `messages` are those it queued, whose
-    /// references it releases.
-    RemoveSession {
-        client_id: Arc<str>,
-        messages: Vec<Arc<Message>>,
-    },
-    /// Adds a message to a session's queue (queued or in flight).
+    /// Removes a session with everything it holds, in memory or only in the store; the
+    /// store releases the payloads its records referenced.
+    RemoveSession { client_id: Arc<str> },
+    /// Adds a message to a session's queue (queued or in flight). A payload id is used by
+    /// the pushes of one batch only: the first of them stores the payload, and a later
+    /// batch never pushes it again (a message moved to another session gets a new id).
     PushMessage {
         client_id: Arc<str>,
         record: QueuedRecord,
@@ -158,7 +160,7 @@ pub enum StoreOp {
     RemoveMessage {
         client_id: Arc<str>,
         sequence: u64,
-        message: Arc<Message>,
+        payload: u64,
     },
     /// Sets (`Some`) or clears (`None`) the retained message of `topic`.
     SetRetained {
@@ -175,10 +177,23 @@ pub enum StoreOp {
 #[derive(Debug, Clone)]
 pub struct StoredSession {
     pub record: SessionRecord,
-    /// In sequence order.
+    /// In sequence order: the messages in flight (with their stage) and, from a store that
+    /// does not keep queues on disk, the waiting ones too.
     pub queued: Vec<QueuedRecord>,
+    /// Waiting messages left in the store ([`Store::keeps_queues`]), read back with
+    /// [`Store::read_queued`] as the client drains its queue.
+    pub spilled: Spilled,
     /// Inbound QoS 2 packet ids awaiting PUBREL.
     pub inbound_qos2: Vec<u16>,
+}
+
+/// How many waiting messages of a session are only in the store, and the lowest and
+/// highest sequences among them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Spilled {
+    pub count: u64,
+    pub from: u64,
+    pub last: u64,
 }
 
 /// Everything a store holds, read once when the broker starts.
@@ -186,6 +201,8 @@ pub struct StoredSession {
 pub struct Snapshot {
     pub sessions: Vec<StoredSession>,
     pub retained: Vec<Arc<Message>>,
+    /// Higher than every payload id in the store: where new ids start.
+    pub next_payload: u64,
 }
 
 /// Storage figures for the status screen and `$SYS`, in bytes.
@@ -208,10 +225,30 @@ pub trait Store: Send + Sync + 'static {
     fn survives_restart(&self) -> bool {
         false
     }
-    /// Whether acknowledgements wait until their batch is durable (unbuffered modes).
+    /// Whether acknowledgements wait until their batch is durable (unbuffered modes), or
+    /// at least written out of the process (buffered: see [`Store::end_turn`]).
     fn acks_wait_for_sync(&self) -> bool {
         false
     }
+    /// The router's turn has ended: what it wrote leaves the process (the buffered disk
+    /// mode writes its log once per turn, then reports it durable). Quick: no fsync.
+    fn end_turn(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// Whether the waiting messages of sessions can stay in the store only, read back with
+    /// [`Store::read_queued`] (the disk stores): offline queues then cost no memory.
+    fn keeps_queues(&self) -> bool {
+        false
+    }
+    /// Up to `limit` queued records of `client_id` with sequences from `from` to `upto`
+    /// (inclusive), in order, each with its stage. Blocking: called off the runtime thread.
+    fn read_queued(
+        &self,
+        client_id: &str,
+        from: u64,
+        upto: u64,
+        limit: usize,
+    ) -> Result<Vec<QueuedRecord>, StoreError>;
     /// "Durable up to N": the highest sequence number whose batch survives a power loss
     /// (or, for a store that does not sync, every batch written).
     fn durable(&self) -> watch::Receiver<u64>;

@@ -5,15 +5,20 @@
 //! payload once, however many sessions queue it), `retained` and `meta` (the schema
 //! version). Values use the versioned binary encoding of [`super::encoding`].
 //!
-//! Durability: [`SyncMode::Buffered`] writes every batch to the write-ahead log without fsync:
-//! it survives a process kill, not a power loss, and batches are durable as far as this
-//! mode promises as soon as they are written. [`SyncMode::Unbuffered`] buffers the log in memory
-//! (`manual_wal_flush`) so that a write never touches the disk; a durability thread of its
-//! own writes and fsyncs the log (`flush_wal(true)`) covering every batch written so far and
-//! publishes "durable up to N": the router sends the acknowledgements waiting for those
-//! batches, and every publisher waiting at the same moment shares one fsync.
+//! Durability: the log is buffered in memory (`manual_wal_flush`), so that a write never
+//! touches the disk. [`SyncMode::Buffered`] writes it out once per router turn without fsync
+//! ([`Store::end_turn`]): it survives a process kill, not a power loss, and the turn's
+//! acknowledgements go once it is written. [`SyncMode::Unbuffered`] has a durability thread
+//! of its own write and fsync the log (`flush_wal(true)`) covering every batch written so
+//! far and publish "durable up to N": the router sends the acknowledgements waiting for
+//! those batches, and every publisher waiting at the same moment shares one fsync.
+//!
+//! Queues: the waiting messages of a session stay here only ([`Store::keeps_queues`]);
+//! `load` brings back the messages in flight and counts the others, which the router reads
+//! back with [`Store::read_queued`] as the client drains its queue. Payload references are
+//! counted in memory only for payloads referenced twice or more.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -24,7 +29,9 @@ use tokio::sync::watch;
 
 use super::backup::{BackupInfo, Backups};
 use super::encoding::{self, QueuedValue};
-use super::{QueuedRecord, Snapshot, Store, StoreError, StoreOp, StoreSizes, StoredSession};
+use super::{
+    QueuedRecord, Snapshot, Spilled, Store, StoreError, StoreOp, StoreSizes, StoredSession,
+};
 use crate::model::Message;
 
 /// The schema this build writes; a store with a newer one is refused.
@@ -65,19 +72,16 @@ pub enum RocksOpenError {
     Corrupt { path: PathBuf, error: StoreError },
 }
 
-/// A message the store holds for some queued records: its id in `messages`, how many
-/// records reference it, and the message itself (held so that its address, the map's key,
-/// cannot be reused by another message while the entry exists).
-struct Referenced {
-    id: u64,
-    count: u64,
-    _message: Arc<Message>,
-}
-
+/// What the writer keeps between batches.
 struct WriteState {
     sequence: u64,
-    next_message_id: u64,
-    references: HashMap<usize, Referenced>,
+    /// The last sequence whose batch left the process (buffered mode: the log is written
+    /// once per router turn).
+    flushed: u64,
+    /// Payloads referenced by two or more queued records, with their count. A payload with
+    /// one reference has no entry: most messages go to one session, and a million of them
+    /// queued for offline sessions cost nothing here.
+    shared: HashMap<u64, u32>,
 }
 
 /// What the writer and the durability thread share.
@@ -114,22 +118,41 @@ impl std::fmt::Debug for RocksStore {
     }
 }
 
-fn options(sync: SyncMode, fresh: bool) -> Options {
+/// Memory RocksDB may use for its write buffers (all column families together) and its
+/// block cache: what the store costs in RSS however much it holds, so that queues kept on
+/// disk stay off the heap.
+const WRITE_BUFFERS: usize = 32 << 20;
+const FAMILY_WRITE_BUFFER: usize = 16 << 20;
+const BLOCK_CACHE: usize = 8 << 20;
+
+fn options(fresh: bool) -> Options {
     let mut options = Options::default();
     // Only an empty or new directory becomes a new store: a store that lost its CURRENT
     // file must be refused, not silently replaced by an empty one.
     options.create_if_missing(fresh);
     options.create_missing_column_families(true);
     options.set_paranoid_checks(true);
-    // Unbuffered: the log stays in memory until the durability thread writes and syncs it.
-    options.set_manual_wal_flush(sync == SyncMode::Unbuffered);
+    // The log stays in memory until it is written out: once per router turn (buffered,
+    // `Store::end_turn`) or by the durability thread with an fsync (unbuffered), so that
+    // a turn's batches cost one write, not one each.
+    options.set_manual_wal_flush(true);
     options.set_keep_log_file_num(4);
     options.set_max_total_wal_size(64 << 20);
+    options.set_db_write_buffer_size(WRITE_BUFFERS);
+    options
+}
+
+fn family_options(cache: &rocksdb::Cache) -> Options {
+    let mut options = Options::default();
+    options.set_write_buffer_size(FAMILY_WRITE_BUFFER);
+    let mut table = rocksdb::BlockBasedOptions::default();
+    table.set_block_cache(cache);
+    options.set_block_based_table_factory(&table);
     options
 }
 
 /// Opens the database in `path` with every column family, creating it when missing.
-pub(super) fn open_db(path: &Path, sync: SyncMode) -> Result<DB, RocksOpenError> {
+pub(super) fn open_db(path: &Path) -> Result<DB, RocksOpenError> {
     let fresh = match std::fs::read_dir(path) {
         Ok(mut entries) => entries.next().is_none(),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => true,
@@ -140,10 +163,11 @@ pub(super) fn open_db(path: &Path, sync: SyncMode) -> Result<DB, RocksOpenError>
             });
         }
     };
+    let cache = rocksdb::Cache::new_lru_cache(BLOCK_CACHE);
     let descriptors = FAMILIES
         .iter()
-        .map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
-    DB::open_cf_descriptors(&options(sync, fresh), path, descriptors).map_err(|error| {
+        .map(|name| ColumnFamilyDescriptor::new(*name, family_options(&cache)));
+    DB::open_cf_descriptors(&options(fresh), path, descriptors).map_err(|error| {
         RocksOpenError::Open {
             path: path.to_path_buf(),
             error: error.into_string(),
@@ -154,7 +178,7 @@ pub(super) fn open_db(path: &Path, sync: SyncMode) -> Result<DB, RocksOpenError>
 impl RocksStore {
     /// Opens (or creates) the store in `path`; refuses a newer schema.
     pub fn open(path: &Path, sync: SyncMode) -> Result<RocksStore, RocksOpenError> {
-        let db = open_db(path, sync)?;
+        let db = open_db(path)?;
         let corrupt = |error| RocksOpenError::Corrupt {
             path: path.to_path_buf(),
             error,
@@ -208,8 +232,8 @@ impl RocksStore {
             sync,
             state: Mutex::new(WriteState {
                 sequence: 0,
-                next_message_id: 1,
-                references: HashMap::new(),
+                flushed: 0,
+                shared: HashMap::new(),
             }),
             durability,
             thread: Mutex::new(thread),
@@ -404,26 +428,55 @@ fn durability_thread(db: &DB, durability: &Durability) {
     }
 }
 
-/// Reference changes of one batch, applied once it is written.
+/// What one batch changes about payload references, applied once it is written.
 #[derive(Default)]
 struct Overlay {
-    changes: HashMap<usize, (u64, i64, Option<Arc<Message>>)>,
+    /// Payloads first stored by this batch.
+    fresh: HashSet<u64>,
+    /// Reference count changes.
+    delta: HashMap<u64, i64>,
+    /// Records pushed by this batch, per client, as (sequence, payload): a session removed
+    /// later in the same batch releases them too.
+    pushed: HashMap<Arc<str>, Vec<(u64, u64)>>,
+    /// Records removed by this batch, as (client, sequence).
+    removed: HashSet<(Arc<str>, u64)>,
 }
 
 impl Overlay {
-    fn count(&self, state: &WriteState, key: usize) -> (Option<u64>, i64) {
-        let base = state.references.get(&key);
-        let change = self.changes.get(&key);
-        let id = change.map(|c| c.0).or(base.map(|b| b.id));
-        let count = base.map_or(0, |b| b.count as i64) + change.map_or(0, |c| c.1);
-        (id, count)
+    /// How many records reference `payload`, this batch included. A payload the router has
+    /// never pushed counts as one: removing such a record deletes a key that is not there.
+    fn count(&self, state: &WriteState, payload: u64) -> i64 {
+        let base = if self.fresh.contains(&payload) {
+            0
+        } else {
+            state
+                .shared
+                .get(&payload)
+                .map_or(1, |count| i64::from(*count))
+        };
+        base + self.delta.get(&payload).copied().unwrap_or(0)
+    }
+
+    /// Applies the batch's changes once it is written.
+    fn apply(self, state: &mut WriteState) {
+        for (payload, _) in self.delta.iter() {
+            let count = self.count(state, *payload);
+            match u32::try_from(count) {
+                Ok(count @ 2..) => {
+                    state.shared.insert(*payload, count);
+                }
+                _ => {
+                    state.shared.remove(payload);
+                }
+            }
+        }
     }
 }
 
 impl RocksStore {
     fn build_batch(
         &self,
-        state: &mut WriteState,
+        state: &WriteState,
         ops: &[StoreOp],
         overlay: &mut Overlay,
     ) -> Result<WriteBatch, StoreError> {
@@ -441,43 +494,49 @@ impl RocksStore {
                         encoding::encode_session(record)?,
                     );
                 }
-                StoreOp::RemoveSession {
-                    client_id,
-                    messages: held,
-                } => {
+                StoreOp::RemoveSession { client_id } => {
                     let prefix = encoding::session_prefix(client_id);
                     let end = encoding::prefix_end(&prefix);
+                    // Its records in the store (most of an offline session's queue is only
+                    // there), then those pushed earlier in this batch.
+                    for (sequence, payload) in self.stored_payloads(client_id, &prefix, &end)? {
+                        if !overlay.removed.contains(&(client_id.clone(), sequence)) {
+                            release(state, overlay, &mut batch, messages, payload);
+                        }
+                    }
+                    for (sequence, payload) in overlay.pushed.remove(client_id).unwrap_or_default()
+                    {
+                        if !overlay.removed.contains(&(client_id.clone(), sequence)) {
+                            release(state, overlay, &mut batch, messages, payload);
+                        }
+                    }
                     batch.delete_range_cf(sessions, &prefix, &end);
                     batch.delete_range_cf(queued, &prefix, &end);
-                    for message in held {
-                        release(state, overlay, &mut batch, messages, message);
-                    }
                 }
                 StoreOp::PushMessage { client_id, record } => {
-                    let key = Arc::as_ptr(&record.message) as usize;
-                    let (id, count) = overlay.count(state, key);
-                    let id = match id.filter(|_| count > 0) {
-                        Some(id) => id,
-                        None => {
-                            let id = state.next_message_id;
-                            state.next_message_id += 1;
-                            batch.put_cf(
-                                messages,
-                                id.to_be_bytes(),
-                                encoding::encode_message(&record.message)?,
-                            );
-                            id
-                        }
-                    };
-                    let entry = overlay.changes.entry(key).or_insert((id, 0, None));
-                    entry.0 = id;
-                    entry.1 += 1;
-                    entry.2 = Some(record.message.clone());
+                    let payload = record.payload;
+                    let first = !overlay.fresh.contains(&payload)
+                        && !overlay.delta.contains_key(&payload)
+                        && !state.shared.contains_key(&payload);
+                    if first {
+                        overlay.fresh.insert(payload);
+                        batch.put_cf(
+                            messages,
+                            payload.to_be_bytes(),
+                            encoding::encode_message(&record.message)?,
+                        );
+                    }
+                    *overlay.delta.entry(payload).or_default() += 1;
+                    overlay
+                        .pushed
+                        .entry(client_id.clone())
+                        .or_default()
+                        .push((record.sequence, payload));
                     batch.put_cf(
                         queued,
                         encoding::queued_key(client_id, record.sequence, encoding::KIND_MESSAGE),
                         encoding::encode_queued(&QueuedValue {
-                            message_id: id,
+                            message_id: payload,
                             qos: record.qos,
                             retain: record.retain,
                             subscription_ids: &record.subscription_ids,
@@ -506,7 +565,7 @@ impl RocksStore {
                 StoreOp::RemoveMessage {
                     client_id,
                     sequence,
-                    message,
+                    payload,
                 } => {
                     batch.delete_cf(
                         queued,
@@ -516,7 +575,9 @@ impl RocksStore {
                         queued,
                         encoding::queued_key(client_id, *sequence, encoding::KIND_STAGE),
                     );
-                    release(state, overlay, &mut batch, messages, message);
+                    if overlay.removed.insert((client_id.clone(), *sequence)) {
+                        release(state, overlay, &mut batch, messages, *payload);
+                    }
                 }
                 StoreOp::SetRetained { topic, message } => match message {
                     Some(message) => batch.put_cf(
@@ -542,30 +603,89 @@ impl RocksStore {
         }
         Ok(batch)
     }
+
+    /// The (sequence, payload) of every queued record of one session in the store.
+    fn stored_payloads(
+        &self,
+        client_id: &str,
+        prefix: &[u8],
+        end: &[u8],
+    ) -> Result<Vec<(u64, u64)>, StoreError> {
+        let mut found = Vec::new();
+        let mut read = rocksdb::ReadOptions::default();
+        read.set_iterate_upper_bound(end.to_vec());
+        let mut iterator = self.db.raw_iterator_cf_opt(self.family(QUEUED)?, read);
+        iterator.seek(prefix);
+        while let (Some(key), Some(value)) = (iterator.key(), iterator.value()) {
+            let (sequence, kind) = queued_key_parts(client_id, key)?;
+            if kind == encoding::KIND_MESSAGE {
+                found.push((sequence, encoding::decode_queued(value)?.message_id));
+            }
+            iterator.next();
+        }
+        iterator.status().map_err(rocks)?;
+        Ok(found)
+    }
+
+    /// Reads the payloads `ids` from `messages`, each once.
+    fn read_payloads(
+        &self,
+        ids: impl IntoIterator<Item = u64>,
+    ) -> Result<HashMap<u64, Arc<Message>>, StoreError> {
+        let family = self.family(MESSAGES)?;
+        let ids: Vec<u64> = ids
+            .into_iter()
+            .collect::<HashSet<u64>>()
+            .into_iter()
+            .collect();
+        let values = self
+            .db
+            .multi_get_cf(ids.iter().map(|id| (family, id.to_be_bytes())));
+        let mut payloads = HashMap::with_capacity(ids.len());
+        for (id, value) in ids.into_iter().zip(values) {
+            if let Some(value) = value.map_err(rocks)? {
+                payloads.insert(id, Arc::new(encoding::decode_message(&value)?));
+            }
+        }
+        Ok(payloads)
+    }
 }
 
-/// Drops one reference to `message`; the payload goes with the last one.
+/// The sequence and kind byte of a `queued` key of `client_id`.
+fn queued_key_parts(client_id: &str, key: &[u8]) -> Result<(u64, u8), StoreError> {
+    let prefix_len = 2 + client_id.len();
+    match key.get(prefix_len..) {
+        Some(&[s0, s1, s2, s3, s4, s5, s6, s7, kind]) => {
+            Ok((u64::from_be_bytes([s0, s1, s2, s3, s4, s5, s6, s7]), kind))
+        }
+        _ => Err(StoreError::Corrupt("queued key".into())),
+    }
+}
+
+/// Drops one reference to `payload`; the payload goes with the last one.
 fn release(
     state: &WriteState,
     overlay: &mut Overlay,
     batch: &mut WriteBatch,
     messages: &rocksdb::ColumnFamily,
-    message: &Arc<Message>,
+    payload: u64,
 ) {
-    let key = Arc::as_ptr(message) as usize;
-    let (id, count) = overlay.count(state, key);
-    let Some(id) = id else {
-        // Never stored (queued while the session was not persistent).
-        return;
-    };
+    let count = overlay.count(state, payload);
     if count <= 0 {
         return;
     }
-    let entry = overlay.changes.entry(key).or_insert((id, 0, None));
-    entry.1 -= 1;
+    *overlay.delta.entry(payload).or_default() -= 1;
     if count == 1 {
-        batch.delete_cf(messages, id.to_be_bytes());
+        batch.delete_cf(messages, payload.to_be_bytes());
     }
+}
+
+/// A queued record as `load` reads it, before its payload is known.
+struct PendingRecord {
+    client_id: Arc<str>,
+    sequence: u64,
+    decoded: encoding::DecodedQueued,
+    stage: Option<crate::store::Stage>,
 }
 
 impl Store for RocksStore {
@@ -595,6 +715,7 @@ impl Store for RocksStore {
                         StoredSession {
                             record,
                             queued: Vec::new(),
+                            spilled: Spilled::default(),
                             inbound_qos2: Vec::new(),
                         },
                     );
@@ -613,86 +734,125 @@ impl Store for RocksStore {
                 session.inbound_qos2 = ids;
             }
         }
-        let mut messages: HashMap<u64, Arc<Message>> = HashMap::new();
-        let mut max_id = 0;
-        for item in self
-            .db
-            .iterator_cf(self.family(MESSAGES)?, rocksdb::IteratorMode::Start)
-        {
-            let (key, value) = item.map_err(rocks)?;
-            let id = u64::from_be_bytes(
-                <[u8; 8]>::try_from(&key[..])
-                    .map_err(|_| StoreError::Corrupt("message key".into()))?,
-            );
-            max_id = max_id.max(id);
-            messages.insert(id, Arc::new(encoding::decode_message(&value)?));
-        }
-        state.next_message_id = max_id + 1;
-        state.references.clear();
+        // The queues: records in flight (with a stage) come back into memory with their
+        // payloads; the waiting ones stay here, counted, for the router to read back as
+        // each client drains its queue. Every record counts a reference to its payload.
+        let mut references: HashMap<u64, u32> = HashMap::new();
+        let mut in_flight: Vec<PendingRecord> = Vec::new();
+        let mut waiting: Option<PendingRecord> = None;
         let mut orphans = WriteBatch::default();
         let queued_family = self.family(QUEUED)?;
-        for item in self
-            .db
-            .iterator_cf(queued_family, rocksdb::IteratorMode::Start)
-        {
-            let (key, value) = item.map_err(rocks)?;
-            let (client_id, rest) = encoding::split_session_key(&key)?;
-            let [s0, s1, s2, s3, s4, s5, s6, s7, kind] = rest else {
-                return Err(StoreError::Corrupt("queued key".into()));
+        let mut settle =
+            |record: Option<PendingRecord>, by_client: &mut HashMap<Arc<str>, StoredSession>| {
+                let Some(record) = record else {
+                    return;
+                };
+                if record.stage.is_some() {
+                    in_flight.push(record);
+                } else if let Some(session) = by_client.get_mut(&record.client_id) {
+                    let spilled = &mut session.spilled;
+                    if spilled.count == 0 || record.sequence < spilled.from {
+                        spilled.from = record.sequence;
+                    }
+                    spilled.last = spilled.last.max(record.sequence);
+                    spilled.count += 1;
+                }
             };
-            let sequence = u64::from_be_bytes([*s0, *s1, *s2, *s3, *s4, *s5, *s6, *s7]);
-            let Some(session) = by_client.get_mut(&client_id) else {
-                // A queue whose session record is gone (removed by a range delete that a
-                // crash interrupted cannot happen: batches are atomic; kept defensive).
-                orphans.delete_cf(queued_family, &key);
+        let mut iterator = self.db.raw_iterator_cf(queued_family);
+        iterator.seek_to_first();
+        while let (Some(key), Some(value)) = (iterator.key(), iterator.value()) {
+            let (client_id, _) = encoding::split_session_key(key)?;
+            let (sequence, kind) = queued_key_parts(&client_id, key)?;
+            if !by_client.contains_key(&client_id) {
+                // A queue whose session record is gone (batches are atomic, so a removal
+                // cannot be half done; kept defensive).
+                orphans.delete_cf(queued_family, key);
+                iterator.next();
                 continue;
-            };
-            match *kind {
+            }
+            match kind {
                 encoding::KIND_MESSAGE => {
-                    let decoded = encoding::decode_queued(&value)?;
-                    let Some(message) = messages.get(&decoded.message_id) else {
-                        return Err(StoreError::Corrupt(format!(
-                            "queued message {sequence} of {client_id} references a missing payload"
-                        )));
-                    };
-                    let entry = state
-                        .references
-                        .entry(Arc::as_ptr(message) as usize)
-                        .or_insert(Referenced {
-                            id: decoded.message_id,
-                            count: 0,
-                            _message: message.clone(),
-                        });
-                    entry.count += 1;
-                    session.queued.push(QueuedRecord {
+                    settle(waiting.take(), &mut by_client);
+                    let decoded = encoding::decode_queued(value)?;
+                    *references.entry(decoded.message_id).or_default() += 1;
+                    waiting = Some(PendingRecord {
+                        client_id,
                         sequence,
-                        message: message.clone(),
-                        qos: decoded.qos,
-                        retain: decoded.retain,
-                        subscription_ids: decoded.subscription_ids,
-                        share: decoded.share,
+                        decoded,
                         stage: None,
                     });
                 }
                 encoding::KIND_STAGE => {
-                    let stage = encoding::decode_stage(&value)?;
-                    match session.queued.last_mut() {
-                        Some(last) if last.sequence == sequence => last.stage = Some(stage),
+                    let stage = encoding::decode_stage(value)?;
+                    match waiting.as_mut() {
+                        Some(last) if last.sequence == sequence && last.client_id == client_id => {
+                            last.stage = Some(stage)
+                        }
                         // The stage of a message never stored (queued before its session
                         // became persistent).
-                        _ => orphans.delete_cf(queued_family, &key),
+                        _ => orphans.delete_cf(queued_family, key),
                     }
                 }
                 _ => return Err(StoreError::Corrupt("queued key kind".into())),
             }
+            iterator.next();
         }
-        // Payloads no queued record references any more.
+        iterator.status().map_err(rocks)?;
+        drop(iterator);
+        settle(waiting.take(), &mut by_client);
+
+        let payloads = self.read_payloads(in_flight.iter().map(|r| r.decoded.message_id))?;
+        for record in in_flight {
+            let Some(message) = payloads.get(&record.decoded.message_id) else {
+                return Err(StoreError::Corrupt(format!(
+                    "queued message {} of {} references a missing payload",
+                    record.sequence, record.client_id
+                )));
+            };
+            if let Some(session) = by_client.get_mut(&record.client_id) {
+                session.queued.push(QueuedRecord {
+                    sequence: record.sequence,
+                    payload: record.decoded.message_id,
+                    message: message.clone(),
+                    qos: record.decoded.qos,
+                    retain: record.decoded.retain,
+                    subscription_ids: record.decoded.subscription_ids,
+                    share: record.decoded.share,
+                    stage: record.stage,
+                });
+            }
+        }
+        // Payloads no queued record references any more (keys only: the values are not
+        // copied out).
         let messages_family = self.family(MESSAGES)?;
-        let referenced: std::collections::HashSet<u64> =
-            state.references.values().map(|r| r.id).collect();
-        for id in messages.keys().filter(|id| !referenced.contains(id)) {
-            orphans.delete_cf(messages_family, id.to_be_bytes());
+        let mut max_id = references.keys().copied().max().unwrap_or(0);
+        let mut present = 0;
+        let mut iterator = self.db.raw_iterator_cf(messages_family);
+        iterator.seek_to_first();
+        while let Some(key) = iterator.key() {
+            let id = u64::from_be_bytes(
+                <[u8; 8]>::try_from(key).map_err(|_| StoreError::Corrupt("message key".into()))?,
+            );
+            max_id = max_id.max(id);
+            if references.contains_key(&id) {
+                present += 1;
+            } else {
+                orphans.delete_cf(messages_family, key);
+            }
+            iterator.next();
         }
+        iterator.status().map_err(rocks)?;
+        drop(iterator);
+        if present < references.len() {
+            return Err(StoreError::Corrupt(format!(
+                "{} queued messages reference missing payloads",
+                references.len() - present
+            )));
+        }
+        state.shared = references
+            .into_iter()
+            .filter(|(_, count)| *count >= 2)
+            .collect();
         if !orphans.is_empty() {
             self.db.write(orphans).map_err(rocks)?;
         }
@@ -707,75 +867,124 @@ impl Store for RocksStore {
         Ok(Snapshot {
             sessions: by_client.into_values().collect(),
             retained,
+            next_payload: max_id + 1,
         })
+    }
+
+    fn read_queued(
+        &self,
+        client_id: &str,
+        from: u64,
+        upto: u64,
+        limit: usize,
+    ) -> Result<Vec<QueuedRecord>, StoreError> {
+        let mut read = rocksdb::ReadOptions::default();
+        read.set_iterate_upper_bound(match upto.checked_add(1) {
+            Some(next) => encoding::queued_key(client_id, next, encoding::KIND_MESSAGE),
+            None => encoding::prefix_end(&encoding::session_prefix(client_id)),
+        });
+        let mut iterator = self.db.raw_iterator_cf_opt(self.family(QUEUED)?, read);
+        iterator.seek(encoding::queued_key(
+            client_id,
+            from,
+            encoding::KIND_MESSAGE,
+        ));
+        let mut records: Vec<(u64, encoding::DecodedQueued, Option<crate::store::Stage>)> =
+            Vec::new();
+        while let (Some(key), Some(value)) = (iterator.key(), iterator.value()) {
+            let (sequence, kind) = queued_key_parts(client_id, key)?;
+            match kind {
+                encoding::KIND_MESSAGE => {
+                    if records.len() == limit {
+                        break;
+                    }
+                    records.push((sequence, encoding::decode_queued(value)?, None));
+                }
+                encoding::KIND_STAGE => {
+                    if let Some(last) = records.last_mut().filter(|last| last.0 == sequence) {
+                        last.2 = Some(encoding::decode_stage(value)?);
+                    }
+                }
+                _ => return Err(StoreError::Corrupt("queued key kind".into())),
+            }
+            iterator.next();
+        }
+        iterator.status().map_err(rocks)?;
+        drop(iterator);
+        let payloads = self.read_payloads(records.iter().map(|r| r.1.message_id))?;
+        records
+            .into_iter()
+            .map(|(sequence, decoded, stage)| {
+                let message = payloads.get(&decoded.message_id).cloned().ok_or_else(|| {
+                    StoreError::Corrupt(format!(
+                        "queued message {sequence} of {client_id} references a missing payload"
+                    ))
+                })?;
+                Ok(QueuedRecord {
+                    sequence,
+                    payload: decoded.message_id,
+                    message,
+                    qos: decoded.qos,
+                    retain: decoded.retain,
+                    subscription_ids: decoded.subscription_ids,
+                    share: decoded.share,
+                    stage,
+                })
+            })
+            .collect()
     }
 
     fn write(&self, ops: &[StoreOp]) -> Result<u64, StoreError> {
         let mut state = self.lock();
         let mut overlay = Overlay::default();
-        let next_message_id = state.next_message_id;
-        let batch = match self.build_batch(&mut state, ops, &mut overlay) {
-            Ok(batch) => batch,
-            Err(error) => {
-                state.next_message_id = next_message_id;
-                return Err(error);
-            }
-        };
-        if let Err(error) = self.db.write_opt(batch, &WriteOptions::default()) {
-            state.next_message_id = next_message_id;
-            return Err(rocks(error));
-        }
-        for (key, (id, change, message)) in overlay.changes {
-            match state.references.get_mut(&key) {
-                Some(slot) => {
-                    slot.id = id;
-                    slot.count = slot.count.saturating_add_signed(change);
-                    if slot.count == 0 {
-                        state.references.remove(&key);
-                    }
-                }
-                None => {
-                    // Pushed in this batch (only pushes carry the message).
-                    if let (Some(message), Ok(count @ 1..)) = (message, u64::try_from(change)) {
-                        state.references.insert(
-                            key,
-                            Referenced {
-                                id,
-                                count,
-                                _message: message,
-                            },
-                        );
-                    }
-                }
-            }
-        }
+        let batch = self.build_batch(&state, ops, &mut overlay)?;
+        self.db
+            .write_opt(batch, &WriteOptions::default())
+            .map_err(rocks)?;
+        overlay.apply(&mut state);
         state.sequence += 1;
         let sequence = state.sequence;
         drop(state);
-        match self.sync {
-            SyncMode::Buffered => {
-                self.durability.durable.send_replace(sequence);
-            }
-            SyncMode::Unbuffered => {
-                let mut written = self
-                    .durability
-                    .written
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
-                written.0 = written.0.max(sequence);
-                drop(written);
-                self.durability.wake.notify_one();
-            }
+        if self.sync == SyncMode::Unbuffered {
+            let mut written = self
+                .durability
+                .written
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            written.0 = written.0.max(sequence);
+            drop(written);
+            self.durability.wake.notify_one();
         }
         Ok(sequence)
+    }
+
+    fn end_turn(&self) -> Result<(), StoreError> {
+        if self.sync != SyncMode::Buffered {
+            return Ok(());
+        }
+        let mut state = self.lock();
+        if state.flushed == state.sequence {
+            return Ok(());
+        }
+        // One write of the log for the whole turn; no fsync: it survives a process kill.
+        self.db.flush_wal(false).map_err(rocks)?;
+        state.flushed = state.sequence;
+        self.durability.durable.send_replace(state.sequence);
+        Ok(())
+    }
+
+    fn keeps_queues(&self) -> bool {
+        true
     }
 
     fn survives_restart(&self) -> bool {
         true
     }
 
+    /// Buffered: acknowledgements wait for the end of the router's turn, when the log is
+    /// written out of the process (a process kill then loses nothing acknowledged).
     fn acks_wait_for_sync(&self) -> bool {
-        self.sync == SyncMode::Unbuffered
+        true
     }
 
     fn durable(&self) -> watch::Receiver<u64> {
@@ -820,7 +1029,7 @@ mod tests {
 
     use super::*;
     use crate::mqtt::{Properties, ProtocolVersion, Publish, QoS};
-    use crate::store::{SessionRecord, Stage};
+    use crate::store::{SessionRecord, Spilled, Stage};
 
     fn message(payload: &'static [u8]) -> Arc<Message> {
         let publish = Publish {
@@ -840,6 +1049,7 @@ mod tests {
             client_id: client.clone(),
             record: QueuedRecord {
                 sequence,
+                payload: Arc::as_ptr(message) as u64,
                 message: message.clone(),
                 qos: QoS::ExactlyOnce,
                 retain: false,
@@ -889,7 +1099,7 @@ mod tests {
             .write(&[StoreOp::RemoveMessage {
                 client_id: b.clone(),
                 sequence: 1,
-                message: shared.clone(),
+                payload: Arc::as_ptr(&shared) as u64,
             }])
             .unwrap();
         assert_eq!(count(&store, MESSAGES), 1, "still referenced by a");
@@ -913,16 +1123,89 @@ mod tests {
             })
         );
         assert_eq!(session_a.queued[0].subscription_ids, [3]);
-        let restored = session_a.queued[0].message.clone();
         store
-            .write(&[StoreOp::RemoveSession {
-                client_id: a,
-                messages: vec![restored],
-            }])
+            .write(&[StoreOp::RemoveSession { client_id: a }])
             .unwrap();
         assert_eq!(count(&store, MESSAGES), 0, "the last reference took it");
         assert_eq!(count(&store, QUEUED), 0);
         assert_eq!(store.load().unwrap().sessions.len(), 1, "b stays");
+    }
+
+    #[test]
+    fn waiting_messages_stay_on_disk_and_are_read_back_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RocksStore::open(dir.path(), SyncMode::Buffered).unwrap();
+        let client: Arc<str> = Arc::from("offline");
+        let other: Arc<str> = Arc::from("other");
+        let mut ops = vec![
+            StoreOp::PutSession(Box::new(SessionRecord::new(
+                client.clone(),
+                ProtocolVersion::V5,
+            ))),
+            StoreOp::PutSession(Box::new(SessionRecord::new(
+                other.clone(),
+                ProtocolVersion::V5,
+            ))),
+        ];
+        let messages: Vec<Arc<Message>> = (0..10).map(|_| message(b"m")).collect();
+        for (sequence, message) in (1..).zip(&messages) {
+            ops.push(push(&client, sequence, message));
+        }
+        // The fourth is shared with another session.
+        ops.push(push(&other, 1, &messages[3]));
+        ops.push(StoreOp::SetStage {
+            client_id: client.clone(),
+            sequence: 1,
+            stage: Stage {
+                packet_id: 5,
+                released: false,
+            },
+        });
+        store.write(&ops).unwrap();
+        store.end_turn().unwrap();
+        drop(store);
+
+        let store = RocksStore::open(dir.path(), SyncMode::Buffered).unwrap();
+        let snapshot = store.load().unwrap();
+        let session = snapshot
+            .sessions
+            .iter()
+            .find(|s| s.record.client_id == client)
+            .unwrap();
+        let in_flight: Vec<u64> = session.queued.iter().map(|q| q.sequence).collect();
+        assert_eq!(in_flight, [1], "only the message in flight is in memory");
+        assert_eq!(
+            session.spilled,
+            Spilled {
+                count: 9,
+                from: 2,
+                last: 10
+            }
+        );
+        assert!(snapshot.next_payload > Arc::as_ptr(&messages[9]) as u64);
+
+        let read = store.read_queued("offline", 2, 100, 4).unwrap();
+        let sequences: Vec<u64> = read.iter().map(|q| q.sequence).collect();
+        assert_eq!(sequences, [2, 3, 4, 5]);
+        assert_eq!(read[0].subscription_ids, [3]);
+        let rest = store.read_queued("offline", 6, 8, 100).unwrap();
+        let sequences: Vec<u64> = rest.iter().map(|q| q.sequence).collect();
+        assert_eq!(sequences, [6, 7, 8], "bounded by `upto`");
+        assert!(
+            store
+                .read_queued("nobody", 1, u64::MAX, 10)
+                .unwrap()
+                .is_empty()
+        );
+
+        // Removing the session releases the payloads it held only on disk; the shared one
+        // stays for the other session.
+        store
+            .write(&[StoreOp::RemoveSession { client_id: client }])
+            .unwrap();
+        assert_eq!(count(&store, MESSAGES), 1);
+        let left = store.read_queued("other", 1, u64::MAX, 10).unwrap();
+        assert_eq!(&left[0].message.publish.payload[..], b"m");
     }
 
     #[test]

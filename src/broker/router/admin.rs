@@ -32,7 +32,7 @@ impl Router {
                     keep_alive_secs: connected.info.keep_alive_secs,
                     subscriptions: session.subscriptions.len(),
                     inflight: session.inflight.len(),
-                    queued: session.queue.len(),
+                    queued: usize::try_from(session.queued_len()).unwrap_or(usize::MAX),
                     connected_since: connected.info.connected_since,
                     messages_in: ClientCounters::get(&connected.info.counters.received),
                     messages_out: ClientCounters::get(&connected.info.counters.sent),
@@ -103,7 +103,7 @@ impl Router {
                 .filter(|_| !session.is_connected())
                 .map(|at| at.saturating_duration_since(now)),
             inflight: session.inflight.len(),
-            queued: session.queue.len(),
+            queued: usize::try_from(session.queued_len()).unwrap_or(usize::MAX),
             window: session.window,
             will,
             subscriptions,

@@ -22,6 +22,16 @@ use crate::store::{Stage, StoreError, StoreOp};
 /// One copy of a message for one session, admitted and numbered, not yet handed over.
 pub(super) type RoutedCopy = (SessionKey, Queued);
 
+/// What [`Router::admit`] decided.
+struct Admitted {
+    /// The copies to hand over.
+    copies: Vec<RoutedCopy>,
+    /// Their store operations.
+    ops: Vec<StoreOp>,
+    /// Sessions that got a copy in the store only, one entry per copy.
+    spilled: Vec<SessionKey>,
+}
+
 impl Router {
     /// A PUBLISH from a client: forwarded to the subscribers, then acknowledged.
     pub(super) async fn client_publish(&mut self, key: SessionKey, publish: Publish) {
@@ -167,9 +177,16 @@ impl Router {
     ) -> Result<(usize, Option<Vec<RoutedCopy>>), StoreError> {
         let copies = self.plan(message, publisher);
         let delivered = copies.len();
-        let (copies, mut batch) = self.admit(copies);
+        let Admitted {
+            copies,
+            ops: mut batch,
+            spilled,
+        } = self.admit(copies);
         batch.extend(ops);
         let stored = self.commit(batch);
+        if stored.is_err() {
+            self.unspill(&spilled);
+        }
         match stored {
             Ok(()) if hold => Ok((delivered, Some(copies))),
             Ok(()) => {
@@ -250,6 +267,7 @@ impl Router {
                 first.session,
                 Queued {
                     sequence: 0,
+                    payload: 0,
                     message: message.clone(),
                     // Downgraded to the subscription's maximum QoS (MQTT-3.8.4-8 / 3.1.1
                     // §3.8.4).
@@ -273,8 +291,13 @@ impl Router {
         key: SessionKey,
         queued: Queued,
     ) -> Result<(), StoreError> {
-        let (copies, ops) = self.admit(vec![(key, queued)]);
+        let Admitted {
+            copies,
+            ops,
+            spilled,
+        } = self.admit(vec![(key, queued)]);
         if let Err(error) = self.commit(ops) {
+            self.unspill(&spilled);
             store_failed(
                 &self.shared.metrics,
                 &error,
@@ -291,11 +314,20 @@ impl Router {
     /// Decides for each copy whether it goes: an expired message, a QoS 1/2 copy for a full
     /// queue (bounded by `max_queued_messages`) or a copy with a Message Expiry Interval of
     /// 0 that cannot start now are dropped and counted. The QoS 1/2 copies kept are
-    /// numbered; those for persistent sessions come with their store operations.
-    fn admit(&mut self, copies: Vec<RoutedCopy>) -> (Vec<RoutedCopy>, Vec<StoreOp>) {
-        let max_queued = self.limits.max_queued_messages as usize;
+    /// numbered; those for persistent sessions come with their store operations (one
+    /// payload for all of them), and those that wait in the store only (see [`spill`]) are
+    /// not handed over.
+    ///
+    /// [`spill`]: super::spill
+    fn admit(&mut self, copies: Vec<RoutedCopy>) -> Admitted {
+        let max_queued = u64::from(self.limits.max_queued_messages);
+        let keeps_queues = self.persist.keeps_queues;
         let mut kept = Vec::with_capacity(copies.len());
         let mut ops = Vec::new();
+        let mut spilled = Vec::new();
+        // The payload id of the message last pushed, by its address: the copies of one
+        // message share it within this batch.
+        let mut payload: Option<(*const Message, u64)> = None;
         for (key, mut queued) in copies {
             let Some(session) = self.sessions.get_mut(&key) else {
                 continue;
@@ -325,14 +357,42 @@ impl Router {
             }
             queued.sequence = session.next_sequence();
             if session.is_persistent() {
+                let address = Arc::as_ptr(&queued.message);
+                queued.payload = match payload {
+                    Some((last, id)) if last == address => id,
+                    _ => {
+                        let id = self.next_payload;
+                        self.next_payload += 1;
+                        payload = Some((address, id));
+                        id
+                    }
+                };
                 ops.push(StoreOp::PushMessage {
                     client_id: session.client_id.clone(),
                     record: queued.to_record(None),
                 });
+                if keeps_queues && session.spills_next() {
+                    session.spill_one(queued.sequence);
+                    spilled.push(key);
+                    continue;
+                }
             }
             kept.push((key, queued));
         }
-        (kept, ops)
+        Admitted {
+            copies: kept,
+            ops,
+            spilled,
+        }
+    }
+
+    /// The store refused the batch that would have held these spilled copies.
+    fn unspill(&mut self, spilled: &[SessionKey]) {
+        for key in spilled {
+            if let Some(session) = self.sessions.get_mut(key) {
+                session.unspill_one();
+            }
+        }
     }
 
     /// Gives admitted copies to their sessions: straight to the connection when the
@@ -414,11 +474,12 @@ impl Router {
                     self.stage(StoreOp::RemoveMessage {
                         client_id: client_id.clone(),
                         sequence: queued.sequence,
-                        message: queued.message,
+                        payload: queued.payload,
                     });
                 }
             }
         }
+        self.refill(key);
     }
 
     /// PUBACK, PUBCOMP, or a discarded oversize PUBLISH: the message is done.
@@ -435,7 +496,7 @@ impl Router {
             let op = StoreOp::RemoveMessage {
                 client_id: session.client_id.clone(),
                 sequence: done.queued.sequence,
-                message: done.queued.message,
+                payload: done.queued.payload,
             };
             self.stage(op);
         }
@@ -494,13 +555,13 @@ impl Session {
     /// Whether a new QoS 1/2 message goes straight out: connected, nothing queued ahead of
     /// it, and room in the inflight window.
     pub(super) fn can_send_now(&self) -> bool {
-        self.is_connected() && self.queue.is_empty() && self.has_window()
+        self.is_connected() && self.queue.is_empty() && self.spilled() == 0 && self.has_window()
     }
 
     /// Whether a new QoS 1/2 message must be dropped: the queue holds `max_queued` and the
     /// message could not go straight out.
-    pub(super) fn is_queue_full(&self, max_queued: usize) -> bool {
-        self.queue.len() >= max_queued && !self.can_send_now()
+    pub(super) fn is_queue_full(&self, max_queued: u64) -> bool {
+        self.queued_len() >= max_queued && !self.can_send_now()
     }
 
     /// Sends a QoS 1/2 message now if it can go, otherwise queues it behind the others.

@@ -164,6 +164,12 @@ impl Router {
                 // restart.
                 let record = session_record(session);
                 self.stage(StoreOp::PutSession(Box::new(record)));
+                if self.persist.keeps_queues
+                    && let Some(session) = self.sessions.get_mut(&key)
+                {
+                    // Offline, its waiting messages are kept by the store only.
+                    session.spill_queue();
+                }
             }
             _ => {}
         }
@@ -222,15 +228,8 @@ impl Router {
         }
         // Unconditionally: the session may have been persistent earlier in its life (a v5
         // DISCONNECT can lower its expiry to 0).
-        let messages = session
-            .inflight
-            .iter()
-            .map(|i| i.queued.message.clone())
-            .chain(session.queue.iter().map(|q| q.message.clone()))
-            .collect();
         self.stage(StoreOp::RemoveSession {
             client_id: session.client_id.clone(),
-            messages,
         });
         if let Some(will) = session.will.take().filter(|_| session.will_at.is_some()) {
             self.publish_will(*will).await;

@@ -25,6 +25,7 @@ mod persist;
 mod retained;
 mod retained_sweep;
 mod shared_subs;
+mod spill;
 mod store_switch;
 mod subscribe;
 #[cfg(test)]
@@ -163,6 +164,10 @@ pub struct Router {
     scratch: Vec<Match>,
     /// A subscriber backlog the current PUBLISH found congested (see [`Backlog`]).
     congested: Option<Arc<Backlog>>,
+    /// Windows of queues being read back from the store (see [`spill`]).
+    reads: spill::QueueReads,
+    /// The id of the next payload pushed to the store.
+    next_payload: u64,
     inbox: mpsc::Receiver<RouterMsg>,
 }
 
@@ -189,6 +194,8 @@ impl Router {
             timers: BTreeSet::new(),
             scratch: Vec::new(),
             congested: None,
+            reads: spill::QueueReads::default(),
+            next_payload: 1,
             inbox,
         }
     }
@@ -230,6 +237,12 @@ impl Router {
                     }
                 }
                 _ = retained_wait(retained_turn), if retained_turn != RetainedTurn::Idle => {}
+                Some(read) = self.reads.running.join_next(), if !self.reads.running.is_empty() => {
+                    match read {
+                        Ok(read) => self.window_read(read).await,
+                        Err(error) => tracing::error!(%error, "store: a queue read failed"),
+                    }
+                }
                 changed = self.persist.durable.changed(), if self.persist.is_waiting() => {
                     if changed.is_err() {
                         tracing::error!("the store's durability task has stopped");
@@ -263,6 +276,7 @@ impl Router {
             }
         };
         let now = Instant::now();
+        self.next_payload = self.next_payload.max(snapshot.next_payload);
         for message in snapshot.retained {
             if !message.is_expired(now) {
                 self.retained_sweep.note(message.expires_at);
@@ -283,6 +297,7 @@ impl Router {
         let StoredSession {
             record,
             queued,
+            spilled,
             inbound_qos2,
         } = stored;
         let key = self.new_session(record.client_id.clone(), record.protocol);
@@ -301,6 +316,7 @@ impl Router {
             session.restored_sequence(item.sequence);
             let queued = Queued {
                 sequence: item.sequence,
+                payload: item.payload,
                 message: item.message,
                 qos: item.qos,
                 retain: item.retain,
@@ -315,6 +331,15 @@ impl Router {
                 }),
                 None => session.queue.push_back(queued),
             }
+        }
+        if spilled.count > 0 {
+            // The waiting messages stay in the store until the client returns.
+            session.restored_sequence(spilled.last);
+            session.spill = Some(Box::new(crate::broker::session::Spill {
+                count: spilled.count,
+                from: spilled.from,
+                ..Default::default()
+            }));
         }
         session.will = record.will.map(Box::new);
         if let Some(username) = record.username {

@@ -58,6 +58,8 @@ pub(super) struct Persistence {
     written: u64,
     pub(super) durable: tokio::sync::watch::Receiver<u64>,
     pub(super) waits_for_sync: bool,
+    /// Waiting messages of persistent sessions may stay in the store only (see `spill`).
+    pub(super) keeps_queues: bool,
     awaiting: VecDeque<Awaiting>,
     /// Sessions with copies in `awaiting`, and how many entries.
     held_publishes: foldhash::HashMap<SessionKey, usize>,
@@ -68,6 +70,7 @@ impl Persistence {
         Persistence {
             durable: store.durable(),
             waits_for_sync: store.acks_wait_for_sync(),
+            keeps_queues: store.keeps_queues(),
             store,
             staged: Vec::new(),
             written: 0,
@@ -97,6 +100,7 @@ impl Persistence {
         debug_assert!(self.awaiting.is_empty() && self.staged.is_empty());
         self.durable = store.durable();
         self.waits_for_sync = store.acks_wait_for_sync();
+        self.keeps_queues = store.keeps_queues();
         self.written = 0;
         std::mem::replace(&mut self.store, store)
     }
@@ -184,6 +188,16 @@ impl Router {
                 &self.shared.metrics,
                 &error,
                 "record removals and delivery stages",
+                None,
+                None,
+            );
+        }
+        if let Err(error) = self.persist.store.end_turn() {
+            // What waits for this turn's batches keeps waiting; the next turn writes again.
+            store_failed(
+                &self.shared.metrics,
+                &error,
+                "write the log out",
                 None,
                 None,
             );

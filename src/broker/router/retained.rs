@@ -195,7 +195,8 @@ fn room_for_retained(session: &Session, qos: QoS, max_queued: usize) -> usize {
     if qos != QoS::AtMostOnce {
         // Retained messages fill at most half the queue, so that live messages still find
         // room and nothing is dropped for `max_queued_messages`.
-        room = room.min((max_queued / 2).max(1).saturating_sub(session.queue.len()));
+        let queued = usize::try_from(session.queued_len()).unwrap_or(usize::MAX);
+        room = room.min((max_queued / 2).max(1).saturating_sub(queued));
     }
     room
 }
@@ -294,6 +295,7 @@ impl Router {
                 }
                 let queued = Queued {
                     sequence: 0,
+                    payload: 0,
                     qos: message.publish.qos.min(subscription.options.qos),
                     // Retained messages sent because of a subscription carry RETAIN=1
                     // (MQTT-3.3.1-8), whatever Retain As Published says.

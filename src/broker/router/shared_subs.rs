@@ -47,7 +47,7 @@ impl Router {
                         self.stage(StoreOp::RemoveMessage {
                             client_id: client_id.clone(),
                             sequence: queued.sequence,
-                            message: queued.message.clone(),
+                            payload: queued.payload,
                         });
                     }
                 }

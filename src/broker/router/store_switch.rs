@@ -103,8 +103,15 @@ impl Router {
     }
 
     /// Moves to another store (see the module documentation). On error the router keeps
-    /// the store it had.
+    /// the store it had. Either way, a store that keeps queues then holds those of offline
+    /// sessions alone.
     pub(super) async fn switch_store(&mut self, switch: StoreSwitch) -> Result<Switched, String> {
+        let switched = self.move_state(switch).await;
+        self.spill_offline_queues();
+        switched
+    }
+
+    async fn move_state(&mut self, switch: StoreSwitch) -> Result<Switched, String> {
         // Everything written so far becomes durable: no acknowledgement is left waiting on
         // the old store.
         self.commit(Vec::new()).map_err(|error| {
@@ -116,9 +123,15 @@ impl Router {
             .map_err(|error| error.to_string())?
             .map_err(|error| format!("cannot sync the current store: {error}"))?;
         self.release_durable();
+        // No read may hold on to the old store.
+        self.cancel_reads().await;
 
         match switch {
             StoreSwitch::Copy(new) => {
+                // Messages kept only in the old store come into memory to be copied.
+                self.unspill_all().await.map_err(|error| {
+                    format!("cannot read the queues kept in the current store: {error}")
+                })?;
                 let (ops, counts) = self.state_ops();
                 let target = new.clone();
                 tokio::task::spawn_blocking(move || {

@@ -111,6 +111,7 @@ pub(super) fn message_at(topic: &str, expiry_secs: Option<u32>, now: Instant) ->
 /// A message for one session on `topic`, at `qos`, through the shared subscription `share`.
 pub(super) fn queued(topic: &str, qos: QoS, share: Option<&str>) -> Queued {
     Queued {
+        payload: 0,
         sequence: 0,
         message: message_at(topic, None, Instant::now()),
         qos,

@@ -1,0 +1,323 @@
+//! Offline queues on disk: with a store that keeps queues ([`Store::keeps_queues`], the
+//! disk modes), the waiting messages of a persistent session live in the store only, and
+//! the session holds in memory no more than a window of them.
+//!
+//! - While the session is offline, a new message for it is written to the store and not
+//!   kept in memory; when it goes offline, its waiting messages leave memory (they are in
+//!   the store already). A million 64-byte messages queued for offline sessions thus cost
+//!   the broker almost no memory (see `tests/offline_queue_memory.rs`).
+//! - While it is connected, messages wait in memory up to [`MEMORY_WINDOW`]; beyond that,
+//!   and whenever older ones are still in the store only, new ones go to the store, so
+//!   that the order holds (MQTT-4.6.0-6).
+//! - As the client drains its queue, the next window is read back off the runtime thread
+//!   ([`Store::read_queued`], at most [`MAX_READS`] at once) and appended; the messages
+//!   in flight stay in memory throughout.
+//!
+//! A read covers the sequences from [`Spill::from`] up to the newest numbered when it was
+//! asked for, so that messages spilled meanwhile are counted exactly; anything that moves
+//! `from` (the session going offline again) cancels it, and its answer is dropped.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use tokio::task::JoinSet;
+
+use super::{Router, store_failed};
+use crate::broker::session::{Queued, Session, Spill};
+use crate::broker::subscriptions::SessionKey;
+use crate::store::{QueuedRecord, Store, StoreError};
+
+/// Waiting messages a connected session holds in memory before new ones stay in the
+/// store; the next window is read when half of it is left.
+pub(super) const MEMORY_WINDOW: usize = 512;
+
+/// Window reads running at once.
+const MAX_READS: usize = 4;
+
+/// A window read's answer.
+pub(super) struct WindowRead {
+    key: SessionKey,
+    upto: u64,
+    limit: usize,
+    result: Result<Vec<QueuedRecord>, StoreError>,
+}
+
+/// The window reads under way, and the sessions waiting for a turn.
+#[derive(Default)]
+pub(super) struct QueueReads {
+    pub(super) running: JoinSet<WindowRead>,
+    backlog: VecDeque<SessionKey>,
+}
+
+impl Session {
+    /// Whether a new waiting message goes to the store only (the store keeps queues).
+    pub(super) fn spills_next(&self) -> bool {
+        self.spilled() > 0
+            || (!self.can_send_now() && (!self.is_connected() || self.queue.len() >= MEMORY_WINDOW))
+    }
+
+    /// A message numbered `sequence` went to the store only.
+    pub(super) fn spill_one(&mut self, sequence: u64) {
+        let spill = self.spill.get_or_insert_with(|| {
+            Box::new(Spill {
+                from: sequence,
+                ..Spill::default()
+            })
+        });
+        if spill.count == 0 && spill.reading.is_none() {
+            spill.from = sequence;
+        }
+        spill.count += 1;
+        if spill.reading.is_some() {
+            spill.since_read += 1;
+        }
+    }
+
+    /// The store refused what [`Session::spill_one`] counted: it was not written.
+    pub(super) fn unspill_one(&mut self) {
+        if let Some(spill) = self.spill.as_mut() {
+            spill.count = spill.count.saturating_sub(1);
+            if spill.reading.is_some() {
+                spill.since_read = spill.since_read.saturating_sub(1);
+            }
+        }
+        self.drop_empty_spill();
+    }
+
+    /// Its waiting messages leave memory: they are in the store (the session went
+    /// offline). A read under way is cancelled: its range no longer follows the queue.
+    pub(super) fn spill_queue(&mut self) {
+        let Some(first) = self.queue.front().map(|q| q.sequence) else {
+            return;
+        };
+        let moved = self.queue.len() as u64;
+        self.queue.clear();
+        let spill = self.spill.get_or_insert_with(Box::default);
+        spill.from = if spill.count == 0 {
+            first
+        } else {
+            spill.from.min(first)
+        };
+        spill.count += moved;
+        spill.reading = None;
+        spill.since_read = 0;
+    }
+
+    /// Whether the in-memory queue runs low while the store holds more.
+    fn wants_window(&self) -> bool {
+        self.is_connected()
+            && self.queue.len() <= MEMORY_WINDOW / 2
+            && self
+                .spill
+                .as_ref()
+                .is_some_and(|spill| spill.count > 0 && spill.reading.is_none())
+    }
+
+    /// Appends a window read from the store. `exhausted`: the read found everything up to
+    /// `upto`. Returns how many messages joined the queue.
+    fn take_window(&mut self, records: Vec<QueuedRecord>, upto: u64, exhausted: bool) -> usize {
+        let Some(spill) = self.spill.as_mut() else {
+            return 0;
+        };
+        spill.reading = None;
+        let last_read = records.last().map(|r| r.sequence);
+        let mut in_flight: Vec<u64> = self.inflight.iter().map(|i| i.queued.sequence).collect();
+        in_flight.sort_unstable();
+        let mut appended = 0;
+        for record in records {
+            // Sent already (a message in flight is kept in memory throughout).
+            if in_flight.binary_search(&record.sequence).is_ok() {
+                continue;
+            }
+            self.queue.push_back(Queued {
+                sequence: record.sequence,
+                payload: record.payload,
+                message: record.message,
+                qos: record.qos,
+                retain: record.retain,
+                subscription_ids: record.subscription_ids,
+                share: record.share,
+            });
+            appended += 1;
+        }
+        if exhausted {
+            // Everything left was spilled after the read was asked for.
+            spill.count = spill.since_read;
+            spill.from = upto.saturating_add(1);
+        } else {
+            spill.count = spill.count.saturating_sub(appended as u64);
+            if let Some(last) = last_read {
+                spill.from = last.saturating_add(1);
+            }
+        }
+        spill.since_read = 0;
+        self.drop_empty_spill();
+        appended
+    }
+
+    fn drop_empty_spill(&mut self) {
+        if self
+            .spill
+            .as_ref()
+            .is_some_and(|spill| spill.count == 0 && spill.reading.is_none())
+        {
+            self.spill = None;
+        }
+    }
+}
+
+impl Router {
+    /// Asks for the session's next window when its in-memory queue runs low.
+    pub(super) fn refill(&mut self, key: SessionKey) {
+        if !self.sessions.get(&key).is_some_and(|s| s.wants_window()) {
+            return;
+        }
+        if self.reads.running.len() >= MAX_READS {
+            if !self.reads.backlog.contains(&key) {
+                self.reads.backlog.push_back(key);
+            }
+            return;
+        }
+        self.start_read(key);
+    }
+
+    fn start_read(&mut self, key: SessionKey) {
+        let Some(session) = self.sessions.get_mut(&key) else {
+            return;
+        };
+        let upto = session.last_sequence();
+        let Some(spill) = session.spill.as_mut() else {
+            return;
+        };
+        let from = spill.from;
+        spill.reading = Some(upto);
+        spill.since_read = 0;
+        let limit = MEMORY_WINDOW.saturating_sub(session.queue.len()).max(1);
+        let client_id = session.client_id.clone();
+        let store = self.persist.store.clone();
+        self.reads.running.spawn_blocking(move || WindowRead {
+            key,
+            upto,
+            limit,
+            result: store.read_queued(&client_id, from, upto, limit),
+        });
+    }
+
+    /// A window read finished: its messages join the queue and go out as the window
+    /// allows; the next session waiting for a read gets its turn.
+    pub(super) async fn window_read(&mut self, read: WindowRead) {
+        let WindowRead {
+            key,
+            upto,
+            limit,
+            result,
+        } = read;
+        let current = self
+            .sessions
+            .get(&key)
+            .and_then(|s| s.spill.as_ref())
+            .is_some_and(|spill| spill.reading == Some(upto));
+        if current {
+            match result {
+                Ok(records) => {
+                    let exhausted = records.len() < limit;
+                    if let Some(session) = self.sessions.get_mut(&key) {
+                        session.take_window(records, upto, exhausted);
+                    }
+                    self.pump(key).await;
+                }
+                Err(error) => {
+                    let client_id = self.sessions.get_mut(&key).map(|session| {
+                        if let Some(spill) = session.spill.as_mut() {
+                            spill.reading = None;
+                        }
+                        session.client_id.clone()
+                    });
+                    store_failed(
+                        &self.shared.metrics,
+                        &error,
+                        "read a queue back; tried again when the client acknowledges",
+                        client_id.as_deref(),
+                        None,
+                    );
+                }
+            }
+        }
+        while self.reads.running.len() < MAX_READS {
+            let Some(next) = self.reads.backlog.pop_front() else {
+                break;
+            };
+            if self.sessions.get(&next).is_some_and(|s| s.wants_window()) {
+                self.start_read(next);
+            }
+        }
+    }
+
+    /// Waits for the reads under way and forgets them (before the store changes); a
+    /// session still short of messages asks again when it is next pumped.
+    pub(super) async fn cancel_reads(&mut self) {
+        while self.reads.running.join_next().await.is_some() {}
+        self.reads.backlog.clear();
+        for session in self.sessions.values_mut() {
+            if let Some(spill) = session.spill.as_mut() {
+                spill.reading = None;
+                spill.since_read = 0;
+            }
+            session.drop_empty_spill();
+        }
+    }
+
+    /// Brings every message kept only in the store back into memory (before the state is
+    /// copied to another store). Reads off the runtime thread.
+    pub(super) async fn unspill_all(&mut self) -> Result<(), StoreError> {
+        self.cancel_reads().await;
+        let wanted: Vec<(SessionKey, Arc<str>, u64, u64)> = self
+            .sessions
+            .iter()
+            .filter_map(|(key, session)| {
+                let spill = session.spill.as_ref()?;
+                Some((
+                    *key,
+                    session.client_id.clone(),
+                    spill.from,
+                    session.last_sequence(),
+                ))
+            })
+            .collect();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let store: Arc<dyn Store> = self.persist.store.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            wanted
+                .into_iter()
+                .map(|(key, client_id, from, upto)| {
+                    let records = store.read_queued(&client_id, from, upto, usize::MAX)?;
+                    Ok((key, upto, records))
+                })
+                .collect::<Result<Vec<_>, StoreError>>()
+        })
+        .await
+        .map_err(|error| StoreError::Io(std::io::Error::other(error)))??;
+        for (key, upto, records) in read {
+            if let Some(session) = self.sessions.get_mut(&key) {
+                session.take_window(records, upto, true);
+                session.spill = None;
+            }
+        }
+        Ok(())
+    }
+
+    /// With a store that keeps queues, offline persistent sessions hold no waiting
+    /// messages in memory (after a switch to such a store).
+    pub(super) fn spill_offline_queues(&mut self) {
+        if !self.persist.keeps_queues {
+            return;
+        }
+        for session in self.sessions.values_mut() {
+            if !session.is_connected() && session.is_persistent() {
+                session.spill_queue();
+            }
+        }
+    }
+}
