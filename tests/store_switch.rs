@@ -12,10 +12,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use common::*;
-use roost::broker::{ApplyError, ApplyReport, BrokerHandle};
+use roost::broker::{ApplyError, ApplyReport};
 use roost::config::{Config, StorageMode};
 use roost::mqtt::{Connect, Disconnect, Packet, ProtocolVersion, QoS, ReasonCode};
-use roost::store::{RocksStore, SyncMode, open_store, store_dir};
+use roost::store::{RocksStore, SyncMode, store_dir};
 
 const V311: ProtocolVersion = ProtocolVersion::V3_1_1;
 
@@ -76,28 +76,6 @@ async fn resume_and_receive(broker: &TestBroker, expected: &[&str]) {
             client.puback(id).await;
         }
     }
-}
-
-/// Stops `broker` gracefully and starts another on the store in `config`'s data directory,
-/// as `roost serve` starts. The first one's actors end once their last handle is gone, and
-/// with them RocksDB's lock on the directory: the new one opens it as soon as it is free.
-async fn restart_on(broker: TestBroker, config: Config) -> TestBroker {
-    broker.handle.shutdown().await;
-    drop(broker);
-    let settings = config.persistence.clone();
-    let mut opened = None;
-    eventually("the stopped broker releases its store", || {
-        let attempt = open_store(&settings);
-        let free = attempt.is_ok();
-        opened = attempt.ok();
-        async move { free }
-    })
-    .await;
-    let opened = opened.expect("the store opens");
-    let handle = BrokerHandle::spawn_with_store_for(opened.store, settings);
-    handle.apply(config).await.expect("apply");
-    let addr = handle.stats().listeners[0].address;
-    TestBroker { handle, addr }
 }
 
 fn store_changes(report: &ApplyReport) -> Vec<String> {

@@ -112,6 +112,8 @@ pub struct Spill {
     pub reading: Option<u64>,
     /// Messages spilled since that read was asked for (above its range).
     pub since_read: u64,
+    /// Where the purge of expired messages goes on (see `Router::sweep_expired_queues`).
+    pub swept: u64,
 }
 
 #[derive(Debug)]

@@ -189,6 +189,10 @@ impl<'a> Reader<'a> {
             _ => Some(self.u32()?),
         })
     }
+    /// Nothing left: an optional field added later is absent from older records.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
     pub fn opt_time(&mut self) -> Result<Option<SystemTime>, StoreError> {
         Ok(match self.u8()? {
             0 => None,
@@ -270,13 +274,16 @@ pub fn decode_message(value: &[u8]) -> Result<Message, StoreError> {
     })
 }
 
-/// A queued message: its reference into `messages` and what differs per session.
+/// A queued message: its reference into `messages` and what differs per session, and when
+/// the message expires (a copy of the payload's, so that expired records can be purged
+/// without reading their payloads; absent from records written before it was added).
 pub struct QueuedValue<'a> {
     pub message_id: u64,
     pub qos: QoS,
     pub retain: bool,
     pub subscription_ids: &'a [u32],
     pub share: Option<&'a str>,
+    pub expires_at: Option<SystemTime>,
 }
 
 pub fn encode_queued(q: &QueuedValue<'_>) -> Vec<u8> {
@@ -290,6 +297,7 @@ pub fn encode_queued(q: &QueuedValue<'_>) -> Vec<u8> {
         Some(share) => w.u8(1).bytes(share.as_bytes()),
         None => w.u8(0),
     };
+    w.opt_time(q.expires_at);
     w.finish()
 }
 
@@ -299,6 +307,7 @@ pub struct DecodedQueued {
     pub retain: bool,
     pub subscription_ids: Vec<u32>,
     pub share: Option<Arc<str>>,
+    pub expires_at: Option<SystemTime>,
 }
 
 pub fn decode_queued(value: &[u8]) -> Result<DecodedQueued, StoreError> {
@@ -315,12 +324,14 @@ pub fn decode_queued(value: &[u8]) -> Result<DecodedQueued, StoreError> {
         0 => None,
         _ => Some(Arc::from(r.string()?)),
     };
+    let expires_at = if r.is_empty() { None } else { r.opt_time()? };
     Ok(DecodedQueued {
         message_id,
         qos,
         retain,
         subscription_ids,
         share,
+        expires_at,
     })
 }
 
@@ -491,6 +502,30 @@ mod tests {
             },
             payload: Bytes::from_static(b"payload"),
         }
+    }
+
+    #[test]
+    fn a_queued_record_round_trips_and_one_written_before_its_expiry_field_still_reads() {
+        let expires_at = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let value = QueuedValue {
+            message_id: 42,
+            qos: QoS::ExactlyOnce,
+            retain: true,
+            subscription_ids: &[7, 9],
+            share: Some("$share/g/t"),
+            expires_at: Some(expires_at),
+        };
+        let encoded = encode_queued(&value);
+        let decoded = decode_queued(&encoded).unwrap();
+        assert_eq!(decoded.message_id, 42);
+        assert_eq!(decoded.qos, QoS::ExactlyOnce);
+        assert!(decoded.retain);
+        assert_eq!(decoded.subscription_ids, [7, 9]);
+        assert_eq!(decoded.share.as_deref(), Some("$share/g/t"));
+        assert_eq!(decoded.expires_at, Some(expires_at));
+        // The same record as this schema's first writers wrote it: no expiry field.
+        let older = &encoded[..encoded.len() - 9];
+        assert_eq!(decode_queued(older).unwrap().expires_at, None);
     }
 
     #[test]

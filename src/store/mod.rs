@@ -196,6 +196,17 @@ pub struct Spilled {
     pub last: u64,
 }
 
+/// What [`Store::expired_queued`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExpiredScan {
+    /// The expired waiting records, as (sequence, payload).
+    pub expired: Vec<(u64, u64)>,
+    /// Where a next scan goes on; `None` when this one reached `upto`.
+    pub next: Option<u64>,
+    /// Records looked at.
+    pub scanned: usize,
+}
+
 /// Everything a store holds, read once when the broker starts.
 #[derive(Debug, Default)]
 pub struct Snapshot {
@@ -249,6 +260,19 @@ pub trait Store: Send + Sync + 'static {
         upto: u64,
         limit: usize,
     ) -> Result<Vec<QueuedRecord>, StoreError>;
+    /// Looks at up to `limit` queued records of `client_id` with sequences from `from` to
+    /// `upto` and reports the waiting ones (no stage) whose message expired by `now`, for
+    /// the router to purge. Blocking. A store that does not keep queues finds nothing.
+    fn expired_queued(
+        &self,
+        _client_id: &str,
+        _from: u64,
+        _upto: u64,
+        _limit: usize,
+        _now: SystemTime,
+    ) -> Result<ExpiredScan, StoreError> {
+        Ok(ExpiredScan::default())
+    }
     /// "Durable up to N": the highest sequence number whose batch survives a power loss
     /// (or, for a store that does not sync, every batch written).
     fn durable(&self) -> watch::Receiver<u64>;

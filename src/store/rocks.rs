@@ -22,7 +22,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use rocksdb::{ColumnFamilyDescriptor, DB, Options, WriteBatch, WriteOptions};
 use tokio::sync::watch;
@@ -30,7 +30,8 @@ use tokio::sync::watch;
 use super::backup::{BackupInfo, Backups};
 use super::encoding::{self, QueuedValue};
 use super::{
-    QueuedRecord, Snapshot, Spilled, Store, StoreError, StoreOp, StoreSizes, StoredSession,
+    ExpiredScan, QueuedRecord, Snapshot, Spilled, Store, StoreError, StoreOp, StoreSizes,
+    StoredSession,
 };
 use crate::model::Message;
 
@@ -541,6 +542,7 @@ impl RocksStore {
                             retain: record.retain,
                             subscription_ids: &record.subscription_ids,
                             share: record.share.as_deref(),
+                            expires_at: record.message.expires_at.map(encoding::wall_clock),
                         }),
                     );
                     if let Some(stage) = record.stage {
@@ -688,6 +690,56 @@ struct PendingRecord {
     stage: Option<crate::store::Stage>,
 }
 
+/// What `load` gathers from the `queued` family.
+struct QueueScan<'a> {
+    family: &'a rocksdb::ColumnFamily,
+    now: SystemTime,
+    /// How many records reference each payload.
+    references: HashMap<u64, u32>,
+    /// Records with a stage: sent, they come back into memory.
+    in_flight: Vec<PendingRecord>,
+    /// Keys to delete: orphans, and waiting messages that expired.
+    orphans: WriteBatch,
+}
+
+impl QueueScan<'_> {
+    /// A record whose keys have all been read: in flight, expired, or left in the store
+    /// (counted in its session's [`Spilled`]).
+    fn settle(
+        &mut self,
+        record: Option<PendingRecord>,
+        sessions: &mut HashMap<Arc<str>, StoredSession>,
+    ) {
+        let Some(record) = record else {
+            return;
+        };
+        if record.stage.is_some() {
+            self.in_flight.push(record);
+        } else if record.decoded.expires_at.is_some_and(|at| at <= self.now) {
+            // Expired before its delivery started: purged (MQTT-3.3.2-5); its payload goes
+            // with its last reference.
+            self.orphans.delete_cf(
+                self.family,
+                encoding::queued_key(&record.client_id, record.sequence, encoding::KIND_MESSAGE),
+            );
+            let id = record.decoded.message_id;
+            if let Some(count) = self.references.get_mut(&id) {
+                *count -= 1;
+                if *count == 0 {
+                    self.references.remove(&id);
+                }
+            }
+        } else if let Some(session) = sessions.get_mut(&record.client_id) {
+            let spilled = &mut session.spilled;
+            if spilled.count == 0 || record.sequence < spilled.from {
+                spilled.from = record.sequence;
+            }
+            spilled.last = spilled.last.max(record.sequence);
+            spilled.count += 1;
+        }
+    }
+}
+
 impl Store for RocksStore {
     fn load(&self) -> Result<Snapshot, StoreError> {
         let preloaded = self
@@ -737,27 +789,15 @@ impl Store for RocksStore {
         // The queues: records in flight (with a stage) come back into memory with their
         // payloads; the waiting ones stay here, counted, for the router to read back as
         // each client drains its queue. Every record counts a reference to its payload.
-        let mut references: HashMap<u64, u32> = HashMap::new();
-        let mut in_flight: Vec<PendingRecord> = Vec::new();
-        let mut waiting: Option<PendingRecord> = None;
-        let mut orphans = WriteBatch::default();
         let queued_family = self.family(QUEUED)?;
-        let mut settle =
-            |record: Option<PendingRecord>, by_client: &mut HashMap<Arc<str>, StoredSession>| {
-                let Some(record) = record else {
-                    return;
-                };
-                if record.stage.is_some() {
-                    in_flight.push(record);
-                } else if let Some(session) = by_client.get_mut(&record.client_id) {
-                    let spilled = &mut session.spilled;
-                    if spilled.count == 0 || record.sequence < spilled.from {
-                        spilled.from = record.sequence;
-                    }
-                    spilled.last = spilled.last.max(record.sequence);
-                    spilled.count += 1;
-                }
-            };
+        let mut scan = QueueScan {
+            family: queued_family,
+            now: SystemTime::now(),
+            references: HashMap::new(),
+            in_flight: Vec::new(),
+            orphans: WriteBatch::default(),
+        };
+        let mut waiting: Option<PendingRecord> = None;
         let mut iterator = self.db.raw_iterator_cf(queued_family);
         iterator.seek_to_first();
         while let (Some(key), Some(value)) = (iterator.key(), iterator.value()) {
@@ -766,15 +806,15 @@ impl Store for RocksStore {
             if !by_client.contains_key(&client_id) {
                 // A queue whose session record is gone (batches are atomic, so a removal
                 // cannot be half done; kept defensive).
-                orphans.delete_cf(queued_family, key);
+                scan.orphans.delete_cf(queued_family, key);
                 iterator.next();
                 continue;
             }
             match kind {
                 encoding::KIND_MESSAGE => {
-                    settle(waiting.take(), &mut by_client);
+                    scan.settle(waiting.take(), &mut by_client);
                     let decoded = encoding::decode_queued(value)?;
-                    *references.entry(decoded.message_id).or_default() += 1;
+                    *scan.references.entry(decoded.message_id).or_default() += 1;
                     waiting = Some(PendingRecord {
                         client_id,
                         sequence,
@@ -790,7 +830,7 @@ impl Store for RocksStore {
                         }
                         // The stage of a message never stored (queued before its session
                         // became persistent).
-                        _ => orphans.delete_cf(queued_family, key),
+                        _ => scan.orphans.delete_cf(queued_family, key),
                     }
                 }
                 _ => return Err(StoreError::Corrupt("queued key kind".into())),
@@ -799,7 +839,13 @@ impl Store for RocksStore {
         }
         iterator.status().map_err(rocks)?;
         drop(iterator);
-        settle(waiting.take(), &mut by_client);
+        scan.settle(waiting.take(), &mut by_client);
+        let QueueScan {
+            references,
+            in_flight,
+            mut orphans,
+            ..
+        } = scan;
 
         let payloads = self.read_payloads(in_flight.iter().map(|r| r.decoded.message_id))?;
         for record in in_flight {
@@ -977,6 +1023,60 @@ impl Store for RocksStore {
         true
     }
 
+    fn expired_queued(
+        &self,
+        client_id: &str,
+        from: u64,
+        upto: u64,
+        limit: usize,
+        now: SystemTime,
+    ) -> Result<ExpiredScan, StoreError> {
+        let mut read = rocksdb::ReadOptions::default();
+        read.set_iterate_upper_bound(match upto.checked_add(1) {
+            Some(next) => encoding::queued_key(client_id, next, encoding::KIND_MESSAGE),
+            None => encoding::prefix_end(&encoding::session_prefix(client_id)),
+        });
+        // Its own reads do not push the router's windows out of the block cache.
+        read.fill_cache(false);
+        let mut iterator = self.db.raw_iterator_cf_opt(self.family(QUEUED)?, read);
+        iterator.seek(encoding::queued_key(
+            client_id,
+            from,
+            encoding::KIND_MESSAGE,
+        ));
+        let mut scan = ExpiredScan::default();
+        // The last message record seen, if it expired: dropped again if a stage follows.
+        let mut candidate: Option<(u64, u64)> = None;
+        while let (Some(key), Some(value)) = (iterator.key(), iterator.value()) {
+            let (sequence, kind) = queued_key_parts(client_id, key)?;
+            match kind {
+                encoding::KIND_MESSAGE => {
+                    scan.expired.extend(candidate.take());
+                    if scan.scanned == limit {
+                        scan.next = Some(sequence);
+                        break;
+                    }
+                    scan.scanned += 1;
+                    let decoded = encoding::decode_queued(value)?;
+                    if decoded.expires_at.is_some_and(|at| at <= now) {
+                        candidate = Some((sequence, decoded.message_id));
+                    }
+                }
+                encoding::KIND_STAGE => {
+                    // Sent: its delivery has started, it is not purged (MQTT-3.3.2-5).
+                    if candidate.is_some_and(|(candidate, _)| candidate == sequence) {
+                        candidate = None;
+                    }
+                }
+                _ => return Err(StoreError::Corrupt("queued key kind".into())),
+            }
+            iterator.next();
+        }
+        iterator.status().map_err(rocks)?;
+        scan.expired.extend(candidate);
+        Ok(scan)
+    }
+
     fn survives_restart(&self) -> bool {
         true
     }
@@ -1023,7 +1123,7 @@ impl Store for RocksStore {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Instant;
+    use std::time::{Instant, SystemTime};
 
     use bytes::Bytes;
 
@@ -1206,6 +1306,66 @@ mod tests {
         assert_eq!(count(&store, MESSAGES), 1);
         let left = store.read_queued("other", 1, u64::MAX, 10).unwrap();
         assert_eq!(&left[0].message.publish.payload[..], b"m");
+    }
+
+    fn expiring(payload: &'static [u8], expires_at: Instant) -> Arc<Message> {
+        let mut message = Arc::into_inner(message(payload)).expect("the only reference");
+        message.expires_at = Some(expires_at);
+        Arc::new(message)
+    }
+
+    #[test]
+    fn expired_waiting_messages_are_found_for_the_router_and_purged_on_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RocksStore::open(dir.path(), SyncMode::Buffered).unwrap();
+        let client: Arc<str> = Arc::from("c");
+        let past = Instant::now() - Duration::from_secs(5);
+        let future = Instant::now() + Duration::from_secs(3600);
+        let mut ops = vec![StoreOp::PutSession(Box::new(SessionRecord::new(
+            client.clone(),
+            ProtocolVersion::V5,
+        )))];
+        // 1: sent, expired (its delivery has started: kept); 2, 4: expired; 3: alive;
+        // 5: never expires.
+        ops.push(push(&client, 1, &expiring(b"1", past)));
+        ops.push(StoreOp::SetStage {
+            client_id: client.clone(),
+            sequence: 1,
+            stage: Stage {
+                packet_id: 1,
+                released: false,
+            },
+        });
+        ops.push(push(&client, 2, &expiring(b"2", past)));
+        ops.push(push(&client, 3, &expiring(b"3", future)));
+        ops.push(push(&client, 4, &expiring(b"4", past)));
+        ops.push(push(&client, 5, &message(b"5")));
+        store.write(&ops).unwrap();
+
+        let now = SystemTime::now();
+        let scan = store.expired_queued("c", 1, 5, 100, now).unwrap();
+        let expired: Vec<u64> = scan.expired.iter().map(|(sequence, _)| *sequence).collect();
+        assert_eq!(expired, [2, 4]);
+        assert_eq!((scan.next, scan.scanned), (None, 5));
+        let partial = store.expired_queued("c", 1, 5, 2, now).unwrap();
+        assert_eq!(partial.expired.len(), 1, "sequence 2 of the first two");
+        assert_eq!(partial.next, Some(3), "goes on from the third");
+
+        // On start, the expired waiting ones are purged with their payloads.
+        drop(store);
+        let store = RocksStore::open(dir.path(), SyncMode::Buffered).unwrap();
+        let snapshot = store.load().unwrap();
+        let session = &snapshot.sessions[0];
+        assert_eq!(session.queued.len(), 1, "the one in flight");
+        assert_eq!(session.spilled.count, 2, "3 and 5 wait");
+        assert_eq!(count(&store, MESSAGES), 3);
+        let left: Vec<u64> = store
+            .read_queued("c", 2, 5, 10)
+            .unwrap()
+            .iter()
+            .map(|q| q.sequence)
+            .collect();
+        assert_eq!(left, [3, 5]);
     }
 
     #[test]

@@ -88,6 +88,33 @@ pub async fn start_with(change: impl FnOnce(&mut Config)) -> TestBroker {
     TestBroker { handle, addr }
 }
 
+/// A broker on the store that `config`'s persistence settings name, opened as `roost
+/// serve` opens it, once the directory is free (a broker stopped just before releases its
+/// lock when its actors end).
+pub async fn start_on_store(config: Config) -> TestBroker {
+    let settings = config.persistence.clone();
+    let mut opened = None;
+    eventually("the store opens (a stopped broker releases it)", || {
+        let attempt = roost::store::open_store(&settings);
+        let free = attempt.is_ok();
+        opened = attempt.ok();
+        async move { free }
+    })
+    .await;
+    let opened = opened.expect("the store opens");
+    let handle = BrokerHandle::spawn_with_store_for(opened.store, settings);
+    handle.apply(config).await.expect("apply");
+    let addr = handle.stats().listeners[0].address;
+    TestBroker { handle, addr }
+}
+
+/// Stops `broker` gracefully and starts another on the store in `config`'s data directory.
+pub async fn restart_on(broker: TestBroker, config: Config) -> TestBroker {
+    broker.handle.shutdown().await;
+    drop(broker);
+    start_on_store(config).await
+}
+
 impl TestBroker {
     /// See [`wait_offline`].
     pub async fn wait_offline(&self, client_id: &str) {

@@ -229,6 +229,7 @@ impl Router {
                 _ = second.tick() => {
                     rates.update(&self.shared.metrics);
                     self.sweep_expired_retained(Instant::now());
+                    self.sweep_expired_queues();
                     if let Some(interval) = self.sys_interval
                         && last_sys.is_none_or(|at| at.elapsed() + Duration::from_millis(50) >= interval)
                     {
@@ -239,7 +240,7 @@ impl Router {
                 _ = retained_wait(retained_turn), if retained_turn != RetainedTurn::Idle => {}
                 Some(read) = self.reads.running.join_next(), if !self.reads.running.is_empty() => {
                     match read {
-                        Ok(read) => self.window_read(read).await,
+                        Ok(read) => self.store_read(read).await,
                         Err(error) => tracing::error!(%error, "store: a queue read failed"),
                     }
                 }

@@ -16,6 +16,11 @@
 //! A read covers the sequences from [`Spill::from`] up to the newest numbered when it was
 //! asked for, so that messages spilled meanwhile are counted exactly; anything that moves
 //! `from` (the session going offline again) cancels it, and its answer is dropped.
+//!
+//! Messages that expire while kept in the store are purged as they are read back, and by a
+//! sweep that looks at up to [`SWEEP_BATCH`] records a second, session after session, so
+//! that a queue nobody drains does not keep them (MQTT-3.3.2-5) and nothing scans
+//! everything at once.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -23,9 +28,10 @@ use std::sync::Arc;
 use tokio::task::JoinSet;
 
 use super::{Router, store_failed};
+use crate::broker::metrics::Metrics;
 use crate::broker::session::{Queued, Session, Spill};
 use crate::broker::subscriptions::SessionKey;
-use crate::store::{QueuedRecord, Store, StoreError};
+use crate::store::{ExpiredScan, QueuedRecord, Store, StoreError, StoreOp};
 
 /// Waiting messages a connected session holds in memory before new ones stay in the
 /// store; the next window is read when half of it is left.
@@ -33,6 +39,15 @@ pub(super) const MEMORY_WINDOW: usize = 512;
 
 /// Window reads running at once.
 const MAX_READS: usize = 4;
+
+/// Records the sweep of expired messages looks at per second.
+const SWEEP_BATCH: usize = 20_000;
+
+/// What a read of the store off the runtime thread answers.
+pub(super) enum StoreRead {
+    Window(WindowRead),
+    Expired(Vec<ExpiredRead>),
+}
 
 /// A window read's answer.
 pub(super) struct WindowRead {
@@ -42,11 +57,23 @@ pub(super) struct WindowRead {
     result: Result<Vec<QueuedRecord>, StoreError>,
 }
 
-/// The window reads under way, and the sessions waiting for a turn.
+/// One session's part of a sweep.
+pub(super) struct ExpiredRead {
+    key: SessionKey,
+    /// The session's `Spill::from` when the sweep was asked for: if it moved, records may
+    /// have left the store's part of the queue meanwhile, and the answer is dropped.
+    from: u64,
+    result: Result<ExpiredScan, StoreError>,
+}
+
+/// The reads under way, the sessions waiting for a turn, and the sweep's round.
 #[derive(Default)]
 pub(super) struct QueueReads {
-    pub(super) running: JoinSet<WindowRead>,
+    pub(super) running: JoinSet<StoreRead>,
     backlog: VecDeque<SessionKey>,
+    sweeping: bool,
+    /// Sessions the current round of the sweep has still to look at.
+    to_sweep: VecDeque<SessionKey>,
 }
 
 impl Session {
@@ -195,17 +222,162 @@ impl Router {
         let limit = MEMORY_WINDOW.saturating_sub(session.queue.len()).max(1);
         let client_id = session.client_id.clone();
         let store = self.persist.store.clone();
-        self.reads.running.spawn_blocking(move || WindowRead {
-            key,
-            upto,
-            limit,
-            result: store.read_queued(&client_id, from, upto, limit),
+        self.reads.running.spawn_blocking(move || {
+            StoreRead::Window(WindowRead {
+                key,
+                upto,
+                limit,
+                result: store.read_queued(&client_id, from, upto, limit),
+            })
         });
+    }
+
+    /// A read off the runtime thread finished.
+    pub(super) async fn store_read(&mut self, read: StoreRead) {
+        match read {
+            StoreRead::Window(read) => self.window_read(read).await,
+            StoreRead::Expired(reads) => {
+                self.reads.sweeping = false;
+                for read in reads {
+                    self.purge_expired(read);
+                }
+            }
+        }
+    }
+
+    /// Once a second: asks the store for the expired messages among the next
+    /// [`SWEEP_BATCH`] records kept only there, session after session.
+    pub(super) fn sweep_expired_queues(&mut self) {
+        if self.reads.sweeping || !self.persist.keeps_queues {
+            return;
+        }
+        if self.reads.to_sweep.is_empty() {
+            let spilled = self
+                .sessions
+                .iter()
+                .filter(|(_, session)| session.spilled() > 0)
+                .map(|(key, _)| *key);
+            self.reads.to_sweep.extend(spilled);
+        }
+        let mut budget = SWEEP_BATCH as u64;
+        let mut wanted = Vec::new();
+        while budget > 0 {
+            let Some(key) = self.reads.to_sweep.pop_front() else {
+                break;
+            };
+            let Some(session) = self.sessions.get(&key) else {
+                continue;
+            };
+            let Some(spill) = session.spill.as_ref().filter(|s| s.reading.is_none()) else {
+                continue;
+            };
+            wanted.push((
+                key,
+                session.client_id.clone(),
+                spill.swept.max(spill.from),
+                spill.from,
+                session.last_sequence(),
+            ));
+            budget = budget.saturating_sub(spill.count);
+        }
+        if wanted.is_empty() {
+            return;
+        }
+        self.reads.sweeping = true;
+        let store = self.persist.store.clone();
+        self.reads.running.spawn_blocking(move || {
+            let now = std::time::SystemTime::now();
+            let mut left = SWEEP_BATCH;
+            let reads = wanted
+                .into_iter()
+                .map(|(key, client_id, start, from, upto)| {
+                    let result = store.expired_queued(&client_id, start, upto, left, now);
+                    if let Ok(scan) = &result {
+                        left = left.saturating_sub(scan.scanned).max(1);
+                    }
+                    ExpiredRead { key, from, result }
+                })
+                .collect();
+            StoreRead::Expired(reads)
+        });
+    }
+
+    /// Removes what a sweep found expired, if the session's part in the store is as it was
+    /// when the sweep looked. Written at once, so that no read that follows returns it.
+    fn purge_expired(&mut self, read: ExpiredRead) {
+        let ExpiredRead { key, from, result } = read;
+        let Some(session) = self.sessions.get_mut(&key) else {
+            return;
+        };
+        let Some(spill) = session.spill.as_mut() else {
+            return;
+        };
+        if spill.from != from || spill.reading.is_some() {
+            // Looked at again in the next round.
+            return;
+        }
+        let scan = match result {
+            Ok(scan) => scan,
+            Err(error) => {
+                let client_id = session.client_id.clone();
+                store_failed(
+                    &self.shared.metrics,
+                    &error,
+                    "look for expired queued messages",
+                    Some(&client_id),
+                    None,
+                );
+                return;
+            }
+        };
+        match scan.next {
+            Some(next) => {
+                spill.swept = next;
+                self.reads.to_sweep.push_back(key);
+            }
+            // This round is done with the session; the next starts again from `from`.
+            None => spill.swept = 0,
+        }
+        let in_flight: Vec<u64> = session.inflight.iter().map(|i| i.queued.sequence).collect();
+        let ops: Vec<StoreOp> = scan
+            .expired
+            .into_iter()
+            .filter(|(sequence, _)| *sequence >= from && !in_flight.contains(sequence))
+            .map(|(sequence, payload)| StoreOp::RemoveMessage {
+                client_id: session.client_id.clone(),
+                sequence,
+                payload,
+            })
+            .collect();
+        if ops.is_empty() {
+            return;
+        }
+        let purged = ops.len() as u64;
+        let client_id = session.client_id.clone();
+        match self.commit(ops) {
+            Ok(()) => {
+                Metrics::add(&self.shared.metrics.messages_dropped, purged);
+                if let Some(session) = self.sessions.get_mut(&key) {
+                    if let Some(spill) = session.spill.as_mut() {
+                        spill.count = spill.count.saturating_sub(purged);
+                    }
+                    session.drop_empty_spill();
+                }
+                tracing::debug!(%client_id, purged, "store: expired queued messages purged");
+            }
+            Err(error) => store_failed(
+                &self.shared.metrics,
+                &error,
+                "purge expired queued messages",
+                Some(&client_id),
+                None,
+            ),
+        }
     }
 
     /// A window read finished: its messages join the queue and go out as the window
     /// allows; the next session waiting for a read gets its turn.
-    pub(super) async fn window_read(&mut self, read: WindowRead) {
+    async fn window_read(&mut self, read: WindowRead) {
         let WindowRead {
             key,
             upto,
@@ -258,6 +430,8 @@ impl Router {
     pub(super) async fn cancel_reads(&mut self) {
         while self.reads.running.join_next().await.is_some() {}
         self.reads.backlog.clear();
+        self.reads.sweeping = false;
+        self.reads.to_sweep.clear();
         for session in self.sessions.values_mut() {
             if let Some(spill) = session.spill.as_mut() {
                 spill.reading = None;
