@@ -241,8 +241,9 @@ pub trait Store: Send + Sync + 'static {
     fn acks_wait_for_sync(&self) -> bool {
         false
     }
-    /// The router's turn has ended: what it wrote leaves the process (the buffered disk
-    /// mode writes its log once per turn, then reports it durable). Quick: no fsync.
+    /// The router's turn has ended: what it wrote is made durable (a disk store writes its
+    /// log once for the turn, off the runtime thread, and reports it through
+    /// [`Store::durable`]). Quick.
     fn end_turn(&self) -> Result<(), StoreError> {
         Ok(())
     }

@@ -6,12 +6,12 @@
 //! version). Values use the versioned binary encoding of [`super::encoding`].
 //!
 //! Durability: the log is buffered in memory (`manual_wal_flush`), so that a write never
-//! touches the disk. [`SyncMode::Buffered`] writes it out once per router turn without fsync
-//! ([`Store::end_turn`]): it survives a process kill, not a power loss, and the turn's
-//! acknowledgements go once it is written. [`SyncMode::Unbuffered`] has a durability thread
-//! of its own write and fsync the log (`flush_wal(true)`) covering every batch written so
-//! far and publish "durable up to N": the router sends the acknowledgements waiting for
-//! those batches, and every publisher waiting at the same moment shares one fsync.
+//! touches the disk. At the end of each router turn ([`Store::end_turn`]) a durability
+//! thread of the store's own writes the log out, covering every batch written so far, and
+//! publishes "durable up to N"; the router then sends the acknowledgements waiting for
+//! those batches. [`SyncMode::Buffered`] writes without fsync (`flush_wal(false)`): it
+//! survives a process kill, not a power loss. [`SyncMode::Unbuffered`] fsyncs
+//! (`flush_wal(true)`): every publisher waiting at the same moment shares one fsync.
 //!
 //! Queues: the waiting messages of a session stay here only ([`Store::keeps_queues`]);
 //! `load` brings back the messages in flight and counts the others, which the router reads
@@ -76,9 +76,6 @@ pub enum RocksOpenError {
 /// What the writer keeps between batches.
 struct WriteState {
     sequence: u64,
-    /// The last sequence whose batch left the process (buffered mode: the log is written
-    /// once per router turn).
-    flushed: u64,
     /// Payloads referenced by two or more queued records, with their count. A payload with
     /// one reference has no entry: most messages go to one session, and a million of them
     /// queued for offline sessions cost nothing here.
@@ -215,17 +212,13 @@ impl RocksStore {
             wake: Condvar::new(),
             durable: watch::Sender::new(0),
         });
-        let thread = match sync {
-            SyncMode::Buffered => None,
-            SyncMode::Unbuffered => {
-                let db = db.clone();
-                let durability = durability.clone();
-                let spawned = std::thread::Builder::new()
-                    .name("roost-store-sync".into())
-                    .spawn(move || durability_thread(&db, &durability))
-                    .map_err(|e| corrupt(StoreError::Io(e)))?;
-                Some(spawned)
-            }
+        let thread = {
+            let db = db.clone();
+            let durability = durability.clone();
+            std::thread::Builder::new()
+                .name("roost-store-log".into())
+                .spawn(move || durability_thread(&db, &durability, sync))
+                .map_err(|e| corrupt(StoreError::Io(e)))?
         };
         Ok(RocksStore {
             db,
@@ -233,11 +226,10 @@ impl RocksStore {
             sync,
             state: Mutex::new(WriteState {
                 sequence: 0,
-                flushed: 0,
                 shared: HashMap::new(),
             }),
             durability,
-            thread: Mutex::new(thread),
+            thread: Mutex::new(Some(thread)),
             preloaded: Mutex::new(None),
             backups: None,
             backup_thread: Mutex::new(None),
@@ -391,9 +383,11 @@ fn backup_thread(db: &DB, backups: &Backups, stop: &(Mutex<bool>, Condvar), inte
     }
 }
 
-/// Makes batches durable as they are written: one fsync covers every batch written before
-/// it started (group commit).
-fn durability_thread(db: &DB, durability: &Durability) {
+/// Writes the log out as router turns end, off the runtime thread, and reports the batches
+/// durable: with an fsync in the unbuffered modes (one covers every batch written before
+/// it started: group commit), without one in the buffered mode (what is written survives a
+/// process kill).
+fn durability_thread(db: &DB, durability: &Durability, sync: SyncMode) {
     let mut synced = 0;
     loop {
         let (target, stopping) = {
@@ -410,7 +404,7 @@ fn durability_thread(db: &DB, durability: &Durability) {
             *written
         };
         if target > synced {
-            match db.flush_wal(true) {
+            match db.flush_wal(sync == SyncMode::Unbuffered) {
                 Ok(()) => {
                     synced = target;
                     durability.durable.send_replace(target);
@@ -989,33 +983,23 @@ impl Store for RocksStore {
             .map_err(rocks)?;
         overlay.apply(&mut state);
         state.sequence += 1;
-        let sequence = state.sequence;
-        drop(state);
-        if self.sync == SyncMode::Unbuffered {
-            let mut written = self
-                .durability
-                .written
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            written.0 = written.0.max(sequence);
+        Ok(state.sequence)
+    }
+
+    /// Hands the turn's batches to the durability thread: one log write (and in the
+    /// unbuffered modes one fsync) for all of them, off the runtime thread.
+    fn end_turn(&self) -> Result<(), StoreError> {
+        let sequence = self.lock().sequence;
+        let mut written = self
+            .durability
+            .written
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if sequence > written.0 {
+            written.0 = sequence;
             drop(written);
             self.durability.wake.notify_one();
         }
-        Ok(sequence)
-    }
-
-    fn end_turn(&self) -> Result<(), StoreError> {
-        if self.sync != SyncMode::Buffered {
-            return Ok(());
-        }
-        let mut state = self.lock();
-        if state.flushed == state.sequence {
-            return Ok(());
-        }
-        // One write of the log for the whole turn; no fsync: it survives a process kill.
-        self.db.flush_wal(false).map_err(rocks)?;
-        state.flushed = state.sequence;
-        self.durability.durable.send_replace(state.sequence);
         Ok(())
     }
 
@@ -1081,8 +1065,8 @@ impl Store for RocksStore {
         true
     }
 
-    /// Buffered: acknowledgements wait for the end of the router's turn, when the log is
-    /// written out of the process (a process kill then loses nothing acknowledged).
+    /// Buffered: acknowledgements wait until the log holding them is written out of the
+    /// process (a process kill then loses nothing acknowledged), without fsync.
     fn acks_wait_for_sync(&self) -> bool {
         true
     }
@@ -1410,22 +1394,29 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn unbuffered_batches_become_durable_through_the_sync_thread() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = RocksStore::open(dir.path(), SyncMode::Unbuffered).unwrap();
-        assert!(store.acks_wait_for_sync());
-        let mut durable = store.durable();
-        let client: Arc<str> = Arc::from("c");
-        let mut last = 0;
-        for i in 0..50 {
-            last = store.write(&[push(&client, i, &message(b"m"))]).unwrap();
+    async fn batches_become_durable_through_the_log_thread_once_the_turn_ends() {
+        for sync in [SyncMode::Buffered, SyncMode::Unbuffered] {
+            let dir = tempfile::tempdir().unwrap();
+            let store = RocksStore::open(dir.path(), sync).unwrap();
+            assert!(store.acks_wait_for_sync());
+            let mut durable = store.durable();
+            let client: Arc<str> = Arc::from("c");
+            let mut last = 0;
+            for i in 0..50 {
+                last = store.write(&[push(&client, i, &message(b"m"))]).unwrap();
+            }
+            assert_eq!(*durable.borrow(), 0, "{sync:?}: nothing written out yet");
+            // One log write (and one fsync, unbuffered) covers all fifty.
+            store.end_turn().unwrap();
+            let reached = tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                durable.wait_for(|n| *n >= last),
+            )
+            .await;
+            assert!(
+                matches!(reached, Ok(Ok(_))),
+                "{sync:?}: durable up to {last}"
+            );
         }
-        // One or a few fsyncs cover all fifty (group commit).
-        let reached = tokio::time::timeout(
-            std::time::Duration::from_secs(10),
-            durable.wait_for(|n| *n >= last),
-        )
-        .await;
-        assert!(matches!(reached, Ok(Ok(_))), "durable up to {last}");
     }
 }
