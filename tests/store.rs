@@ -121,3 +121,103 @@ async fn a_restored_session_keeps_its_username_and_its_topic_permissions() {
         sub.puback(got.packet_id.unwrap()).await;
     }
 }
+
+/// A memory store that reports its batches durable only when the test opens the gate, as
+/// a disk whose fsyncs lag would.
+#[derive(Default)]
+struct GatedStore {
+    inner: MemoryStore,
+    written: std::sync::atomic::AtomicU64,
+    durable: tokio::sync::watch::Sender<u64>,
+}
+
+impl GatedStore {
+    fn open_gate(&self) {
+        self.durable
+            .send_replace(self.written.load(std::sync::atomic::Ordering::SeqCst));
+    }
+}
+
+impl roost::store::Store for GatedStore {
+    fn load(&self) -> Result<roost::store::Snapshot, roost::store::StoreError> {
+        self.inner.load()
+    }
+    fn write(&self, ops: &[roost::store::StoreOp]) -> Result<u64, roost::store::StoreError> {
+        let sequence = self.inner.write(ops)?;
+        self.written
+            .store(sequence, std::sync::atomic::Ordering::SeqCst);
+        Ok(sequence)
+    }
+    fn acks_wait_for_sync(&self) -> bool {
+        true
+    }
+    fn durable(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.durable.subscribe()
+    }
+    fn read_queued(
+        &self,
+        client_id: &str,
+        from: u64,
+        upto: u64,
+        limit: usize,
+    ) -> Result<Vec<roost::store::QueuedRecord>, roost::store::StoreError> {
+        self.inner.read_queued(client_id, from, upto, limit)
+    }
+}
+
+async fn puback_within(client: &mut RawClient, wait: std::time::Duration) -> Option<u16> {
+    match client.recv_within(wait).await {
+        Some(Some(Packet::PubAck(ack))) => Some(ack.packet_id),
+        None => None,
+        other => panic!("expected PUBACK, got {other:?}"),
+    }
+}
+
+/// While the disk lags, a message that nothing stores (no persistent recipient, not
+/// retained) is acknowledged at once: its publisher does not wait for other clients'
+/// fsyncs. A client's acknowledgements still keep their order (MQTT-4.6.0-2): one that
+/// follows a stored message waits behind it.
+#[tokio::test]
+async fn a_message_nothing_stores_is_acknowledged_without_waiting_for_the_disk() {
+    let store = Arc::new(GatedStore::default());
+    let broker = BrokerHandle::spawn_with_store(store.clone());
+    broker.apply(test_config()).await.unwrap();
+    let addr = broker.stats().listeners[0].address;
+    let mut keeper = RawClient::open(addr, ProtocolVersion::V5).await;
+    keeper.connect(persistent("keeper")).await;
+    keeper.subscribe("stored/#", QoS::AtLeastOnce).await;
+    let mut plain = RawClient::open(addr, ProtocolVersion::V5).await;
+    plain.connect(connect(ProtocolVersion::V5, "plain")).await;
+    plain.subscribe("plain/#", QoS::AtLeastOnce).await;
+    store.open_gate();
+
+    let quick = std::time::Duration::from_secs(5);
+    let mut light = RawClient::open(addr, ProtocolVersion::V5).await;
+    light.connect(connect(ProtocolVersion::V5, "light")).await;
+    light
+        .publish(publish("plain/a", "a", QoS::AtLeastOnce, Some(1)))
+        .await;
+    assert_eq!(puback_within(&mut light, quick).await, Some(1));
+
+    let mut heavy = RawClient::open(addr, ProtocolVersion::V5).await;
+    heavy.connect(connect(ProtocolVersion::V5, "heavy")).await;
+    heavy
+        .publish(publish("stored/b", "b", QoS::AtLeastOnce, Some(2)))
+        .await;
+    heavy
+        .publish(publish("plain/c", "c", QoS::AtLeastOnce, Some(3)))
+        .await;
+    // The light client's next message is not held up by the heavy one's.
+    light
+        .publish(publish("plain/d", "d", QoS::AtLeastOnce, Some(4)))
+        .await;
+    assert_eq!(puback_within(&mut light, quick).await, Some(4));
+    assert_eq!(
+        puback_within(&mut heavy, std::time::Duration::from_millis(300)).await,
+        None,
+        "the stored message waits for the disk, and the next one behind it"
+    );
+    store.open_gate();
+    assert_eq!(puback_within(&mut heavy, quick).await, Some(2));
+    assert_eq!(puback_within(&mut heavy, quick).await, Some(3));
+}

@@ -22,6 +22,16 @@ use crate::store::{Stage, StoreError, StoreOp};
 /// One copy of a message for one session, admitted and numbered, not yet handed over.
 pub(super) type RoutedCopy = (SessionKey, Queued);
 
+/// What [`Router::route_with`] did with a message.
+struct Routed {
+    /// Sessions it went to.
+    delivered: usize,
+    /// The copies held until their batch is durable (`hold`).
+    held: Option<Vec<RoutedCopy>>,
+    /// Whether anything was written to the store for it.
+    wrote: bool,
+}
+
 /// What [`Router::admit`] decided.
 struct Admitted {
     /// The copies to hand over.
@@ -81,6 +91,7 @@ impl Router {
             Ok(()) => self.route_with(&message, Some(key), inbound_record, hold),
             Err(error) => Err(error),
         };
+        let wrote = message.publish.retain || matches!(routed, Ok(Routed { wrote: true, .. }));
         let Some(session) = self.sessions.get_mut(&key) else {
             return;
         };
@@ -89,7 +100,9 @@ impl Router {
         {
             link.throttle.set(backlog);
         }
-        let (delivered, held) = match routed {
+        let Routed {
+            delivered, held, ..
+        } = match routed {
             Ok(routed) => routed,
             Err(error) => {
                 // Not acknowledged as stored (issue 6): the QoS 2 exchange ends here and its
@@ -116,13 +129,11 @@ impl Router {
             QoS::AtLeastOnce => Some(Ack::new(AckKind::PubAck, packet_id, reason)),
             QoS::ExactlyOnce => Some(Ack::new(AckKind::PubRec, packet_id, reason)),
         };
-        match held {
-            Some(copies) => self.hold_copies(key, copies, ack),
-            None => {
-                if let Some(ack) = ack {
-                    self.send_ack_durable(key, ack);
-                }
-            }
+        match (held, ack) {
+            (Some(copies), ack) => self.hold_copies(key, copies, ack),
+            (None, Some(ack)) if wrote => self.send_ack_durable(key, ack),
+            (None, Some(ack)) => self.send_ack_in_order(key, ack),
+            (None, None) => {}
         }
     }
 
@@ -163,7 +174,7 @@ impl Router {
         publisher: Option<SessionKey>,
     ) -> Result<usize, StoreError> {
         self.route_with(message, publisher, Vec::new(), false)
-            .map(|(delivered, _)| delivered)
+            .map(|routed| routed.delivered)
     }
 
     /// [`Router::route`], writing `ops` in the same batch as the copies. With `hold`, the
@@ -174,7 +185,7 @@ impl Router {
         publisher: Option<SessionKey>,
         ops: Vec<StoreOp>,
         hold: bool,
-    ) -> Result<(usize, Option<Vec<RoutedCopy>>), StoreError> {
+    ) -> Result<Routed, StoreError> {
         let copies = self.plan(message, publisher);
         let delivered = copies.len();
         let Admitted {
@@ -183,15 +194,24 @@ impl Router {
             spilled,
         } = self.admit(copies);
         batch.extend(ops);
+        let wrote = !batch.is_empty();
         let stored = self.commit(batch);
         if stored.is_err() {
             self.unspill(&spilled);
         }
         match stored {
-            Ok(()) if hold => Ok((delivered, Some(copies))),
+            Ok(()) if hold => Ok(Routed {
+                delivered,
+                held: Some(copies),
+                wrote,
+            }),
             Ok(()) => {
                 self.hand_over(copies);
-                Ok((delivered, None))
+                Ok(Routed {
+                    delivered,
+                    held: None,
+                    wrote,
+                })
             }
             Err(error) => {
                 // The copies for persistent sessions are dropped (memory keeps what the
@@ -546,8 +566,13 @@ impl Router {
                 packet_id,
             };
             self.stage(op);
+            // Answered once the packet id is free in the store too: a crash before would
+            // leave it marked, and the client's next message with that id, after PUBCOMP,
+            // would be taken for a resend.
+            self.send_ack_durable(key, ack);
+        } else {
+            self.send_ack_in_order(key, ack);
         }
-        self.send_ack_durable(key, ack);
     }
 }
 

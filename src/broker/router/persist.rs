@@ -61,6 +61,8 @@ pub(super) struct Persistence {
     /// Waiting messages of persistent sessions may stay in the store only (see `spill`).
     pub(super) keeps_queues: bool,
     awaiting: VecDeque<Awaiting>,
+    /// Sessions with entries in `awaiting`, and how many.
+    awaiting_by_session: foldhash::HashMap<SessionKey, usize>,
     /// Sessions with copies in `awaiting`, and how many entries.
     held_publishes: foldhash::HashMap<SessionKey, usize>,
 }
@@ -75,6 +77,7 @@ impl Persistence {
             staged: Vec::new(),
             written: 0,
             awaiting: VecDeque::new(),
+            awaiting_by_session: foldhash::HashMap::default(),
             held_publishes: foldhash::HashMap::default(),
         }
     }
@@ -135,6 +138,18 @@ impl Router {
         self.await_durable(key, AwaitingKind::Ack(ack));
     }
 
+    /// Sends `ack` for something that wrote nothing to the store (a message with no
+    /// persistent recipient): now, unless an earlier acknowledgement of the session still
+    /// waits, which it must not overtake (MQTT-4.6.0-2..-4). Its publisher does not wait for
+    /// other clients' fsyncs.
+    pub(super) fn send_ack_in_order(&mut self, key: SessionKey, ack: Ack) {
+        if self.persist.awaiting_by_session.contains_key(&key) {
+            self.await_durable(key, AwaitingKind::Ack(ack));
+        } else if let Some(session) = self.sessions.get(&key) {
+            session.send_ack(ack);
+        }
+    }
+
     /// Sends the in-flight PUBLISH `packet_id` once what this turn writes is durable.
     pub(super) fn send_when_durable(&mut self, key: SessionKey, packet_id: u16) {
         self.await_durable(key, AwaitingKind::Publish(packet_id));
@@ -157,6 +172,7 @@ impl Router {
             connection_id,
             what,
         });
+        *self.persist.awaiting_by_session.entry(key).or_default() += 1;
         true
     }
 
@@ -225,6 +241,12 @@ impl Router {
             let Some(entry) = self.persist.awaiting.pop_front() else {
                 return;
             };
+            if let Some(count) = self.persist.awaiting_by_session.get_mut(&entry.session) {
+                *count -= 1;
+                if *count == 0 {
+                    self.persist.awaiting_by_session.remove(&entry.session);
+                }
+            }
             let current = self.is_current(entry.session, entry.connection_id);
             match entry.what {
                 AwaitingKind::Ack(ack) => {
