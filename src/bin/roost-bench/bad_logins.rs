@@ -10,7 +10,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -18,9 +18,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::BenchError;
-use super::client::{Connection, Transport};
 use super::histogram::LatencyHistogram;
-use super::retained::round_trip;
+use super::probe::Probe;
 use super::run::format_nanos;
 use roost::mqtt::{self, Connect, Packet, Properties, ProtocolVersion};
 
@@ -84,16 +83,9 @@ pub async fn run_bad_logins(options: &BadLoginOptions) -> Result<BadLoginReport,
     if !options.rate.is_finite() || options.rate <= 0.0 {
         return Err(BenchError::InvalidOptions("--rate must be positive".into()));
     }
-    let recording = Arc::new(AtomicBool::new(false));
-    let stop = Arc::new(AtomicBool::new(false));
-    let (connected_tx, connected) = tokio::sync::oneshot::channel();
-    let pingers = {
-        let (options, recording, stop) = (options.clone(), recording.clone(), stop.clone());
-        std::thread::spawn(move || pingers_thread(&options, recording, stop, connected_tx))
-    };
-    let _ = connected.await;
+    let probe = Probe::start(options.address, options.version, options.pingers).await?;
     tokio::time::sleep(options.warm_up).await;
-    recording.store(true, Ordering::Relaxed);
+    probe.load_started();
 
     let outcomes = Arc::new(Outcomes::default());
     let interval = Duration::from_secs_f64(1.0 / options.rate);
@@ -113,11 +105,7 @@ pub async fn run_bad_logins(options: &BadLoginOptions) -> Result<BadLoginReport,
             outcomes.clone(),
         )));
     }
-    stop.store(true, Ordering::Relaxed);
-    let (before, during) = tokio::task::spawn_blocking(move || pingers.join())
-        .await
-        .map_err(|e| BenchError::Task(e.to_string()))?
-        .map_err(|_| BenchError::Task("the round-trip clients' thread panicked".into()))??;
+    let (before, during) = probe.finish().await?;
     for task in tasks {
         let _ = task.await;
     }
@@ -180,58 +168,4 @@ async fn attempt(
         _ => &outcomes.unanswered,
     };
     counter.fetch_add(1, Ordering::Relaxed);
-}
-
-/// The round-trip clients on a thread of their own, so that the attempts' work in this
-/// process cannot delay them.
-fn pingers_thread(
-    options: &BadLoginOptions,
-    recording: Arc<AtomicBool>,
-    stop: Arc<AtomicBool>,
-    connected: tokio::sync::oneshot::Sender<()>,
-) -> Result<(LatencyHistogram, LatencyHistogram), BenchError> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|source| BenchError::Io {
-            context: "cannot start the round-trip clients' runtime",
-            source,
-        })?;
-    runtime.block_on(async {
-        let mut tasks = Vec::new();
-        for p in 0..options.pingers {
-            let mut connection = Connection::open(
-                options.address,
-                &Transport::tcp(),
-                options.version,
-                format!("lping-{p}"),
-            )
-            .await?;
-            let (recording, stop) = (recording.clone(), stop.clone());
-            tasks.push(tokio::spawn(async move {
-                let topic = format!("lping/{p}");
-                let (mut before, mut during) =
-                    (LatencyHistogram::default(), LatencyHistogram::default());
-                let mut packet_id: u16 = 1;
-                while !stop.load(Ordering::Relaxed) {
-                    let took = round_trip(&mut connection, &topic, packet_id).await?;
-                    let nanos = took.as_nanos().min(u128::from(u64::MAX)) as u64;
-                    match recording.load(Ordering::Relaxed) {
-                        true => during.record(nanos),
-                        false => before.record(nanos),
-                    }
-                    packet_id = packet_id.checked_add(1).unwrap_or(1);
-                }
-                Ok::<_, BenchError>((before, during))
-            }));
-        }
-        let _ = connected.send(());
-        let (mut before, mut during) = (LatencyHistogram::default(), LatencyHistogram::default());
-        for task in tasks {
-            let (b, d) = task.await.map_err(|e| BenchError::Task(e.to_string()))??;
-            before.merge(&b);
-            during.merge(&d);
-        }
-        Ok((before, during))
-    })
 }

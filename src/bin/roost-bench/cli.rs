@@ -259,6 +259,10 @@ pub struct RunArgs {
     websocket: Option<String>,
     #[command(flatten)]
     tls: TlsArgs,
+    /// Other clients (clean sessions, plain TCP) doing QoS 1 round trips alone for the
+    /// warm-up's length, then during the measured window: does the load stall everyone?
+    #[arg(long, default_value_t = 0)]
+    pingers: usize,
 }
 
 /// TLS for the generator's clients.
@@ -496,6 +500,7 @@ async fn run_one(args: RunArgs) -> Result<(), BenchError> {
         broker_pid: args.broker_pid,
         persistent: args.persistent,
         transport: args.tls.transport(&args.host, args.websocket)?,
+        pingers: args.pingers,
     };
     let report = run(&options).await?;
     print!("{report}");

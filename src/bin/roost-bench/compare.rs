@@ -423,6 +423,7 @@ fn run_options(
         inflight: usize::from(MAX_INFLIGHT),
         broker_pid: Some(process.child.id()),
         persistent: compared.persistent,
+        pingers: 0,
     }
 }
 
@@ -877,6 +878,7 @@ mod tests {
             rejected: 0,
             broker_cpu: Some(cpu),
             generator_cpu: 0.0,
+            probe: None,
             problems: Vec::new(),
         }
     }

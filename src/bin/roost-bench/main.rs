@@ -23,6 +23,7 @@ mod connect_rate;
 mod fsync;
 mod histogram;
 mod hooks;
+mod probe;
 mod procstat;
 mod publisher;
 mod restart;

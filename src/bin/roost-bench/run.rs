@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::BenchError;
 use super::client::{Connection, PublishTemplate, Transport};
 use super::histogram::LatencyHistogram;
+use super::probe::{Probe, ProbeLatencies};
 use super::procstat::CpuClock;
 use super::publisher::{PublisherOutcome, PublisherPlan, run_publisher};
 use super::schedule::{Schedule, StopRule};
@@ -86,6 +87,9 @@ pub struct RunOptions {
     pub persistent: bool,
     /// TCP, TLS, WebSockets or both.
     pub transport: Transport,
+    /// Other clients doing QoS 1 round trips (clean sessions) alone for the warm-up's
+    /// length, then during the measurement window ([`super::probe`]); 0 for none.
+    pub pingers: usize,
 }
 
 impl RunOptions {
@@ -146,6 +150,8 @@ pub struct RunReport {
     pub broker_cpu: Option<f64>,
     /// The generator's own CPU seconds inside the window.
     pub generator_cpu: f64,
+    /// The other clients' round trips alone and during the window (`pingers`).
+    pub probe: Option<ProbeLatencies>,
     pub problems: Vec<String>,
 }
 
@@ -265,6 +271,18 @@ impl std::fmt::Display for RunReport {
             _ => writeln!(f, "  broker CPU  (give --broker-pid to measure)")?,
         }
         writeln!(f, "  generator   {:.2} s CPU", self.generator_cpu)?;
+        if let Some((alone, during)) = &self.probe {
+            for (what, histogram) in [("alone", alone), ("during", during)] {
+                writeln!(
+                    f,
+                    "  others      QoS 1 round trips {what}: {} round trips, p50 {}, p99 {}, max {}",
+                    histogram.count(),
+                    format_latency(histogram, 0.50),
+                    format_latency(histogram, 0.99),
+                    format_nanos(histogram.max())
+                )?;
+            }
+        }
         for problem in &self.problems {
             writeln!(f, "  problem     {problem}")?;
         }
@@ -282,6 +300,15 @@ fn new_run_id() -> u32 {
 /// Runs one scenario and reports on it.
 pub async fn run(options: &RunOptions) -> Result<RunReport, BenchError> {
     options.validate()?;
+    let probe = match options.pingers {
+        0 => None,
+        clients => {
+            let probe = Probe::start(options.address, options.version, clients).await?;
+            tokio::time::sleep(options.warm_up).await;
+            probe.settling();
+            Some(probe)
+        }
+    };
     let run_id = new_run_id();
     let prefix = format!("roost-bench/{run_id:08x}");
     let topic = |index: usize| match options.scenario {
@@ -368,11 +395,18 @@ pub async fn run(options: &RunOptions) -> Result<RunReport, BenchError> {
 
     let warm_up_end = tokio::time::Instant::from_std(schedule.base() + options.warm_up);
     tokio::time::sleep_until(warm_up_end).await;
+    if let Some(probe) = &probe {
+        probe.load_started();
+    }
     let broker_cpu_start = broker_clock.as_ref().map(CpuClock::seconds).transpose()?;
     let generator_cpu_start = generator_clock.seconds()?;
     let window_end = schedule.window_closed().await;
     let broker_cpu_end = broker_clock.as_ref().map(CpuClock::seconds).transpose()?;
     let generator_cpu_end = generator_clock.seconds()?;
+    let probe = match probe {
+        Some(probe) => Some(probe.finish().await?),
+        None => None,
+    };
 
     let mut publisher_outcomes = Vec::with_capacity(publishers.len());
     for task in publishers {
@@ -394,7 +428,7 @@ pub async fn run(options: &RunOptions) -> Result<RunReport, BenchError> {
         subscriber_outcomes.push(task.await.map_err(|e| BenchError::Task(e.to_string()))?);
     }
 
-    Ok(build_report(
+    let mut report = build_report(
         options,
         Duration::from_nanos(window_end.saturating_sub(schedule.warm_up_end())),
         &publisher_outcomes,
@@ -403,7 +437,9 @@ pub async fn run(options: &RunOptions) -> Result<RunReport, BenchError> {
             .zip(broker_cpu_end)
             .map(|(start, end)| end - start),
         generator_cpu_end - generator_cpu_start,
-    ))
+    );
+    report.probe = probe;
+    Ok(report)
 }
 
 /// Waits until the subscribers have received `expected` deliveries, or nothing arrives for
@@ -488,6 +524,7 @@ fn build_report(
         rejected: publishers.iter().map(|p| p.rejected).sum(),
         broker_cpu,
         generator_cpu,
+        probe: None,
         problems,
     }
 }
@@ -514,6 +551,7 @@ mod tests {
             broker_pid: None,
             persistent: false,
             transport: Transport::tcp(),
+            pingers: 0,
         }
     }
 

@@ -359,6 +359,7 @@ mod tests {
                 rejected: 0,
                 broker_cpu: Some(1.0),
                 generator_cpu: 0.0,
+                probe: None,
                 problems: Vec::new(),
             }),
         }
