@@ -69,7 +69,8 @@ const DEFAULT_CONFIG: &str = r#"// roost configuration (RON). Every setting is s
         max_packet_size: 1048576,
         // QoS 1 and 2 messages in flight per client in each direction (Receive Maximum).
         max_inflight: 100,
-        // Messages queued per offline or slow session; QoS 0 messages are dropped first.
+        // Messages queued per offline or slow session (kept on disk in the disk modes);
+        // QoS 0 messages are dropped first.
         max_queued_messages: 1000,
         // Topic aliases an MQTT 5 client may use towards the broker.
         max_topic_aliases: 32,
