@@ -436,6 +436,16 @@ impl Router {
                 }
                 continue;
             }
+            if self.persist.keeps_queues
+                && session.is_persistent()
+                && (session.spilled() > 0 || !session.is_connected())
+            {
+                // Held until its batch was durable, it finds its session offline or with
+                // older messages in the store only: it is in the store already, and waits
+                // there behind them (MQTT-4.6.0-6).
+                session.spill_one(queued.sequence);
+                continue;
+            }
             let before = session.inflight.len();
             session.send_or_queue(queued);
             self.stage_sent(key, before);

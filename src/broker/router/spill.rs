@@ -495,3 +495,62 @@ impl Router {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::super::testing::{QueueKeepingStore, connect_request, queued, router_on};
+    use crate::mqtt::QoS;
+
+    #[tokio::test]
+    async fn a_copy_handed_over_after_its_session_went_offline_waits_behind_the_stored_ones() {
+        // MQTT-4.6.0-6: a QoS 2 copy held until its batch was durable must not overtake
+        // messages that reached the session after it was admitted and went to the store.
+        let mut router = router_on(Arc::new(QueueKeepingStore::default()));
+        let (request, _outbox) = connect_request("s", 1, false, Some(3600), None);
+        router.connect(request).await;
+        let key = router.by_client_id["s"];
+        router.close_connection(key, None, false).await;
+        let session = router.sessions.get_mut(&key).expect("session");
+        session.spill_one(1);
+
+        let mut held = queued("t", QoS::ExactlyOnce, None);
+        held.sequence = 2;
+        router.hand_over(vec![(key, held)]);
+        let session = &router.sessions[&key];
+        assert!(session.queue.is_empty(), "nothing of it kept in memory");
+        assert_eq!(session.spilled(), 2);
+        assert_eq!(session.spill.as_ref().map(|s| s.from), Some(1));
+    }
+
+    #[test]
+    fn a_window_read_skips_messages_in_flight_and_counts_the_rest_exactly() {
+        let (mut session, _outbox) =
+            super::super::testing::connected_session(crate::mqtt::ProtocolVersion::V5, 10);
+        let mut in_flight = super::super::testing::inflight(1, "a", QoS::AtLeastOnce);
+        in_flight.queued.sequence = 3;
+        session.inflight.push_back(in_flight);
+        for sequence in 3..=8 {
+            session.spill_one(sequence);
+        }
+        // One of them (3) is in flight already: the store counted it as waiting.
+        let spill = session.spill.as_mut().expect("spill");
+        spill.count = 5;
+        spill.reading = Some(8);
+        session.spill_one(9);
+        let records = (3..=8)
+            .map(|sequence| {
+                let mut record = queued("a", QoS::AtLeastOnce, None).to_record(None);
+                record.sequence = sequence;
+                record
+            })
+            .collect();
+        let appended = session.take_window(records, 8, true);
+        assert_eq!(appended, 5, "4 to 8");
+        let sequences: Vec<u64> = session.queue.iter().map(|q| q.sequence).collect();
+        assert_eq!(sequences, [4, 5, 6, 7, 8]);
+        let spill = session.spill.as_ref().expect("9 is left");
+        assert_eq!((spill.count, spill.from, spill.reading), (1, 9, None));
+    }
+}

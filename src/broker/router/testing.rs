@@ -16,16 +16,45 @@ use crate::broker::message::Message;
 use crate::broker::session::{Connected, ConnectionInfo, Inflight, Queued, Session};
 use crate::broker::state::BrokerState;
 use crate::mqtt::{ConnAck, Properties, ProtocolVersion, Publish, QoS, ReasonCode, Will};
-use crate::store::MemoryStore;
+use crate::store::{MemoryStore, QueuedRecord, Snapshot, Store, StoreError, StoreOp};
 
 /// A router on a memory store with default limits, not running: tests call its methods.
 pub(super) fn router() -> Router {
+    router_on(Arc::new(MemoryStore::new()))
+}
+
+/// A router on `store`, not running.
+pub(super) fn router_on(store: Arc<dyn Store>) -> Router {
     let (_sender, inbox) = mpsc::channel(1);
-    Router::new(
-        Arc::new(BrokerState::new()),
-        Arc::new(MemoryStore::new()),
-        inbox,
-    )
+    Router::new(Arc::new(BrokerState::new()), store, inbox)
+}
+
+/// A memory store that keeps queues as the disk stores do ([`Store::keeps_queues`]).
+#[derive(Default)]
+pub(super) struct QueueKeepingStore(pub MemoryStore);
+
+impl Store for QueueKeepingStore {
+    fn load(&self) -> Result<Snapshot, StoreError> {
+        self.0.load()
+    }
+    fn write(&self, ops: &[StoreOp]) -> Result<u64, StoreError> {
+        self.0.write(ops)
+    }
+    fn durable(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.0.durable()
+    }
+    fn keeps_queues(&self) -> bool {
+        true
+    }
+    fn read_queued(
+        &self,
+        client_id: &str,
+        from: u64,
+        upto: u64,
+        limit: usize,
+    ) -> Result<Vec<QueuedRecord>, StoreError> {
+        self.0.read_queued(client_id, from, upto, limit)
+    }
 }
 
 /// A link to a connection `connection_id` whose writer's end is the returned outbox.
