@@ -81,7 +81,7 @@ impl Inner {
                     .or_default()
                     .record = Some((**record).clone());
             }
-            StoreOp::RemoveSession { client_id } => {
+            StoreOp::RemoveSession { client_id, .. } => {
                 self.sessions.remove(client_id);
             }
             StoreOp::PushMessage { client_id, record } => {
@@ -319,7 +319,11 @@ mod tests {
         assert_eq!(read, vec![3], "from 2 to 3, what is left");
 
         store
-            .write(&[StoreOp::RemoveSession { client_id: client }])
+            .write(&[StoreOp::RemoveSession {
+                client_id: client,
+                payloads: vec![1, 3],
+                in_store_only: false,
+            }])
             .unwrap();
         assert_eq!(store.queued_len("c"), 0);
         assert!(store.load().unwrap().sessions.is_empty());

@@ -140,9 +140,14 @@ pub struct QueuedRecord {
 pub enum StoreOp {
     /// Creates or replaces a session record (boxed: the will makes it large).
     PutSession(Box<SessionRecord>),
-    /// Removes a session with everything it holds, in memory or only in the store; the
-    /// store releases the payloads its records referenced.
-    RemoveSession { client_id: Arc<str> },
+    /// Removes a session with everything it holds; the store releases the payloads its
+    /// records referenced: `payloads`, those of the records the router held in memory, or,
+    /// when some were in the store only (`in_store_only`), every record the store finds.
+    RemoveSession {
+        client_id: Arc<str>,
+        payloads: Vec<u64>,
+        in_store_only: bool,
+    },
     /// Adds a message to a session's queue (queued or in flight). A payload id is used by
     /// the pushes of one batch only: the first of them stores the payload, and a later
     /// batch never pushes it again (a message moved to another session gets a new id).

@@ -489,20 +489,28 @@ impl RocksStore {
                         encoding::encode_session(record)?,
                     );
                 }
-                StoreOp::RemoveSession { client_id } => {
+                StoreOp::RemoveSession {
+                    client_id,
+                    payloads,
+                    in_store_only,
+                } => {
                     let prefix = encoding::session_prefix(client_id);
                     let end = encoding::prefix_end(&prefix);
-                    // Its records in the store (most of an offline session's queue is only
-                    // there), then those pushed earlier in this batch.
-                    for (sequence, payload) in self.stored_payloads(client_id, &prefix, &end)? {
-                        if !overlay.removed.contains(&(client_id.clone(), sequence)) {
-                            release(state, overlay, &mut batch, messages, payload);
+                    let pushed = overlay.pushed.remove(client_id).unwrap_or_default();
+                    if *in_store_only {
+                        // Some of its records are only here: read them all (a scan of the
+                        // session's records on the caller's thread), then release those
+                        // pushed earlier in this batch.
+                        let stored = self.stored_payloads(client_id, &prefix, &end)?;
+                        for (sequence, payload) in stored.into_iter().chain(pushed) {
+                            if !overlay.removed.contains(&(client_id.clone(), sequence)) {
+                                release(state, overlay, &mut batch, messages, payload);
+                            }
                         }
-                    }
-                    for (sequence, payload) in overlay.pushed.remove(client_id).unwrap_or_default()
-                    {
-                        if !overlay.removed.contains(&(client_id.clone(), sequence)) {
-                            release(state, overlay, &mut batch, messages, payload);
+                    } else {
+                        // The router held every record in memory: it names their payloads.
+                        for payload in payloads.iter().filter(|payload| **payload != 0) {
+                            release(state, overlay, &mut batch, messages, *payload);
                         }
                     }
                     batch.delete_range_cf(sessions, &prefix, &end);
@@ -1208,7 +1216,11 @@ mod tests {
         );
         assert_eq!(session_a.queued[0].subscription_ids, [3]);
         store
-            .write(&[StoreOp::RemoveSession { client_id: a }])
+            .write(&[StoreOp::RemoveSession {
+                client_id: a,
+                payloads: vec![Arc::as_ptr(&shared) as u64],
+                in_store_only: false,
+            }])
             .unwrap();
         assert_eq!(count(&store, MESSAGES), 0, "the last reference took it");
         assert_eq!(count(&store, QUEUED), 0);
@@ -1285,7 +1297,11 @@ mod tests {
         // Removing the session releases the payloads it held only on disk; the shared one
         // stays for the other session.
         store
-            .write(&[StoreOp::RemoveSession { client_id: client }])
+            .write(&[StoreOp::RemoveSession {
+                client_id: client,
+                payloads: Vec::new(),
+                in_store_only: true,
+            }])
             .unwrap();
         assert_eq!(count(&store, MESSAGES), 1);
         let left = store.read_queued("other", 1, u64::MAX, 10).unwrap();

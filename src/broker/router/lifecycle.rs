@@ -228,8 +228,16 @@ impl Router {
         }
         // Unconditionally: the session may have been persistent earlier in its life (a v5
         // DISCONNECT can lower its expiry to 0).
+        let payloads = session
+            .inflight
+            .iter()
+            .map(|i| i.queued.payload)
+            .chain(session.queue.iter().map(|q| q.payload))
+            .collect();
         self.stage(StoreOp::RemoveSession {
             client_id: session.client_id.clone(),
+            payloads,
+            in_store_only: session.spilled() > 0,
         });
         if let Some(will) = session.will.take().filter(|_| session.will_at.is_some()) {
             self.publish_will(*will).await;
