@@ -27,22 +27,27 @@ fn with_store(dir: &Path, mode: StorageMode) -> Config {
     config
 }
 
-fn keeper() -> Connect {
-    let mut c = connect(V311, "keeper");
+fn persistent(id: &str) -> Connect {
+    let mut c = connect(V311, id);
     c.clean_start = false;
     c
 }
 
-/// A 3.1.1 session with Clean Session 0 subscribed to `switch/#` at QoS 1, then offline.
+/// A 3.1.1 session `keeper` with Clean Session 0 subscribed to `switch/#` at QoS 1, then
+/// offline.
 async fn park_a_session(broker: &TestBroker) {
+    park(broker, "keeper").await;
+}
+
+async fn park(broker: &TestBroker, id: &str) {
     let mut client = broker.raw(V311).await;
-    client.connect(keeper()).await;
+    client.connect(persistent(id)).await;
     client.subscribe("switch/#", QoS::AtLeastOnce).await;
     client
         .send(&Packet::Disconnect(Disconnect::new(ReasonCode::Success)))
         .await;
     assert!(client.recv().await.is_none());
-    broker.wait_offline("keeper").await;
+    broker.wait_offline(id).await;
 }
 
 /// Publishes `payloads` at QoS 1, each acknowledged; `retain` marks them retained.
@@ -66,8 +71,12 @@ async fn publish_acknowledged(broker: &TestBroker, payloads: &[&str], retain: bo
 
 /// The keeper resumes its session and receives `expected`, in order.
 async fn resume_and_receive(broker: &TestBroker, expected: &[&str]) {
+    resume_and_receive_as(broker, "keeper", expected).await;
+}
+
+async fn resume_and_receive_as(broker: &TestBroker, id: &str, expected: &[&str]) {
     let mut client = broker.raw(V311).await;
-    let connack = client.connect(keeper()).await;
+    let connack = client.connect(persistent(id)).await;
     assert!(connack.session_present, "the session survived");
     for payload in expected {
         let p = client.recv_publish().await;
@@ -255,4 +264,36 @@ async fn a_new_data_directory_takes_the_certificates_along() {
         store_dir(&b).is_dir(),
         "the disk store is in the new directory"
     );
+}
+
+/// Queues kept on disk go from the old store to the new one a chunk at a time (more
+/// messages than one chunk holds), with the payloads the two sessions share.
+#[tokio::test]
+async fn long_queues_kept_on_disk_go_to_a_new_directory_chunk_by_chunk() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = with_store(&dir.path().join("a"), StorageMode::DiskBuffered);
+    first.limits.max_queued_messages = 10_000;
+    let broker = start_on_store(first.clone()).await;
+    park(&broker, "keeper").await;
+    park(&broker, "other").await;
+    let payloads: Vec<String> = (0..5_000).map(|i| format!("m{i}")).collect();
+    let payloads: Vec<&str> = payloads.iter().map(String::as_str).collect();
+    publish_acknowledged(&broker, &payloads, false).await;
+
+    let mut second = first.clone();
+    second.persistence.data_dir = dir.path().join("b");
+    let report = broker.handle.apply(second.clone()).await.expect("switch");
+    assert!(
+        store_changes(&report)
+            .iter()
+            .any(|c| c.contains("2 sessions and 0 retained messages copied")),
+        "{:?}",
+        store_changes(&report)
+    );
+    publish_acknowledged(&broker, &["after"], false).await;
+    let again = restart_on(broker, second).await;
+    let mut expected = payloads.clone();
+    expected.push("after");
+    resume_and_receive_as(&again, "keeper", &expected).await;
+    resume_and_receive_as(&again, "other", &expected).await;
 }

@@ -237,6 +237,20 @@ pub trait Store: Send + Sync + 'static {
     fn load(&self) -> Result<Snapshot, StoreError>;
     /// Applies `ops` atomically and returns the batch's sequence number (increasing).
     fn write(&self, ops: &[StoreOp]) -> Result<u64, StoreError>;
+    /// Writes `chunks` as one logical batch spread over several writes, for a whole state
+    /// copied into an empty store without holding it all at once: a payload id pushed in
+    /// several chunks is stored once. Not atomic: a failure leaves part of it written.
+    /// Blocking.
+    fn write_chunks(
+        &self,
+        chunks: &mut dyn Iterator<Item = Result<Vec<StoreOp>, StoreError>>,
+    ) -> Result<u64, StoreError> {
+        let mut last = 0;
+        for chunk in chunks {
+            last = self.write(&chunk?)?;
+        }
+        Ok(last)
+    }
     /// Whether what it holds survives a restart of the process (disk stores).
     fn survives_restart(&self) -> bool {
         false

@@ -994,6 +994,33 @@ impl Store for RocksStore {
         Ok(state.sequence)
     }
 
+    fn write_chunks(
+        &self,
+        chunks: &mut dyn Iterator<Item = Result<Vec<StoreOp>, StoreError>>,
+    ) -> Result<u64, StoreError> {
+        let mut state = self.lock();
+        // One overlay for all the chunks: a payload pushed by several is stored by the
+        // first and counted by all.
+        let mut overlay = Overlay::default();
+        let mut result = Ok(());
+        for chunk in chunks {
+            let written = chunk.and_then(|ops| {
+                let batch = self.build_batch(&state, &ops, &mut overlay)?;
+                self.db
+                    .write_opt(batch, &WriteOptions::default())
+                    .map_err(rocks)
+            });
+            if let Err(error) = written {
+                result = Err(error);
+                break;
+            }
+        }
+        // What was written is counted, even after a failure.
+        overlay.apply(&mut state);
+        state.sequence += 1;
+        result.map(|()| state.sequence)
+    }
+
     /// Hands the turn's batches to the durability thread: one log write (and in the
     /// unbuffered modes one fsync) for all of them, off the runtime thread.
     fn end_turn(&self) -> Result<(), StoreError> {

@@ -6,7 +6,9 @@
 //! on it any more), then either
 //! - [`StoreSwitch::Copy`]: the new store, opened beforehand by the supervisor (so that an
 //!   unusable directory refuses the apply before anything changes) and empty, receives the
-//!   router's whole state in one batch, and the old one is closed; or
+//!   router's whole state in chunks of [`COPY_CHUNK`] operations (queues kept only in the
+//!   old store are read from it a chunk at a time, not brought into memory, unless the new
+//!   store is the memory one), and the old one is closed; or
 //! - [`StoreSwitch::Reopen`]: the same directory in another disk mode. RocksDB allows one
 //!   process to open a directory once, and the log's flushing is chosen when it opens, so
 //!   the store is closed and opened again with the new mode; its contents are already the
@@ -21,7 +23,71 @@ use super::Router;
 use super::lifecycle::session_record;
 use crate::config::PersistenceSettings;
 use crate::mqtt::QoS;
-use crate::store::{MemoryStore, Stage, Store, StoreOp, open_store};
+use crate::store::{MemoryStore, Stage, Store, StoreError, StoreOp, open_store};
+
+/// Operations per write when a state is copied into another store.
+const COPY_CHUNK: usize = 4096;
+
+/// A session's queued records kept only in the store being left.
+struct StoredQueue {
+    client_id: Arc<str>,
+    from: u64,
+    upto: u64,
+    /// Sequences in that range the router holds in memory (in flight), copied from there.
+    in_memory: Vec<u64>,
+}
+
+/// The chunks that rebuild a state in another store: the router's in-memory state (`ops`),
+/// then the queued records each session keeps only in `source`, read a chunk at a time.
+fn copy_chunks(
+    ops: Vec<StoreOp>,
+    source: Arc<dyn Store>,
+    spilled: Vec<StoredQueue>,
+) -> impl Iterator<Item = Result<Vec<StoreOp>, StoreError>> {
+    let mut in_memory = ops.into_iter().peekable();
+    let in_memory = std::iter::from_fn(move || {
+        in_memory.peek()?;
+        Some(Ok(in_memory.by_ref().take(COPY_CHUNK).collect()))
+    });
+    let from_store = spilled.into_iter().flat_map(move |queue| {
+        let StoredQueue {
+            client_id,
+            from,
+            upto,
+            in_memory,
+        } = queue;
+        let source = source.clone();
+        let mut next = Some(from);
+        std::iter::from_fn(move || {
+            let start = next?;
+            match source.read_queued(&client_id, start, upto, COPY_CHUNK) {
+                Ok(records) => {
+                    next = match records.last() {
+                        Some(last) if records.len() == COPY_CHUNK => Some(last.sequence + 1),
+                        _ => None,
+                    };
+                    if records.is_empty() {
+                        return None;
+                    }
+                    let pushes = records
+                        .into_iter()
+                        .filter(|record| !in_memory.contains(&record.sequence))
+                        .map(|record| StoreOp::PushMessage {
+                            client_id: client_id.clone(),
+                            record,
+                        })
+                        .collect();
+                    Some(Ok(pushes))
+                }
+                Err(error) => {
+                    next = None;
+                    Some(Err(error))
+                }
+            }
+        })
+    });
+    in_memory.chain(from_store)
+}
 
 /// How the router moves to another store.
 pub enum StoreSwitch {
@@ -128,14 +194,38 @@ impl Router {
 
         match switch {
             StoreSwitch::Copy(new) => {
-                // Messages kept only in the old store come into memory to be copied.
-                self.unspill_all().await.map_err(|error| {
-                    format!("cannot read the queues kept in the current store: {error}")
-                })?;
+                if !new.keeps_queues() {
+                    // To memory: messages kept only in the old store come into memory.
+                    self.unspill_all().await.map_err(|error| {
+                        format!("cannot read the queues kept in the current store: {error}")
+                    })?;
+                }
                 let (ops, counts) = self.state_ops();
+                // Queues kept only in the old store go from store to store, a chunk at a
+                // time; the sessions' counts of them stay true.
+                let spilled: Vec<StoredQueue> = self
+                    .sessions
+                    .values()
+                    .filter_map(|session| {
+                        let spill = session.spill.as_ref()?;
+                        Some(StoredQueue {
+                            client_id: session.client_id.clone(),
+                            from: spill.from,
+                            upto: session.last_sequence(),
+                            in_memory: session
+                                .inflight
+                                .iter()
+                                .map(|i| i.queued.sequence)
+                                .filter(|sequence| *sequence >= spill.from)
+                                .collect(),
+                        })
+                    })
+                    .collect();
+                let source = self.persist.store.clone();
                 let target = new.clone();
                 tokio::task::spawn_blocking(move || {
-                    target.write(&ops)?;
+                    let mut chunks = copy_chunks(ops, source, spilled);
+                    target.write_chunks(&mut chunks)?;
                     target.sync_now()
                 })
                 .await
