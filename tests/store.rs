@@ -157,11 +157,9 @@ impl roost::store::Store for GatedStore {
     fn read_queued(
         &self,
         client_id: &str,
-        from: u64,
-        upto: u64,
-        limit: usize,
+        range: roost::store::QueueRange,
     ) -> Result<Vec<roost::store::QueuedRecord>, roost::store::StoreError> {
-        self.inner.read_queued(client_id, from, upto, limit)
+        self.inner.read_queued(client_id, range)
     }
 }
 

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use common::*;
 use roost::broker::BrokerHandle;
 use roost::mqtt::{Connect, Packet, ProtocolVersion, PubResponse, Publish, QoS, ReasonCode};
-use roost::store::{MemoryStore, QueuedRecord, Snapshot, Store, StoreError, StoreOp};
+use roost::store::{MemoryStore, QueueRange, QueuedRecord, Snapshot, Store, StoreError, StoreOp};
 use tokio::sync::watch;
 
 /// A memory store whose writes fail while `failing` is set (with "storage full" while
@@ -57,12 +57,10 @@ impl Store for FlakyStore {
     fn read_queued(
         &self,
         client_id: &str,
-        from: u64,
-        upto: u64,
-        limit: usize,
+        range: QueueRange,
     ) -> Result<Vec<QueuedRecord>, StoreError> {
         self.check()?;
-        self.inner.read_queued(client_id, from, upto, limit)
+        self.inner.read_queued(client_id, range)
     }
 }
 

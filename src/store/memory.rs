@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::watch;
 
 use super::{
-    QueuedRecord, SessionRecord, Snapshot, Spilled, Store, StoreError, StoreOp, StoredSession,
+    QueueRange, QueuedRecord, SessionRecord, Snapshot, Spilled, Store, StoreError, StoreOp,
+    StoredSession,
 };
 use crate::model::Message;
 
@@ -178,9 +179,7 @@ impl Store for MemoryStore {
     fn read_queued(
         &self,
         client_id: &str,
-        from: u64,
-        upto: u64,
-        limit: usize,
+        range: QueueRange,
     ) -> Result<Vec<QueuedRecord>, StoreError> {
         let inner = self.lock();
         Ok(inner
@@ -189,8 +188,8 @@ impl Store for MemoryStore {
             .map_or_else(Vec::new, |state| {
                 state
                     .queue
-                    .range(from..=upto)
-                    .take(limit)
+                    .range(range.from..=range.upto)
+                    .take(range.limit)
                     .map(|(_, record)| record.clone())
                     .collect()
             }))
@@ -311,7 +310,7 @@ mod tests {
         assert_eq!(snapshot.retained.len(), 1);
         assert_eq!(snapshot.retained[0].topic(), "r");
         let read: Vec<u64> = store
-            .read_queued("c", 2, 3, 10)
+            .read_queued("c", QueueRange::new(2, 3, 10))
             .unwrap()
             .iter()
             .map(|q| q.sequence)

@@ -201,6 +201,21 @@ pub struct Spilled {
     pub last: u64,
 }
 
+/// Which queued records of a session to read: sequences from `from` to `upto`
+/// (inclusive), at most `limit` of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueRange {
+    pub from: u64,
+    pub upto: u64,
+    pub limit: usize,
+}
+
+impl QueueRange {
+    pub fn new(from: u64, upto: u64, limit: usize) -> QueueRange {
+        QueueRange { from, upto, limit }
+    }
+}
+
 /// What [`Store::expired_queued`] found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExpiredScan {
@@ -271,24 +286,20 @@ pub trait Store: Send + Sync + 'static {
     fn keeps_queues(&self) -> bool {
         false
     }
-    /// Up to `limit` queued records of `client_id` with sequences from `from` to `upto`
-    /// (inclusive), in order, each with its stage. Blocking: called off the runtime thread.
+    /// The queued records of `client_id` in `range`, in order, each with its stage.
+    /// Blocking: called off the runtime thread.
     fn read_queued(
         &self,
         client_id: &str,
-        from: u64,
-        upto: u64,
-        limit: usize,
+        range: QueueRange,
     ) -> Result<Vec<QueuedRecord>, StoreError>;
-    /// Looks at up to `limit` queued records of `client_id` with sequences from `from` to
-    /// `upto` and reports the waiting ones (no stage) whose message expired by `now`, for
-    /// the router to purge. Blocking. A store that does not keep queues finds nothing.
+    /// Looks at the queued records of `client_id` in `range` and reports the waiting ones
+    /// (no stage) whose message expired by `now`, for the router to purge. Blocking. A
+    /// store that does not keep queues finds nothing.
     fn expired_queued(
         &self,
         _client_id: &str,
-        _from: u64,
-        _upto: u64,
-        _limit: usize,
+        _range: QueueRange,
         _now: SystemTime,
     ) -> Result<ExpiredScan, StoreError> {
         Ok(ExpiredScan::default())

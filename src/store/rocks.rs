@@ -30,8 +30,8 @@ use tokio::sync::watch;
 use super::backup::{BackupInfo, Backups};
 use super::encoding::{self, QueuedValue};
 use super::{
-    ExpiredScan, QueuedRecord, Snapshot, Spilled, Store, StoreError, StoreOp, StoreSizes,
-    StoredSession,
+    ExpiredScan, QueueRange, QueuedRecord, Snapshot, Spilled, Store, StoreError, StoreOp,
+    StoreSizes, StoredSession,
 };
 use crate::model::Message;
 
@@ -922,10 +922,9 @@ impl Store for RocksStore {
     fn read_queued(
         &self,
         client_id: &str,
-        from: u64,
-        upto: u64,
-        limit: usize,
+        range: QueueRange,
     ) -> Result<Vec<QueuedRecord>, StoreError> {
+        let QueueRange { from, upto, limit } = range;
         let mut read = rocksdb::ReadOptions::default();
         read.set_iterate_upper_bound(match upto.checked_add(1) {
             Some(next) => encoding::queued_key(client_id, next, encoding::KIND_MESSAGE),
@@ -1045,11 +1044,10 @@ impl Store for RocksStore {
     fn expired_queued(
         &self,
         client_id: &str,
-        from: u64,
-        upto: u64,
-        limit: usize,
+        range: QueueRange,
         now: SystemTime,
     ) -> Result<ExpiredScan, StoreError> {
+        let QueueRange { from, upto, limit } = range;
         let mut read = rocksdb::ReadOptions::default();
         read.set_iterate_upper_bound(match upto.checked_add(1) {
             Some(next) => encoding::queued_key(client_id, next, encoding::KIND_MESSAGE),
@@ -1307,16 +1305,20 @@ mod tests {
         );
         assert!(snapshot.next_payload > Arc::as_ptr(&messages[9]) as u64);
 
-        let read = store.read_queued("offline", 2, 100, 4).unwrap();
+        let read = store
+            .read_queued("offline", QueueRange::new(2, 100, 4))
+            .unwrap();
         let sequences: Vec<u64> = read.iter().map(|q| q.sequence).collect();
         assert_eq!(sequences, [2, 3, 4, 5]);
         assert_eq!(read[0].subscription_ids, [3]);
-        let rest = store.read_queued("offline", 6, 8, 100).unwrap();
+        let rest = store
+            .read_queued("offline", QueueRange::new(6, 8, 100))
+            .unwrap();
         let sequences: Vec<u64> = rest.iter().map(|q| q.sequence).collect();
         assert_eq!(sequences, [6, 7, 8], "bounded by `upto`");
         assert!(
             store
-                .read_queued("nobody", 1, u64::MAX, 10)
+                .read_queued("nobody", QueueRange::new(1, u64::MAX, 10))
                 .unwrap()
                 .is_empty()
         );
@@ -1331,7 +1333,9 @@ mod tests {
             }])
             .unwrap();
         assert_eq!(count(&store, MESSAGES), 1);
-        let left = store.read_queued("other", 1, u64::MAX, 10).unwrap();
+        let left = store
+            .read_queued("other", QueueRange::new(1, u64::MAX, 10))
+            .unwrap();
         assert_eq!(&left[0].message.publish.payload[..], b"m");
     }
 
@@ -1370,11 +1374,15 @@ mod tests {
         store.write(&ops).unwrap();
 
         let now = SystemTime::now();
-        let scan = store.expired_queued("c", 1, 5, 100, now).unwrap();
+        let scan = store
+            .expired_queued("c", QueueRange::new(1, 5, 100), now)
+            .unwrap();
         let expired: Vec<u64> = scan.expired.iter().map(|(sequence, _)| *sequence).collect();
         assert_eq!(expired, [2, 4]);
         assert_eq!((scan.next, scan.scanned), (None, 5));
-        let partial = store.expired_queued("c", 1, 5, 2, now).unwrap();
+        let partial = store
+            .expired_queued("c", QueueRange::new(1, 5, 2), now)
+            .unwrap();
         assert_eq!(partial.expired.len(), 1, "sequence 2 of the first two");
         assert_eq!(partial.next, Some(3), "goes on from the third");
 
@@ -1387,7 +1395,7 @@ mod tests {
         assert_eq!(session.spilled.count, 2, "3 and 5 wait");
         assert_eq!(count(&store, MESSAGES), 3);
         let left: Vec<u64> = store
-            .read_queued("c", 2, 5, 10)
+            .read_queued("c", QueueRange::new(2, 5, 10))
             .unwrap()
             .iter()
             .map(|q| q.sequence)

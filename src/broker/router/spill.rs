@@ -31,7 +31,7 @@ use super::{Router, store_failed};
 use crate::broker::metrics::Metrics;
 use crate::broker::session::{Queued, Session, Spill};
 use crate::broker::subscriptions::SessionKey;
-use crate::store::{ExpiredScan, QueuedRecord, Store, StoreError, StoreOp};
+use crate::store::{ExpiredScan, QueueRange, QueuedRecord, Store, StoreError, StoreOp};
 
 /// Waiting messages a connected session holds in memory before new ones stay in the
 /// store; the next window is read when half of it is left.
@@ -227,7 +227,7 @@ impl Router {
                 key,
                 upto,
                 limit,
-                result: store.read_queued(&client_id, from, upto, limit),
+                result: store.read_queued(&client_id, QueueRange::new(from, upto, limit)),
             })
         });
     }
@@ -291,7 +291,8 @@ impl Router {
             let reads = wanted
                 .into_iter()
                 .map(|(key, client_id, start, from, upto)| {
-                    let result = store.expired_queued(&client_id, start, upto, left, now);
+                    let result =
+                        store.expired_queued(&client_id, QueueRange::new(start, upto, left), now);
                     if let Ok(scan) = &result {
                         left = left.saturating_sub(scan.scanned).max(1);
                     }
@@ -466,7 +467,8 @@ impl Router {
             wanted
                 .into_iter()
                 .map(|(key, client_id, from, upto)| {
-                    let records = store.read_queued(&client_id, from, upto, usize::MAX)?;
+                    let records =
+                        store.read_queued(&client_id, QueueRange::new(from, upto, usize::MAX))?;
                     Ok((key, upto, records))
                 })
                 .collect::<Result<Vec<_>, StoreError>>()

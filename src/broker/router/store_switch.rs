@@ -23,7 +23,7 @@ use super::Router;
 use super::lifecycle::session_record;
 use crate::config::PersistenceSettings;
 use crate::mqtt::QoS;
-use crate::store::{MemoryStore, Stage, Store, StoreError, StoreOp, open_store};
+use crate::store::{MemoryStore, QueueRange, Stage, Store, StoreError, StoreOp, open_store};
 
 /// Operations per write when a state is copied into another store.
 const COPY_CHUNK: usize = 4096;
@@ -60,7 +60,7 @@ fn copy_chunks(
         let mut next = Some(from);
         std::iter::from_fn(move || {
             let start = next?;
-            match source.read_queued(&client_id, start, upto, COPY_CHUNK) {
+            match source.read_queued(&client_id, QueueRange::new(start, upto, COPY_CHUNK)) {
                 Ok(records) => {
                     next = match records.last() {
                         Some(last) if records.len() == COPY_CHUNK => Some(last.sequence + 1),

@@ -16,7 +16,7 @@ use crate::broker::message::Message;
 use crate::broker::session::{Connected, ConnectionInfo, Inflight, Queued, Session};
 use crate::broker::state::BrokerState;
 use crate::mqtt::{ConnAck, Properties, ProtocolVersion, Publish, QoS, ReasonCode, Will};
-use crate::store::{MemoryStore, QueuedRecord, Snapshot, Store, StoreError, StoreOp};
+use crate::store::{MemoryStore, QueueRange, QueuedRecord, Snapshot, Store, StoreError, StoreOp};
 
 /// A router on a memory store with default limits, not running: tests call its methods.
 pub(super) fn router() -> Router {
@@ -49,11 +49,9 @@ impl Store for QueueKeepingStore {
     fn read_queued(
         &self,
         client_id: &str,
-        from: u64,
-        upto: u64,
-        limit: usize,
+        range: QueueRange,
     ) -> Result<Vec<QueuedRecord>, StoreError> {
-        self.0.read_queued(client_id, from, upto, limit)
+        self.0.read_queued(client_id, range)
     }
 }
 
