@@ -101,6 +101,13 @@ pub struct StorageArgs {
     /// "no slower than before" goal.
     #[arg(long, value_name = "PATH")]
     baseline: Option<PathBuf>,
+    /// An earlier roost build with the store, run in --earlier-modes in the same rotation,
+    /// for before/after rows of a change to the store (labelled with its file name).
+    #[arg(long, value_name = "PATH")]
+    earlier: Option<PathBuf>,
+    /// Comma-separated storage modes of the --earlier build.
+    #[arg(long, default_value = "memory,disk-buffered", value_delimiter = ',')]
+    earlier_modes: Vec<String>,
     /// The Mosquitto executable.
     #[arg(long, default_value = "mosquitto")]
     mosquitto: PathBuf,
@@ -561,6 +568,7 @@ async fn run_storage(args: StorageArgs) -> Result<(), BenchError> {
     if let Some(unknown) = args
         .modes
         .iter()
+        .chain(&args.earlier_modes)
         .find(|mode| !MODES.contains(&mode.as_str()))
     {
         return Err(BenchError::InvalidOptions(format!(
@@ -587,6 +595,8 @@ async fn run_storage(args: StorageArgs) -> Result<(), BenchError> {
             None => roost_next_to_this_executable()?,
         },
         baseline: args.baseline,
+        earlier: args.earlier,
+        earlier_modes: args.earlier_modes,
         mosquitto: args.mosquitto,
         fsync_duration: seconds(args.fsync_seconds, "--fsync-seconds")?,
         hooks: args.hooks.hooks()?,

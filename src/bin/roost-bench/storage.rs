@@ -48,6 +48,10 @@ pub struct StorageOptions {
     pub roost: PathBuf,
     /// An earlier roost build (before the store), run in its default memory store.
     pub baseline: Option<PathBuf>,
+    /// An earlier build with the store, run in `earlier_modes` beside `roost`, for
+    /// before/after rows of one change to the store.
+    pub earlier: Option<PathBuf>,
+    pub earlier_modes: Vec<String>,
     pub mosquitto: PathBuf,
     /// How long each round measures the fsync rate.
     pub fsync_duration: std::time::Duration,
@@ -55,18 +59,28 @@ pub struct StorageOptions {
 }
 
 impl StorageOptions {
-    /// In table order: roost in each mode, the baseline build, Mosquitto with persistence.
+    /// In table order: roost in each mode, the earlier build in its modes, the baseline
+    /// build, Mosquitto with persistence.
     pub fn brokers(&self) -> Vec<BrokerUnderTest> {
+        let roost_in = |program: &PathBuf, label: &str, mode: &String| BrokerUnderTest {
+            label: format!("{label} {mode}"),
+            kind: BrokerKind::Roost,
+            program: program.clone(),
+            persistence: Some(Persistence::Roost(mode.clone())),
+        };
         let mut brokers: Vec<BrokerUnderTest> = self
             .modes
             .iter()
-            .map(|mode| BrokerUnderTest {
-                label: format!("roost {mode}"),
-                kind: BrokerKind::Roost,
-                program: self.roost.clone(),
-                persistence: Some(Persistence::Roost(mode.clone())),
-            })
+            .map(|mode| roost_in(&self.roost, "roost", mode))
             .collect();
+        if let Some(earlier) = &self.earlier {
+            let label = baseline_label(earlier);
+            brokers.extend(
+                self.earlier_modes
+                    .iter()
+                    .map(|mode| roost_in(earlier, &label, mode)),
+            );
+        }
         if let Some(baseline) = &self.baseline {
             brokers.push(BrokerUnderTest {
                 label: format!("{} (memory)", baseline_label(baseline)),
@@ -165,10 +179,17 @@ impl StorageReport {
         median(self.fsync.iter().map(|rate| rate.per_second).collect())
     }
 
+    /// The place of `program` serving in `mode`.
+    fn index_of(&self, program: &PathBuf, mode: &str) -> Option<usize> {
+        self.brokers.iter().position(|broker| {
+            &broker.program == program
+                && broker.persistence == Some(Persistence::Roost(mode.to_string()))
+        })
+    }
+
+    /// The place of the measured build (not the earlier one) serving in `mode`.
     fn broker_index(&self, mode: &str) -> Option<usize> {
-        self.brokers
-            .iter()
-            .position(|broker| broker.persistence == Some(Persistence::Roost(mode.to_string())))
+        self.index_of(&self.options.roost, mode)
     }
 
     fn baseline_index(&self) -> Option<usize> {
@@ -200,7 +221,7 @@ impl StorageReport {
              subscriber (N pairs), subscribers with persistent sessions (Clean Session 0), so \
              every message goes through the store; {} s measured after {} s warm-up, {} \
              round(s), brokers rotating first; all limited to {MAX_INFLIGHT} inflight and \
-             {MAX_QUEUED} queued messages per client. Executables: roost `{}`{}.\n",
+             {MAX_QUEUED} queued messages per client. Executables: roost `{}`{}{}.\n",
             self.machine,
             self.mosquitto_version,
             settings.version,
@@ -208,6 +229,13 @@ impl StorageReport {
             settings.warm_up.as_secs_f64(),
             settings.rounds,
             self.options.roost.display(),
+            self.options
+                .earlier
+                .as_ref()
+                .map_or(String::new(), |path| format!(
+                    ", earlier `{}`",
+                    path.display()
+                )),
             self.options
                 .baseline
                 .as_ref()
@@ -246,7 +274,61 @@ impl StorageReport {
             }
         }
         self.write_goals(&mut out);
+        self.write_before_after(&mut out);
         out
+    }
+
+    /// The measured build over the earlier one, mode by mode, and the earlier build's
+    /// disk-buffered share of its own memory mode (the goal as it stood before).
+    fn write_before_after(&self, out: &mut String) {
+        let Some(earlier) = &self.options.earlier else {
+            return;
+        };
+        let label = baseline_label(earlier);
+        let _ = writeln!(out, "\nThis build against {label}, same run:\n");
+        for mode in &self.options.earlier_modes {
+            let (now, before) = (self.broker_index(mode), self.index_of(earlier, mode));
+            let ratios: Vec<String> = self
+                .scenarios
+                .iter()
+                .enumerate()
+                .map(|(index, compared)| {
+                    let ratio = self
+                        .throughput(index, now)
+                        .zip(self.throughput(index, before))
+                        .map_or("-".to_string(), |(now, before)| {
+                            format!("{:.2}×", now / before)
+                        });
+                    format!("{} publisher(s) {ratio}", compared.publishers)
+                })
+                .collect();
+            let _ = writeln!(out, "- {mode}, throughput: {}", ratios.join(", "));
+        }
+        let (buffered, memory) = (
+            self.index_of(earlier, "disk-buffered"),
+            self.index_of(earlier, "memory"),
+        );
+        if buffered.is_some() && memory.is_some() {
+            let shares: Vec<String> = self
+                .scenarios
+                .iter()
+                .enumerate()
+                .map(|(index, compared)| {
+                    let share = self
+                        .throughput(index, buffered)
+                        .zip(self.throughput(index, memory))
+                        .map_or("-".to_string(), |(buffered, memory)| {
+                            format!("{:.2}×", buffered / memory)
+                        });
+                    format!("{} publisher(s) {share}", compared.publishers)
+                })
+                .collect();
+            let _ = writeln!(
+                out,
+                "- {label}'s disk-buffered against its own memory mode: {}",
+                shares.join(", ")
+            );
+        }
     }
 
     /// The issue's throughput goals, met or not.
@@ -325,6 +407,8 @@ mod tests {
             modes: MODES.iter().map(|mode| mode.to_string()).collect(),
             roost: PathBuf::from("/build/roost"),
             baseline: baseline.map(PathBuf::from),
+            earlier: None,
+            earlier_modes: Vec::new(),
             mosquitto: PathBuf::from("mosquitto"),
             fsync_duration: Duration::from_secs(1),
             hooks: RoundHooks::default(),
@@ -458,6 +542,73 @@ mod tests {
         // Mosquitto did not run: its rows say so rather than disappearing.
         assert!(
             markdown.contains("| mosquitto persistence true | failed: "),
+            "{markdown}"
+        );
+    }
+
+    #[test]
+    fn an_earlier_build_runs_in_its_modes_and_gets_before_after_rows() {
+        let mut options = options(None);
+        options.modes = vec!["memory".into(), "disk-buffered".into()];
+        options.earlier = Some(PathBuf::from("/work/baseline/roost-56bd830"));
+        options.earlier_modes = vec!["memory".into(), "disk-buffered".into()];
+        let brokers = options.brokers();
+        let labels: Vec<&str> = brokers.iter().map(|b| b.label.as_str()).collect();
+        assert_eq!(
+            labels,
+            [
+                "roost memory",
+                "roost disk-buffered",
+                "roost-56bd830 memory",
+                "roost-56bd830 disk-buffered",
+                "mosquitto persistence true",
+            ]
+        );
+        // Brokers: 0 memory, 1 buffered, 2 earlier memory, 3 earlier buffered.
+        let runs = vec![
+            run(0, 0, 100_000),
+            run(0, 1, 90_000),
+            run(0, 2, 100_000),
+            run(0, 3, 20_000),
+            run(1, 0, 400_000),
+            run(1, 1, 320_000),
+            run(1, 2, 400_000),
+            run(1, 3, 80_000),
+        ];
+        let report = StorageReport {
+            brokers,
+            scenarios: options.scenarios(),
+            options,
+            runs,
+            fsync: Vec::new(),
+            machine: "2 cores (Test CPU), Linux 6.1".to_string(),
+            mosquitto_version: "mosquitto version 2.0.11".to_string(),
+        };
+        let markdown = report.markdown();
+        // The goals judge the measured build, not the earlier one serving the same mode.
+        assert!(
+            markdown.contains("memory mode, 1 publisher(s): 0.90× — **met**"),
+            "{markdown}"
+        );
+        assert!(
+            markdown.contains(
+                "- disk-buffered, throughput: 1 publisher(s) 4.50×, 16 publisher(s) 4.00×"
+            ),
+            "{markdown}"
+        );
+        assert!(
+            markdown.contains("- memory, throughput: 1 publisher(s) 1.00×, 16 publisher(s) 1.00×"),
+            "{markdown}"
+        );
+        assert!(
+            markdown.contains(
+                "roost-56bd830's disk-buffered against its own memory mode: 1 publisher(s) \
+                 0.20×, 16 publisher(s) 0.20×"
+            ),
+            "{markdown}"
+        );
+        assert!(
+            markdown.contains("earlier `/work/baseline/roost-56bd830`"),
             "{markdown}"
         );
     }
