@@ -7,6 +7,8 @@
 
 #![cfg(feature = "disk-store")]
 
+#[path = "common/audit.rs"]
+mod audit;
 mod common;
 
 use common::*;
@@ -49,15 +51,17 @@ async fn subscribe_and_leave(broker: &TestBroker, id: &str, filter: &str) {
     broker.wait_offline(id).await;
 }
 
-/// Publishes at QoS 1 and waits for the PUBACK.
-async fn publish_acked(publisher: &mut RawClient, topic: &str, payload: &str, expiry: Option<u32>) {
+/// Publishes at QoS 1, with a Message Expiry Interval if given, and checks its PUBACK.
+async fn publish_stored(
+    publisher: &mut RawClient,
+    topic: &str,
+    payload: &str,
+    expiry: Option<u32>,
+) {
     let mut p = publish(topic, payload, QoS::AtLeastOnce, Some(1));
     p.properties.message_expiry_interval = expiry;
-    publisher.publish(p).await;
-    match publisher.recv().await {
-        Some(Packet::PubAck(ack)) => assert!(!ack.reason.is_error(), "{ack:?}"),
-        other => panic!("expected PUBACK, got {other:?}"),
-    }
+    let reason = audit::publish_acked(publisher, p).await;
+    assert!(reason < 0x80, "PUBACK reason {reason:#x}");
 }
 
 async fn queued(broker: &TestBroker, id: &str) -> usize {
@@ -78,7 +82,7 @@ async fn messages_that_expire_in_an_offline_queue_are_purged_while_nobody_drains
     for index in 0..40 {
         // Every fourth lives an hour, the others a second.
         let expiry = if index % 4 == 0 { 3600 } else { 1 };
-        publish_acked(
+        publish_stored(
             &mut publisher,
             "expiry/t",
             &format!("m{index}"),
@@ -130,7 +134,7 @@ async fn a_slow_subscriber_gets_a_long_queue_in_order_through_windows_read_back(
     subscriber.subscribe("slow/#", QoS::AtLeastOnce).await;
     let mut publisher = broker.connected(V5, "publisher").await;
     for index in 0..COUNT {
-        publish_acked(&mut publisher, "slow/t", &format!("m{index}"), None).await;
+        publish_stored(&mut publisher, "slow/t", &format!("m{index}"), None).await;
     }
     assert_eq!(queued(&broker, "slow").await + 10, COUNT);
 
@@ -160,7 +164,7 @@ async fn a_session_ended_by_clean_start_leaves_nothing_of_its_queue_in_the_store
     subscribe_and_leave(&broker, "leaver", "leave/#").await;
     let mut publisher = broker.connected(V5, "publisher").await;
     for index in 0..200 {
-        publish_acked(&mut publisher, "leave/t", &format!("m{index}"), None).await;
+        publish_stored(&mut publisher, "leave/t", &format!("m{index}"), None).await;
     }
     assert_eq!(queued(&broker, "leaver").await, 200);
 
@@ -170,7 +174,7 @@ async fn a_session_ended_by_clean_start_leaves_nothing_of_its_queue_in_the_store
     fresh.clean_start = true;
     assert!(!client.connect(fresh).await.session_present);
     client.subscribe("leave/#", QoS::AtLeastOnce).await;
-    publish_acked(&mut publisher, "leave/t", "after", None).await;
+    publish_stored(&mut publisher, "leave/t", "after", None).await;
     let message = client.recv_publish().await;
     assert_eq!(&message.payload[..], b"after", "nothing of the old queue");
     client.puback(message.packet_id.expect("QoS 1")).await;

@@ -430,10 +430,14 @@ struct Overlay {
     fresh: HashSet<u64>,
     /// Reference count changes.
     delta: HashMap<u64, i64>,
-    /// Records pushed by this batch, per client, as (sequence, payload): a session removed
-    /// later in the same batch releases them too.
+    /// Whether the batches hold a session removal: only then are `pushed` and `removed`
+    /// kept (the common batch, a message pushed or removed, needs neither).
+    removes_sessions: bool,
+    /// Records pushed by these batches, per client, as (sequence, payload): a session
+    /// removed later releases them too.
     pushed: HashMap<Arc<str>, Vec<(u64, u64)>>,
-    /// Records removed by this batch, as (client, sequence).
+    /// Records removed by these batches, as (client, sequence), which a session removal
+    /// that follows must not release again.
     removed: HashSet<(Arc<str>, u64)>,
 }
 
@@ -480,6 +484,9 @@ impl RocksStore {
         let messages = self.family(MESSAGES)?;
         let retained = self.family(RETAINED)?;
         let mut batch = WriteBatch::default();
+        overlay.removes_sessions |= ops
+            .iter()
+            .any(|op| matches!(op, StoreOp::RemoveSession { .. }));
         for op in ops {
             match op {
                 StoreOp::PutSession(record) => {
@@ -530,11 +537,13 @@ impl RocksStore {
                         );
                     }
                     *overlay.delta.entry(payload).or_default() += 1;
-                    overlay
-                        .pushed
-                        .entry(client_id.clone())
-                        .or_default()
-                        .push((record.sequence, payload));
+                    if overlay.removes_sessions {
+                        overlay
+                            .pushed
+                            .entry(client_id.clone())
+                            .or_default()
+                            .push((record.sequence, payload));
+                    }
                     batch.put_cf(
                         queued,
                         encoding::queued_key(client_id, record.sequence, encoding::KIND_MESSAGE),
@@ -579,9 +588,10 @@ impl RocksStore {
                         queued,
                         encoding::queued_key(client_id, *sequence, encoding::KIND_STAGE),
                     );
-                    if overlay.removed.insert((client_id.clone(), *sequence)) {
-                        release(state, overlay, &mut batch, messages, *payload);
+                    if overlay.removes_sessions {
+                        overlay.removed.insert((client_id.clone(), *sequence));
                     }
+                    release(state, overlay, &mut batch, messages, *payload);
                 }
                 StoreOp::SetRetained { topic, message } => match message {
                     Some(message) => batch.put_cf(

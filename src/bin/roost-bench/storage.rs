@@ -278,6 +278,23 @@ impl StorageReport {
         out
     }
 
+    /// Broker `a`'s throughput over broker `b`'s in every scenario, as "N publisher(s) R×".
+    fn ratios(&self, a: Option<usize>, b: Option<usize>) -> String {
+        let ratios: Vec<String> = self
+            .scenarios
+            .iter()
+            .enumerate()
+            .map(|(index, compared)| {
+                let ratio = self
+                    .throughput(index, a)
+                    .zip(self.throughput(index, b))
+                    .map_or("-".to_string(), |(a, b)| format!("{:.2}×", a / b));
+                format!("{} publisher(s) {ratio}", compared.publishers)
+            })
+            .collect();
+        ratios.join(", ")
+    }
+
     /// The measured build over the earlier one, mode by mode, and the earlier build's
     /// disk-buffered share of its own memory mode (the goal as it stood before).
     fn write_before_after(&self, out: &mut String) {
@@ -287,46 +304,18 @@ impl StorageReport {
         let label = baseline_label(earlier);
         let _ = writeln!(out, "\nThis build against {label}, same run:\n");
         for mode in &self.options.earlier_modes {
-            let (now, before) = (self.broker_index(mode), self.index_of(earlier, mode));
-            let ratios: Vec<String> = self
-                .scenarios
-                .iter()
-                .enumerate()
-                .map(|(index, compared)| {
-                    let ratio = self
-                        .throughput(index, now)
-                        .zip(self.throughput(index, before))
-                        .map_or("-".to_string(), |(now, before)| {
-                            format!("{:.2}×", now / before)
-                        });
-                    format!("{} publisher(s) {ratio}", compared.publishers)
-                })
-                .collect();
-            let _ = writeln!(out, "- {mode}, throughput: {}", ratios.join(", "));
+            let ratios = self.ratios(self.broker_index(mode), self.index_of(earlier, mode));
+            let _ = writeln!(out, "- {mode}, throughput: {ratios}");
         }
         let (buffered, memory) = (
             self.index_of(earlier, "disk-buffered"),
             self.index_of(earlier, "memory"),
         );
         if buffered.is_some() && memory.is_some() {
-            let shares: Vec<String> = self
-                .scenarios
-                .iter()
-                .enumerate()
-                .map(|(index, compared)| {
-                    let share = self
-                        .throughput(index, buffered)
-                        .zip(self.throughput(index, memory))
-                        .map_or("-".to_string(), |(buffered, memory)| {
-                            format!("{:.2}×", buffered / memory)
-                        });
-                    format!("{} publisher(s) {share}", compared.publishers)
-                })
-                .collect();
+            let shares = self.ratios(buffered, memory);
             let _ = writeln!(
                 out,
-                "- {label}'s disk-buffered against its own memory mode: {}",
-                shares.join(", ")
+                "- {label}'s disk-buffered against its own memory mode: {shares}"
             );
         }
     }
